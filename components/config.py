@@ -1,0 +1,237 @@
+"""Typed schema of ``params.yaml``: the single source of every knob.
+
+Every section is a pydantic model with ``extra="forbid"``, so an unknown key, a wrong type or an
+out-of-range value is an error that names the key path and what is allowed::
+
+    error: params.yaml: segmentation.models.unet.lr: must be > 0 (got -0.1)
+    error: params.yaml: segmentation.models.unet.lrr: unknown key; allowed: base_channels, batch_size, ...
+
+Defaults live in ``params.yaml``, not here: every field is required, so the file stays the one
+place a reader looks (a shrunk copy for tests is still a complete file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from components.errors import UserError
+
+PARAMS_FILE = "params.yaml"
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- runtime ----------------------------------------------------------------------------------
+
+
+class RuntimeConfig(Section):
+    ray_address: str | None  # None: RAY_ADDRESS if set, else a local Ray started by the stage
+    storage_path: str  # Ray Train checkpoints; relative paths are resolved against the repo root
+    mlflow_tracking_uri: str | None  # None: MLFLOW_TRACKING_URI if set, else sqlite:///<repo>/mlflow.db
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+class DigitsConfig(Section):
+    image_size: Annotated[int, Field(ge=8, le=64)]  # 8 = native; larger = bilinear upsampling
+    val_fraction: Fraction
+    test_fraction: Fraction
+
+
+class ScenesConfig(Section):
+    num_train: PositiveInt
+    num_val: PositiveInt
+    num_test: PositiveInt
+    canvas_size: Annotated[int, Field(ge=32, le=512, multiple_of=16)]
+    min_digits: PositiveInt
+    max_digits: PositiveInt
+    min_digit_size: Annotated[int, Field(ge=8)]
+    max_digit_size: Annotated[int, Field(ge=8)]
+    max_box_iou: Annotated[float, Field(ge=0, le=1)]
+    mask_threshold: Fraction
+    captions_per_scene: Annotated[int, Field(ge=2)]
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ScenesConfig:
+        if self.min_digits > self.max_digits:
+            raise ValueError(f"min_digits ({self.min_digits}) must be <= max_digits ({self.max_digits})")
+        if self.min_digit_size > self.max_digit_size:
+            raise ValueError(
+                f"min_digit_size ({self.min_digit_size}) must be <= max_digit_size ({self.max_digit_size})"
+            )
+        if self.max_digit_size > self.canvas_size:
+            raise ValueError(f"max_digit_size ({self.max_digit_size}) must fit the canvas ({self.canvas_size})")
+        return self
+
+
+class VocConfig(Section):
+    root: str | None  # path to VOCdevkit (or its parent); None = not used
+    year: str
+    image_size: Annotated[int, Field(ge=32, le=1024, multiple_of=16)]
+    val_fraction: Fraction
+
+
+class MnistConfig(Section):
+    root: str | None  # folder with the four idx files (optionally .gz); None = not used
+    val_fraction: Fraction
+
+
+class DataConfig(Section):
+    root: str  # where prepared datasets are written, relative to the repo root
+    digits: DigitsConfig
+    scenes: ScenesConfig
+    voc: VocConfig
+    mnist: MnistConfig
+
+
+# --- the Ray Train harness ----------------------------------------------------------------------
+
+
+class TrainerConfig(Section):
+    """Scaling and loop knobs shared by every model of a family."""
+
+    num_workers: PositiveInt
+    use_gpu: bool
+    cpus_per_worker: PositiveFloat
+    batch_size: PositiveInt
+    eval_batch_size: PositiveInt
+    figure_every: PositiveInt  # log the prediction figure every N epochs (and after the last)
+    max_failures: NonNegativeInt  # Ray Train restarts from the last checkpoint up to this often
+
+
+# --- segmentation -------------------------------------------------------------------------------
+
+
+class SegModelBase(Section):
+    epochs: PositiveInt
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat
+    base_channels: PositiveInt
+
+
+class FCNConfig(SegModelBase):
+    pass
+
+
+class UNetConfig(SegModelBase):
+    depth: Annotated[int, Field(ge=1, le=5)]
+
+
+class SegNetConfig(SegModelBase):
+    depth: Annotated[int, Field(ge=1, le=5)]
+
+
+class DilatedConfig(SegModelBase):
+    pass
+
+
+class SegmentationModels(Section):
+    fcn: FCNConfig
+    unet: UNetConfig
+    segnet: SegNetConfig
+    dilated: DilatedConfig
+
+
+class SegmentationConfig(Section):
+    dataset: Literal["scenes", "voc"]
+    trainer: TrainerConfig
+    models: SegmentationModels
+
+
+# --- the whole file -----------------------------------------------------------------------------
+
+
+class Params(Section):
+    seed: NonNegativeInt
+    runtime: RuntimeConfig
+    data: DataConfig
+    segmentation: SegmentationConfig
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc if not str(part).startswith("function-"))
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the section that ``loc`` (path to the offending key) lives in."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return []
+        model = field.annotation
+    return sorted(model.model_fields)
+
+
+def format_validation_error(err: ValidationError, source: str = PARAMS_FILE) -> str:
+    """One line for the first error: the key path and what is allowed."""
+    first = err.errors()[0]
+    loc, kind, msg = first["loc"], first["type"], first["msg"]
+    key = _key_path(loc) or "(top level)"
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(Params, loc)
+        return f"{source}: {key}: unknown key; allowed: {', '.join(allowed)}"
+    if kind == "missing":
+        return f"{source}: {key}: missing required key"
+    got = first.get("input")
+    msg = msg[0].lower() + msg[1:]
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    if isinstance(got, dict | list):
+        return f"{source}: {key}: {msg}{more}"
+    return f"{source}: {key}: {msg} (got {got!r}){more}"
+
+
+def parse_params(raw: dict[str, Any], source: str = PARAMS_FILE) -> Params:
+    """Validate a loaded params mapping; a violation is a :class:`UserError` naming the key."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: expected a mapping at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise UserError(format_validation_error(err, source)) from None
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and validate ``params.yaml``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"params file not found: {path.resolve()} (run from the repository root)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    return parse_params(raw, str(path))
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: the form params are logged to MLflow in."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump()
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def params_hash(data: Any) -> str:
+    """A short, stable hash of a params subtree (canonical JSON), used in run names and tags."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump()
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -1,0 +1,166 @@
+"""The Parquet schemas every dataset is written in, and their readers and writers.
+
+One schema per task, shared by the embedded generators and the real-dataset loaders, so a
+family never knows where its data came from:
+
+- ``CLASSIFICATION``: one image and one integer label per row (digits, MNIST).
+- ``DENSE``: one image with everything a detection, segmentation or captioning model needs
+  (boxes, labels, instance masks, a semantic mask, captions); columns a source does not have
+  are empty lists (e.g. PASCAL VOC segmentation has no captions).
+
+Images and masks are stored as raw ``uint8`` bytes in row-major ``H x W x C`` (images) and
+``H x W`` (masks) order beside their shape, which keeps the files byte-identical for the same
+seed (no codec in the loop). A dataset directory holds ``{train,val,test}.parquet`` and a
+``meta.json`` (class names, image shape, ignore index) that models are built from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from components.errors import UserError
+from components.io import atomic_write_bytes, atomic_write_text
+
+SPLITS = ("train", "val", "test")
+
+CLASSIFICATION = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("image", pa.binary()),  # uint8, H x W x C, row-major
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("channels", pa.int32()),
+        ("label", pa.int64()),
+    ]
+)
+
+DENSE = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("image", pa.binary()),  # uint8, H x W x C, row-major
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("channels", pa.int32()),
+        ("semantic_mask", pa.binary()),  # uint8, H x W; 0 = background, ignore_index = unlabelled
+        ("boxes", pa.list_(pa.list_(pa.float32(), 4))),  # [x0, y0, x1, y1] in pixels, x1/y1 exclusive
+        ("labels", pa.list_(pa.int64())),  # class index per box (1..num_classes-1)
+        ("instance_masks", pa.list_(pa.binary())),  # uint8 {0,1}, H x W, one per box
+        ("captions", pa.list_(pa.string())),
+    ]
+)
+
+
+@dataclass
+class DatasetMeta:
+    """What a model needs to know about a dataset directory (stored as ``meta.json``)."""
+
+    name: str
+    task: str  # "classification" or "dense"
+    class_names: list[str]  # index -> name; for dense data index 0 is "background"
+    height: int
+    width: int
+    channels: int
+    ignore_index: int | None = None  # semantic-mask value excluded from losses and metrics
+    source: str = ""  # where it came from (generator + seed, or a local path)
+    sizes: dict[str, int] = field(default_factory=dict)  # rows per split
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def write_split(rows: dict[str, list], schema: pa.Schema, path: Path) -> None:
+    """Write one split (column name -> list of values) as Parquet, atomically."""
+    table = pa.Table.from_pydict(rows, schema=schema)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def write_meta(meta: DatasetMeta, directory: Path) -> None:
+    atomic_write_text(directory / "meta.json", json.dumps(asdict(meta), indent=2) + "\n")
+
+
+def read_meta(directory: Path) -> DatasetMeta:
+    path = Path(directory) / "meta.json"
+    if not path.is_file():
+        raise UserError(f"dataset metadata not found: {path} (run the prepare stage: dvc repro prepare)")
+    return DatasetMeta(**json.loads(path.read_text()))
+
+
+def read_split(directory: Path, split: str) -> pa.Table:
+    """Read ``<directory>/<split>.parquet``; a missing file is a UserError naming the path."""
+    path = Path(directory) / f"{split}.parquet"
+    if not path.is_file():
+        raise UserError(f"dataset split not found: {path} (run the prepare stage: dvc repro prepare)")
+    return pq.read_table(path)
+
+
+def decode_images(table: pa.Table, column: str = "image") -> np.ndarray:
+    """Stack a table's images into ``uint8`` of shape (N, H, W, C); all rows must share a shape."""
+    h, w, c = (table.column(k)[0].as_py() for k in ("height", "width", "channels"))
+    buf = b"".join(table.column(column).to_pylist())
+    return np.frombuffer(buf, dtype=np.uint8).reshape(len(table), h, w, c)
+
+
+def decode_semantic_masks(table: pa.Table) -> np.ndarray:
+    """Stack a dense table's semantic masks into ``uint8`` of shape (N, H, W)."""
+    h, w = (table.column(k)[0].as_py() for k in ("height", "width"))
+    buf = b"".join(table.column("semantic_mask").to_pylist())
+    return np.frombuffer(buf, dtype=np.uint8).reshape(len(table), h, w)
+
+
+def mask_box(mask: np.ndarray) -> list[float]:
+    """Tight ``[x0, y0, x1, y1]`` box of a non-empty ``H x W`` mask, in pixels, x1/y1 exclusive."""
+    ys, xs = np.nonzero(mask)
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+def classification_columns(ids: np.ndarray, images: np.ndarray, labels: np.ndarray) -> dict[str, list]:
+    """Columns of a ``CLASSIFICATION`` split from ids (N,), ``uint8`` images (N, H, W, C), labels (N,)."""
+    n, h, w, c = images.shape
+    return {
+        "id": [int(i) for i in ids],
+        "image": [np.ascontiguousarray(im, dtype=np.uint8).tobytes() for im in images],
+        "height": [h] * n,
+        "width": [w] * n,
+        "channels": [c] * n,
+        "label": [int(y) for y in labels],
+    }
+
+
+def dense_row(
+    id: int,
+    image: np.ndarray,
+    semantic_mask: np.ndarray,
+    boxes: list[list[float]],
+    labels: list[int],
+    instance_masks: list[np.ndarray],
+    captions: list[str],
+) -> dict:
+    """One ``DENSE`` row: ``uint8`` image (H, W, C), ``uint8`` semantic mask (H, W), boxes in pixels
+    ``[x0, y0, x1, y1)``, one ``{0,1}`` (H, W) instance mask per box."""
+    h, w, c = image.shape
+    return {
+        "id": int(id),
+        "image": np.ascontiguousarray(image, dtype=np.uint8).tobytes(),
+        "height": h,
+        "width": w,
+        "channels": c,
+        "semantic_mask": np.ascontiguousarray(semantic_mask, dtype=np.uint8).tobytes(),
+        "boxes": [[float(v) for v in box] for box in boxes],
+        "labels": [int(y) for y in labels],
+        "instance_masks": [np.ascontiguousarray(m, dtype=np.uint8).tobytes() for m in instance_masks],
+        "captions": list(captions),
+    }
+
+
+def dense_columns(rows: list[dict]) -> dict[str, list]:
+    """Turn ``dense_row`` dicts into the column dict ``write_split`` takes."""
+    return {name: [row[name] for row in rows] for name in DENSE.names}

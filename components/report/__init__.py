@@ -1,0 +1,1 @@
+"""The comparison report built from the stages' metrics files."""

@@ -1,0 +1,47 @@
+"""A Markdown leaderboard of every ``metrics/<family>-<model>.json``, one table per family."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# Columns shown besides the headline metric, when a metrics file has them.
+EXTRA_COLUMNS = ("val/pixel_accuracy", "train/loss", "epochs", "train_wall_s")
+
+
+def load_metrics(directory: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{family: {model: metrics}}`` from ``<directory>/<family>-<model>.json``."""
+    families: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in sorted(Path(directory).glob("*.json")):
+        family, _, model = path.stem.partition("-")
+        families.setdefault(family, {})[model] = json.loads(path.read_text())
+    return families
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
+    return "" if value is None else str(value)
+
+
+def family_table(family: str, models: dict[str, dict[str, Any]]) -> str:
+    headline = next(iter(models.values())).get("headline_metric", "")
+    ranked = sorted(models.items(), key=lambda kv: -float(kv[1].get(headline, float("-inf"))))
+    extras = [c for c in EXTRA_COLUMNS if any(c in m for m in models.values())]
+    header = ["model", headline, *extras, "params hash", "commit"]
+    lines = [f"## {family}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for model, metrics in ranked:
+        row = [model, _cell(metrics.get(headline)), *(_cell(metrics.get(c)) for c in extras),
+               str(metrics.get("params_hash", "")), str(metrics.get("git_commit", ""))[:12]]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render(metrics_dir: Path) -> str:
+    families = load_metrics(metrics_dir)
+    parts = ["# courselab report", "", "Every model's final metrics, best first within each family.", ""]
+    parts += [family_table(family, models) for family, models in sorted(families.items())]
+    if not families:
+        parts.append(f"No metrics files in {metrics_dir}.")
+    return "\n".join(parts)

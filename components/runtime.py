@@ -1,0 +1,152 @@
+"""Process-level runtime: Ray start-up, seeding, device selection and repository paths.
+
+One Ray session per stage process: :func:`ray_init` is called once by a pipeline entry point.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+
+from components.errors import UserError
+
+# Environment variables a Ray worker needs to behave like the driver (tracking, DVC context).
+FORWARDED_ENV_PREFIXES = ("MLFLOW_", "DVC_", "COURSELAB_")
+# Unix socket paths are limited to 107 bytes; Ray nests ~60 characters below its temp dir.
+_MAX_RAY_TEMP_DIR_LEN = 45
+_CONNECT_TIMEOUT_S = 5.0
+
+
+def repo_root() -> Path:
+    """The directory holding ``params.yaml``: ``COURSELAB_ROOT`` if set, else the nearest parent
+    of the working directory that has one (DVC runs every stage at the repository root)."""
+    if env := os.environ.get("COURSELAB_ROOT"):
+        return Path(env).resolve()
+    cwd = Path.cwd().resolve()
+    for candidate in (cwd, *cwd.parents):
+        if (candidate / "params.yaml").is_file():
+            return candidate
+    return cwd
+
+
+def resolve(path: str | Path) -> Path:
+    """A params path made absolute against the repository root (absolute paths pass through)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else repo_root() / path
+
+
+def storage_uri(path: str) -> str:
+    """Ray Train's ``storage_path``: URIs (s3://, gs://, ...) pass through, paths become absolute
+    (Ray rejects relative paths with 'URI has empty scheme')."""
+    return path if "://" in path else str(resolve(path))
+
+
+def with_absolute_paths(params):
+    """``params`` with repository-relative paths made absolute, so Ray workers (whose working
+    directory is not the repository) read and write the same files as the driver."""
+    data = params.data.model_copy(update={"root": str(resolve(params.data.root))})
+    runtime = params.runtime.model_copy(update={"storage_path": storage_uri(params.runtime.storage_path)})
+    return params.model_copy(update={"data": data, "runtime": runtime})
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global RNGs (workers add their rank to the seed)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def select_device(use_gpu: bool) -> torch.device:
+    """``cuda`` when asked for and present; asking for a GPU that is not there is a UserError."""
+    if use_gpu:
+        if not torch.cuda.is_available():
+            raise UserError("use_gpu is true but no CUDA GPU is visible (set use_gpu: false in params.yaml)")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    """The current commit hash (with ``-dirty`` when the work tree has changes), or ``unknown``."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast (one line) when a Ray address's host:port does not accept connections.
+
+    ``ray.init`` itself retries for a long time against a dead address; a user who typo'd
+    RAY_ADDRESS deserves an answer in seconds.
+    """
+    if address in ("auto", "local"):
+        return
+    parsed = urlparse(address if "://" in address else f"ray://{address}")
+    host, port = parsed.hostname, parsed.port
+    if not host or not port:
+        raise UserError(f"RAY_ADDRESS={address!r} is not host:port (e.g. 127.0.0.1:6379 or ray://host:10001)")
+    try:
+        with socket.create_connection((host, port), timeout=_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as err:
+        raise UserError(
+            f"Ray cluster at RAY_ADDRESS={address} is unreachable ({err.strerror or err}); "
+            "start it with `ray start --head` or unset RAY_ADDRESS to run locally"
+        ) from None
+
+
+def _forwarded_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+
+
+def ray_init(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Start or join Ray once per process.
+
+    ``address`` (from params) wins, then ``RAY_ADDRESS``; with neither a local Ray is started
+    with its temp dir under the repository (``.ray/``) when the path is short enough for Ray's
+    unix sockets. ``MLFLOW_*``, ``DVC_*`` and ``COURSELAB_*`` variables reach every worker.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    env = _forwarded_env()
+    env.setdefault("COURSELAB_ROOT", str(repo_root()))
+    runtime_env = {"env_vars": env}
+    # Ray would pick RAY_ADDRESS up on its own; we pass the address explicitly instead.
+    os.environ.pop("RAY_ADDRESS", None)
+    if address:
+        _check_reachable(address)
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        return
+    kwargs = {}
+    temp_dir = repo_root() / ".ray"
+    if len(str(temp_dir)) <= _MAX_RAY_TEMP_DIR_LEN and "RAY_TMPDIR" not in os.environ:
+        temp_dir.mkdir(exist_ok=True)
+        kwargs["_temp_dir"] = str(temp_dir)
+    # The dashboard serves Ray's state API; without it Ray Train's placement-group cleaner
+    # prints "Failed to query Ray Train Controller actor state" every few seconds.
+    ray.init(
+        address="local",  # a new local instance, never a stray cluster found on this machine
+        num_cpus=num_cpus,
+        dashboard_host="127.0.0.1",
+        runtime_env=runtime_env,
+        configure_logging=True,
+        logging_level="WARNING",
+        **kwargs,
+    )

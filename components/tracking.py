@@ -1,0 +1,148 @@
+"""MLflow conventions: where runs go, how they are named, tagged and resumed, and who logs.
+
+- Tracking URI: ``runtime.mlflow_tracking_uri`` in params, else ``MLFLOW_TRACKING_URI``, else
+  ``sqlite:///<repo>/mlflow.db`` (MLflow 3's file store is deprecated). Artifacts of a local
+  store live in ``<repo>/mlartifacts/<experiment>``.
+- One experiment per family (``segmentation``, ``detection``, ...).
+- A training run is keyed by its Ray Train run name (``courselab.run_key``): a rerun of an
+  interrupted stage re-opens the unfinished MLflow run instead of starting a second one.
+- Per-epoch metrics and figures are logged by :class:`RunLogger` from rank 0 of the Ray
+  workers (or from the driver); every other rank gets a no-op logger, so DDP never double-logs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from components.errors import UserError
+from components.runtime import repo_root
+
+RUN_KEY_TAG = "courselab.run_key"
+STAGE_TAG = "courselab.dvc_stage"
+PARAMS_HASH_TAG = "courselab.params_hash"
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+_UNFINISHED = ("RUNNING", "FAILED", "KILLED", "SCHEDULED")
+
+
+def tracking_uri(configured: str | None = None) -> str:
+    """The tracking URI this process should use (see module docstring for the order)."""
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
+    return uri or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def configure(configured: str | None = None) -> str:
+    """Point this process (and, through the environment, its Ray workers) at the tracking store."""
+    import mlflow
+
+    uri = tracking_uri(configured)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def _is_local_store(uri: str) -> bool:
+    return uri.startswith("sqlite:") or "://" not in uri
+
+
+def ensure_experiment(name: str) -> str:
+    """The id of experiment ``name``, created (with a repo-local artifact root) if missing."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = None
+        if _is_local_store(mlflow.get_tracking_uri()):
+            location = (repo_root() / "mlartifacts" / name).as_uri()
+        return mlflow.create_experiment(name, artifact_location=location)
+    except MlflowException as err:
+        raise UserError(f"MLflow tracking store {mlflow.get_tracking_uri()} failed: {err.message}") from None
+    except OSError as err:
+        raise UserError(f"MLflow tracking store {mlflow.get_tracking_uri()} is unreachable: {err}") from None
+
+
+def _unfinished_run_id(experiment_id: str, run_key: str) -> str | None:
+    import mlflow
+
+    runs = mlflow.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'",
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+        max_results=1,
+    )
+    if runs and runs[0].info.status in _UNFINISHED:
+        return runs[0].info.run_id
+    return None
+
+
+@contextmanager
+def training_run(
+    experiment: str, run_key: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]
+) -> Iterator[Any]:
+    """Open (or re-open, when an earlier attempt did not finish) the MLflow run of one training job.
+
+    Logs the flattened params and tags; the run ends FINISHED on success, FAILED on an exception.
+    """
+    import mlflow
+
+    experiment_id = ensure_experiment(experiment)
+    run_id = _unfinished_run_id(experiment_id, run_key)
+    with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
+                          run_name=None if run_id else run_name) as run:
+        mlflow.set_tags({RUN_KEY_TAG: run_key, **tags})
+        if run_id is None:  # params are immutable in MLflow: log them once
+            mlflow.log_params({k: "None" if v is None else v for k, v in params.items()})
+        yield run
+
+
+class RunLogger:
+    """Logs metrics and figures into one MLflow run from wherever it lives (driver or Ray worker).
+
+    Only an *active* logger writes: build it with ``active = (world_rank == 0)`` inside workers.
+    Uses ``MlflowClient`` with an explicit run id, so it needs no active run in this process.
+    """
+
+    def __init__(self, run_id: str | None, tracking: str | None = None, active: bool = True):
+        self.run_id = run_id
+        self.active = active and run_id is not None
+        self._client = None
+        if self.active:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=tracking_uri(tracking))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        if not self.active:
+            return
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
+        self._client.log_batch(self.run_id, metrics=batch)
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        """Log a matplotlib figure as a PNG artifact (e.g. ``figures/epoch_003/masks.png``)."""
+        if not self.active:
+            return
+        self._client.log_figure(self.run_id, figure, artifact_file)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if self.active:
+            self._client.log_artifact(self.run_id, str(path), artifact_path)
+
+
+def figure_png(figure: Any, dpi: int = 100) -> bytes:
+    """Render a matplotlib figure to PNG bytes (for DVC plot outputs beside MLflow artifacts)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()

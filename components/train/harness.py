@@ -1,0 +1,300 @@
+"""The Ray Train harness: ``fit(job)`` runs one model of one family with DDP across workers.
+
+Driver side (:func:`fit`): builds a ``TorchTrainer`` from the job's scaling params, runs it and
+returns the final checkpoint's contents. Worker side (:func:`train_loop_per_worker`): builds the
+family's task, restores the latest checkpoint of the run (same ``RunConfig(name)`` ⇒ resume),
+then per epoch trains on its shard, evaluates (metrics reduced across ranks), logs from rank 0,
+and reports a checkpoint. Every worker calls ``ray.train.report`` once per epoch (it is a barrier).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from components.config import Params, TrainerConfig
+from components.errors import UserError
+from components.families import get_family
+from components.runtime import seed_everything
+from components.tracking import RunLogger
+from components.train.task import Task, unwrap
+
+STATE_FILE = "state.pt"
+FIGURES_DIR = "figures"
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Everything a worker needs to train one model; sent to every worker as the loop config."""
+
+    family: str
+    model: str
+    params: Params
+    trainer: TrainerConfig
+    epochs: int
+    run_name: str  # Ray Train run name: a rerun with the same name resumes from its checkpoint
+    storage_path: str  # absolute path or URI
+    mlflow_run_id: str | None = None
+    mlflow_tracking_uri: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.family}/{self.model}"
+
+
+@dataclass
+class TrainOutcome:
+    """The final checkpoint, read back on the driver."""
+
+    epochs_done: int
+    history: list[dict[str, float]]
+    export: dict[str, Any]
+    figures: dict[str, bytes] = field(default_factory=dict)  # name -> PNG
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        return dict(self.history[-1]) if self.history else {}
+
+
+# --- worker side -------------------------------------------------------------------------------
+
+
+def _loaders(task: Task, trainer: TrainerConfig, rank: int, world: int, seed: int):
+    data = task.datasets()
+    # Training: every rank sees a disjoint shard each epoch (padded to equal length so every rank
+    # runs the same number of DDP steps). Evaluation: a strided, unpadded shard, so that reduced
+    # metrics count every sample exactly once.
+    sampler = DistributedSampler(data["train"], num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    train = DataLoader(data["train"], batch_size=trainer.batch_size, sampler=sampler)
+    val_shard = Subset(data["val"], range(rank, len(data["val"]), world))
+    val = DataLoader(val_shard, batch_size=trainer.eval_batch_size, shuffle=False)
+    return sampler, train, val
+
+
+def _mean_across_ranks(values: Mapping[str, torch.Tensor], world: int) -> dict[str, float]:
+    if not values:
+        return {}
+    stacked = torch.stack([v.detach().float().cpu() for v in values.values()])
+    if world > 1:
+        dist.all_reduce(stacked)
+        stacked /= world
+    return {key: float(v) for key, v in zip(values, stacked, strict=True)}
+
+
+def _broadcast_buffers(task: Task, world: int) -> None:
+    """Give every rank rank 0's buffers (e.g. BatchNorm statistics) before evaluation.
+
+    DDP broadcasts buffers at the start of each training forward, so after the last step the
+    ranks' running statistics differ by one update; evaluation must use one set.
+    """
+    if world == 1:
+        return
+    for module in task.modules.values():
+        for buffer in unwrap(module).buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
+def _optimizer_fingerprint(state: Mapping[str, Any]) -> float:
+    """A scalar summary of optimizer state (sum of every tensor), to show a resume restored it."""
+    total = 0.0
+    for opt_state in state["optimizers"].values():
+        for per_param in opt_state["state"].values():
+            for value in per_param.values():
+                if torch.is_tensor(value):
+                    total += float(value.double().sum())
+    return total
+
+
+def _format_eta(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def _progress_line(job: TrainJob, entry: Mapping[str, float], epoch_s: float, remaining: int) -> str:
+    shown = [f"{k} {v:.4g}" for k, v in entry.items() if k.startswith(("train/loss", "val/")) and "/iou/" not in k]
+    return (
+        f"[{job.label}] epoch {int(entry['epoch'])}/{job.epochs}  " + "  ".join(shown)
+        + f"  {epoch_s:.1f}s/epoch  ETA {_format_eta(epoch_s * remaining)}"
+    )
+
+
+def _save_checkpoint(directory: Path, state: dict[str, Any], figures: Mapping[str, bytes]) -> None:
+    torch.save(state, directory / STATE_FILE)
+    if figures:
+        (directory / FIGURES_DIR).mkdir()
+        for name, png in figures.items():
+            (directory / FIGURES_DIR / f"{name}.png").write_bytes(png)
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Ray Train's per-worker entry point; ``config["job"]`` is a :class:`TrainJob`."""
+    import ray.train
+    import ray.train.torch
+
+    job: TrainJob = config["job"]
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.set_num_threads(max(1, int(job.trainer.cpus_per_worker)))
+    seed_everything(job.params.seed)  # identical initial weights on every rank
+
+    task: Task = get_family(job.family).build_task(job.model, job.params)
+    task.setup(ray.train.torch.get_device(), wrap=ray.train.torch.prepare_model)
+    sampler, train_loader, val_loader = _loaders(task, job.trainer, rank, world, job.params.seed)
+    figure_batch = next(iter(DataLoader(task.datasets()["val"], batch_size=job.trainer.eval_batch_size)))
+
+    history: list[dict[str, float]] = []
+    resumes: list[dict[str, Any]] = []
+    figures: dict[str, bytes] = {}
+    start_epoch = 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            saved = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
+            for png in (Path(directory) / FIGURES_DIR).glob("*.png"):
+                figures[png.stem] = png.read_bytes()
+        task.load_state_dict(saved["task"])
+        start_epoch, history, resumes = saved["epoch"], saved["history"], saved["resumes"]
+        resumes.append({"epoch": start_epoch, "optimizer_fingerprint": _optimizer_fingerprint(saved["task"])})
+        if rank == 0:
+            print(f"[{job.label}] resumed from the checkpoint of epoch {start_epoch} ({job.run_name})", flush=True)
+    seed_everything(job.params.seed + 1000 * start_epoch + rank)
+
+    logger = RunLogger(job.mlflow_run_id, job.mlflow_tracking_uri, active=rank == 0)
+    # A run already at (or past) its epoch count still evaluates and reports once, so the driver
+    # always receives a checkpoint with the current metrics.
+    for epoch in range(start_epoch, max(job.epochs, start_epoch + 1)):
+        started = time.perf_counter()
+        if epoch < job.epochs:
+            sampler.set_epoch(epoch)
+            sums: dict[str, torch.Tensor] = {}
+            steps = 0
+            for batch in train_loader:
+                for key, value in task.train_step(batch).items():
+                    sums[key] = sums.get(key, 0) + value.detach()
+                steps += 1
+            train_metrics = _mean_across_ranks({f"train/{k}": v / steps for k, v in sums.items()}, world)
+            train_s = time.perf_counter() - started
+            train_metrics["throughput/train_samples_per_s"] = len(sampler) * world / train_s
+            epochs_done = epoch + 1
+        else:
+            train_metrics = {k: v for k, v in history[-1].items() if k.startswith(("train/", "throughput/"))}
+            epochs_done = epoch
+        _broadcast_buffers(task, world)
+        val_metrics = {f"val/{k}": float(v) for k, v in task.evaluate(val_loader).items()}
+        epoch_s = time.perf_counter() - started
+        entry = {"epoch": float(epochs_done), **train_metrics, **val_metrics, "time/epoch_s": epoch_s}
+        if epoch < job.epochs:
+            history.append(entry)
+        else:
+            history[-1] = entry
+
+        last = epochs_done >= job.epochs
+        if rank == 0:
+            logger.log_metrics({k: v for k, v in entry.items() if k != "epoch"}, step=epochs_done)
+            print(_progress_line(job, entry, epoch_s, job.epochs - epochs_done), flush=True)
+            if last or epochs_done % job.trainer.figure_every == 0:
+                for name, fig in task.figures(figure_batch).items():
+                    logger.log_figure(fig, f"figures/epoch_{epochs_done:03d}/{name}.png")
+                    figures[name] = _png(fig)
+        scalars = {k: v for k, v in entry.items() if math.isfinite(v)}
+        if rank == 0:
+            state = {
+                "task": task.state_dict(),
+                "export": task.export(),
+                "epoch": epochs_done,
+                "history": history,
+                "resumes": resumes,
+            }
+            directory = Path(tempfile.mkdtemp(prefix="courselab-ckpt-"))
+            _save_checkpoint(directory, state, figures)
+            ray.train.report(scalars, checkpoint=ray.train.Checkpoint.from_directory(str(directory)))
+            shutil.rmtree(directory, ignore_errors=True)
+        else:
+            ray.train.report(scalars, checkpoint=None)
+
+
+def _png(figure: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+# --- driver side -------------------------------------------------------------------------------
+
+
+def _check_resources(trainer: TrainerConfig) -> None:
+    """A request the cluster can never satisfy is an error, not an indefinite wait."""
+    import ray
+
+    available = ray.cluster_resources()
+    if trainer.use_gpu and available.get("GPU", 0) < trainer.num_workers:
+        raise UserError(
+            f"use_gpu is true with num_workers={trainer.num_workers}, but the Ray cluster has "
+            f"{int(available.get('GPU', 0))} GPU(s); set use_gpu: false or add GPU nodes"
+        )
+    need_cpus = trainer.num_workers * trainer.cpus_per_worker
+    if need_cpus > available.get("CPU", 0):
+        raise UserError(
+            f"num_workers x cpus_per_worker = {need_cpus:g} CPUs, but the Ray cluster has "
+            f"{available.get('CPU', 0):g}; lower trainer.num_workers or trainer.cpus_per_worker"
+        )
+
+
+def read_checkpoint(directory: Path) -> TrainOutcome:
+    """Load a harness checkpoint directory into a :class:`TrainOutcome`."""
+    directory = Path(directory)
+    state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=False)
+    figures = {p.stem: p.read_bytes() for p in sorted((directory / FIGURES_DIR).glob("*.png"))}
+    return TrainOutcome(
+        epochs_done=state["epoch"],
+        history=state["history"],
+        export=state["export"],
+        figures=figures,
+        resumes=state["resumes"],
+    )
+
+
+def fit(job: TrainJob) -> TrainOutcome:
+    """Train ``job`` with Ray Train (Ray must be initialised) and return its final checkpoint."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    _check_resources(job.trainer)
+    resources = {"CPU": job.trainer.cpus_per_worker}
+    if job.trainer.use_gpu:
+        resources["GPU"] = 1
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"job": job},
+        scaling_config=ScalingConfig(
+            num_workers=job.trainer.num_workers, use_gpu=job.trainer.use_gpu, resources_per_worker=resources
+        ),
+        run_config=RunConfig(
+            name=job.run_name,
+            storage_path=job.storage_path,
+            failure_config=FailureConfig(max_failures=job.trainer.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error
+    if result.checkpoint is None:
+        raise RuntimeError(f"{job.label}: training finished without a checkpoint")
+    with result.checkpoint.as_directory() as directory:
+        return read_checkpoint(Path(directory))

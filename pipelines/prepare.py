@@ -1,0 +1,59 @@
+"""Stage `prepare`: write every configured dataset under ``data.root`` as Parquet.
+
+    python -m pipelines.prepare [--params params.yaml]
+
+Embedded datasets (``digits``, ``scenes``) are generated from the seed; ``voc`` and ``mnist``
+are read from local paths when ``data.voc.root`` / ``data.mnist.root`` are set. Each dataset
+directory is written to a temporary path and renamed on success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from components.config import load_params
+from components.data.digits import build_digits
+from components.data.mnist import load_mnist
+from components.data.scenes import build_scenes
+from components.data.voc import load_voc_segmentation
+from components.errors import exit_on_user_error
+from components.io import atomic_directory
+from components.runtime import resolve
+
+
+def _build(name: str, root: Path, builder) -> None:
+    started = time.perf_counter()
+    with atomic_directory(root / name) as tmp:
+        meta = builder(tmp)
+    sizes = ", ".join(f"{split} {n}" for split, n in meta.sizes.items())
+    print(f"prepare: {name}: {sizes} ({time.perf_counter() - started:.1f}s) -> {root / name}", flush=True)
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    data, seed = params.data, params.seed
+    root = resolve(data.root)
+
+    # Real datasets first: a wrong path should fail before minutes of generation.
+    if data.voc.root:
+        voc = data.voc
+        _build("voc", root, lambda out: load_voc_segmentation(
+            resolve(voc.root), out, year=voc.year, image_size=voc.image_size,
+            val_fraction=voc.val_fraction, seed=seed))
+    if data.mnist.root:
+        _build("mnist", root, lambda out: load_mnist(
+            resolve(data.mnist.root), out, seed=seed, val_fraction=data.mnist.val_fraction))
+    _build("digits", root, lambda out: build_digits(out, seed=seed, **data.digits.model_dump()))
+    _build("scenes", root, lambda out: build_scenes(
+        out, seed=seed, val_fraction=data.digits.val_fraction, test_fraction=data.digits.test_fraction,
+        **data.scenes.model_dump()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Stage `train_<family>@<model>`: train and evaluate one model with the Ray Train harness.
+
+    python -m pipelines.train <family> <model> [--params params.yaml]
+
+Writes (each atomically):
+    models/<family>/<model>/model.pt      trained weights + what rebuilds the network
+    metrics/<family>-<model>.json         final metrics (DVC metrics)
+    plots/<family>-<model>.csv            one row per epoch (DVC plots: learning curves)
+    figures/<family>-<model>/<name>.png   the last figures (e.g. predicted masks)
+and one MLflow run in the family's experiment. A rerun with unchanged params (apart from
+``epochs``) resumes from the Ray Train checkpoint of the earlier attempt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from components import tracking
+from components.config import Params, flatten, load_params, params_hash
+from components.errors import UserError, exit_on_user_error
+from components.families import get_family
+from components.io import atomic_directory, atomic_write_text
+from components.runtime import git_commit, ray_init, repo_root, with_absolute_paths
+from components.train.harness import TrainJob, TrainOutcome, fit
+
+
+def run_identity(family: str, model: str, params: Params) -> dict[str, Any]:
+    """The params that define a training run (its Ray run name hashes them).
+
+    ``epochs`` is left out on purpose: raising it continues the same run from its checkpoint.
+    """
+    section = getattr(params, family)
+    model_cfg = getattr(section.models, model).model_dump(exclude={"epochs"})
+    trainer = section.trainer.model_dump(exclude={"figure_every", "max_failures"})
+    dataset = section.dataset
+    return {
+        "family": family,
+        "model": model,
+        "seed": params.seed,
+        "dataset": dataset,
+        "data": getattr(params.data, dataset).model_dump(),
+        "trainer": trainer,
+        "model_cfg": model_cfg,
+    }
+
+
+def logged_params(family: str, model: str, params: Params) -> dict[str, Any]:
+    """What the run read, flattened for MLflow: seed, dataset params, trainer and model knobs."""
+    section = getattr(params, family)
+    return flatten({
+        "seed": params.seed,
+        "dataset": section.dataset,
+        "data": {section.dataset: getattr(params.data, section.dataset).model_dump()},
+        "trainer": section.trainer.model_dump(),
+        "model": {"name": model, **getattr(section.models, model).model_dump()},
+    })
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    columns = sorted({key for row in history for key in row}, key=lambda k: (k != "epoch", k))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: int(v) if k == "epoch" else round(v, 6) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def write_outputs(family: str, model: str, outcome: TrainOutcome, summary: dict[str, Any]) -> dict[str, Path]:
+    root = repo_root()
+    paths = {
+        "model": root / "models" / family / model,
+        "metrics": root / "metrics" / f"{family}-{model}.json",
+        "history": root / "plots" / f"{family}-{model}.csv",
+        "figures": root / "figures" / f"{family}-{model}",
+    }
+    with atomic_directory(paths["model"]) as tmp:
+        torch.save(outcome.export, tmp / "model.pt")
+    with atomic_directory(paths["figures"]) as tmp:
+        for name, png in outcome.figures.items():
+            (tmp / f"{name}.png").write_bytes(png)
+    atomic_write_text(paths["history"], history_csv(outcome.history))
+    atomic_write_text(paths["metrics"], json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return paths
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("family")
+    parser.add_argument("model")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+
+    params = with_absolute_paths(load_params(args.params))
+    family = get_family(args.family)
+    if args.model not in family.MODELS:
+        raise UserError(f"unknown {args.family} model {args.model!r}; known: {', '.join(family.MODELS)}")
+    section = getattr(params, args.family)
+    model_cfg = getattr(section.models, args.model)
+    family.build_task(args.model, params).datasets()  # missing data fails here, before Ray starts
+
+    identity = run_identity(args.family, args.model, params)
+    digest = params_hash(identity)
+    run_key = f"{args.family}-{args.model}-{digest}"
+    uri = tracking.configure(params.runtime.mlflow_tracking_uri)
+    ray_init(params.runtime.ray_address)
+    tags = {
+        tracking.GIT_COMMIT_TAG: git_commit(repo_root()),
+        tracking.STAGE_TAG: os.environ.get("DVC_STAGE", f"train_{args.family}@{args.model}"),
+        tracking.PARAMS_HASH_TAG: digest,
+        "courselab.family": args.family,
+        "courselab.model": args.model,
+    }
+    started = time.perf_counter()
+    with tracking.training_run(
+        family.EXPERIMENT, run_key, args.model, logged_params(args.family, args.model, params), tags
+    ) as run:
+        job = TrainJob(
+            family=args.family,
+            model=args.model,
+            params=params,
+            trainer=section.trainer,
+            epochs=model_cfg.epochs,
+            run_name=run_key,
+            storage_path=params.runtime.storage_path,
+            mlflow_run_id=run.info.run_id,
+            mlflow_tracking_uri=uri,
+        )
+        outcome = fit(job)
+        wall_s = time.perf_counter() - started
+        summary = {
+            **outcome.final_metrics,
+            "epochs": outcome.epochs_done,
+            "train_wall_s": round(wall_s, 1),
+            "params_hash": digest,
+            "git_commit": tags[tracking.GIT_COMMIT_TAG],
+            "mlflow_run_id": run.info.run_id,
+            "headline_metric": family.HEADLINE_METRIC,
+        }
+        paths = write_outputs(args.family, args.model, outcome, summary)
+        import mlflow
+
+        mlflow.log_metric("train_wall_s", wall_s)
+        mlflow.log_artifact(str(paths["metrics"]))
+        mlflow.log_artifact(str(paths["history"]))
+        mlflow.log_artifact(str(paths["model"] / "model.pt"), "model")
+    headline = outcome.final_metrics.get(family.HEADLINE_METRIC, float("nan"))
+    print(f"[{args.family}/{args.model}] done in {wall_s:.0f}s: {family.HEADLINE_METRIC} {headline:.4f}"
+          f" -> {paths['metrics'].relative_to(repo_root())}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Shared fixtures: the real params.yaml, shrunk, and isolated tool state for each test."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_params_dict() -> dict:
+    """The repository's params.yaml shrunk to seconds: same keys, small data, one or two epochs."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = copy.deepcopy(raw)
+    params["data"]["scenes"].update(num_train=96, num_val=32, num_test=32)
+    trainer = params["segmentation"]["trainer"]
+    trainer.update(num_workers=1, cpus_per_worker=1, batch_size=16, eval_batch_size=32, figure_every=1)
+    for model in params["segmentation"]["models"].values():
+        model.update(epochs=1, base_channels=8)
+    return params
+
+
+@pytest.fixture(autouse=True)
+def _isolated_tool_state(tmp_path_factory, monkeypatch):
+    """Keep MLflow, DVC and matplotlib state out of the developer's repo during tests."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("MPLCONFIGDIR", str(state / "mpl"))
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    yield
+
+
+@pytest.fixture
+def tiny_params() -> dict:
+    return tiny_params_dict()
+
+
+@pytest.fixture
+def workdir(tmp_path, tiny_params, monkeypatch) -> Path:
+    """A temporary repository root with the tiny params.yaml; stages run with it as cwd."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COURSELAB_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def run_env(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["COURSELAB_ROOT"] = str(root)
+    return env

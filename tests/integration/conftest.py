@@ -1,0 +1,25 @@
+"""Integration fixtures: one local Ray session for the whole tier, tiny prepared data."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_session(tmp_path_factory):
+    """A local 2-CPU Ray, started once (start-up costs seconds) and shared by every test."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+             logging_level="WARNING", configure_logging=True)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def prepared(workdir):
+    """``workdir`` with the tiny datasets written by the real prepare stage."""
+    from pipelines import prepare
+
+    prepare.main([])
+    return workdir

@@ -1,0 +1,90 @@
+"""params.yaml validation: unknown keys, wrong types and out-of-range values name the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from components.config import flatten, load_params, params_hash, parse_params
+from components.errors import UserError
+from tests.conftest import REPO
+
+
+def test_repository_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params.segmentation.dataset == "scenes"
+    assert set(params.segmentation.models.model_dump()) == {"fcn", "unet", "segnet", "dilated"}
+
+
+def _error(raw: dict) -> str:
+    with pytest.raises(UserError) as info:
+        parse_params(raw)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_unknown_key_names_path_and_allowed_keys(tiny_params):
+    tiny_params["segmentation"]["models"]["unet"]["lrr"] = 0.1
+    message = _error(tiny_params)
+    assert "segmentation.models.unet.lrr: unknown key" in message
+    assert "allowed: base_channels, depth, epochs, lr, weight_decay" in message
+
+
+def test_unknown_top_level_key(tiny_params):
+    tiny_params["segmentaton"] = {}
+    message = _error(tiny_params)
+    assert "segmentaton: unknown key" in message and "segmentation" in message
+
+
+def test_wrong_type_names_key_and_value(tiny_params):
+    tiny_params["segmentation"]["trainer"]["batch_size"] = "big"
+    message = _error(tiny_params)
+    assert "segmentation.trainer.batch_size" in message and "'big'" in message
+
+
+def test_out_of_range_names_bound(tiny_params):
+    tiny_params["segmentation"]["models"]["fcn"]["lr"] = -0.1
+    message = _error(tiny_params)
+    assert "segmentation.models.fcn.lr" in message and "greater than 0" in message and "-0.1" in message
+
+
+def test_invalid_choice_lists_allowed_values(tiny_params):
+    tiny_params["segmentation"]["dataset"] = "cityscapes"
+    message = _error(tiny_params)
+    assert "segmentation.dataset" in message and "'scenes'" in message and "'voc'" in message
+
+
+def test_missing_key(tiny_params):
+    del tiny_params["segmentation"]["models"]["unet"]["depth"]
+    assert "segmentation.models.unet.depth: missing required key" in _error(tiny_params)
+
+
+def test_cross_field_rule(tiny_params):
+    tiny_params["data"]["scenes"].update(min_digits=5, max_digits=2)
+    message = _error(tiny_params)
+    assert "data.scenes" in message and "min_digits (5) must be <= max_digits (2)" in message
+
+
+def test_cli_exits_nonzero_with_one_line(workdir, tiny_params):
+    tiny_params["segmentation"]["models"]["unet"]["lrr"] = 0.1
+    (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.train", "segmentation", "unet"], capture_output=True, text=True, cwd=workdir
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: params.yaml: segmentation.models.unet.lrr: unknown key")
+
+
+def test_flatten_and_hash_are_stable(tiny_params):
+    params = parse_params(tiny_params)
+    flat = flatten(params.segmentation)
+    assert flat["models.unet.depth"] == 3
+    assert params_hash(params.segmentation) == params_hash(parse_params(tiny_params).segmentation)
+    tiny_params["segmentation"]["models"]["unet"]["lr"] = 0.5
+    assert params_hash(params.segmentation) != params_hash(parse_params(tiny_params).segmentation)
