@@ -1,0 +1,1 @@
+"""Metrics: thin wrappers over well-kept libraries (torchmetrics, pycocotools, sacrebleu)."""
