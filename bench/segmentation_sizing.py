@@ -27,6 +27,7 @@ def train_images_per_second(
     warmup_steps: int,
     timed_steps: int,
     windows: int,
+    channels_last: bool,
 ) -> tuple[int, float, float]:
     """(parameter count, median, best training images/s over ``windows`` timing windows) of ``name``.
 
@@ -36,6 +37,9 @@ def train_images_per_second(
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     images = torch.rand(batch_size, 1, image_size, image_size)
     targets = torch.randint(num_classes, (batch_size, image_size, image_size))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -62,6 +66,7 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=20)
     parser.add_argument("--timed-steps", type=int, default=30)
     parser.add_argument("--windows", type=int, default=3, help="timed steps are split into this many windows")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC model and inputs")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
@@ -70,7 +75,7 @@ def main() -> None:
     print(
         f"training throughput: batch {args.batch_size}, {args.image_size}x{args.image_size}x1, "
         f"{args.num_classes} classes, {args.threads} threads, torch {torch.__version__}, "
-        f"load average {os.getloadavg()[0]:.1f}"
+        f"{'channels_last' if args.channels_last else 'contiguous (NCHW)'}, load average {os.getloadavg()[0]:.1f}"
     )
     print("| model | params | train img/s (median) | train img/s (best window) |")
     print("| --- | ---: | ---: | ---: |")
@@ -83,6 +88,7 @@ def main() -> None:
             args.warmup_steps,
             args.timed_steps,
             args.windows,
+            args.channels_last,
         )
         print(f"| {name} | {params / 1e6:.3f}M | {median:.0f} | {best:.0f} |", flush=True)
 

@@ -112,6 +112,7 @@ class TrainerConfig(Section):
     eval_batch_size: PositiveInt
     figure_every: PositiveInt  # log the prediction figure every N epochs (and after the last)
     max_failures: NonNegativeInt  # Ray Train restarts from the last checkpoint up to this often
+    channels_last: bool  # NHWC memory format for conv nets (faster on CPU and on tensor cores)
 
 
 # --- segmentation -------------------------------------------------------------------------------
@@ -119,8 +120,10 @@ class TrainerConfig(Section):
 
 class SegModelBase(Section):
     epochs: PositiveInt
-    lr: PositiveFloat
+    lr: PositiveFloat  # peak learning rate (AdamW)
     weight_decay: NonNegativeFloat
+    lr_schedule: Literal["cosine", "constant"]  # cosine: linear warm-up, then cosine decay to 0
+    warmup_fraction: Annotated[float, Field(ge=0, lt=1)]  # of all steps (cosine schedule only)
     base_channels: PositiveInt
 
 
@@ -137,7 +140,8 @@ class SegNetConfig(SegModelBase):
 
 
 class DilatedConfig(SegModelBase):
-    pass
+    downsample: Literal[2, 4]  # front-end stride before the context module
+    context_channels: PositiveInt
 
 
 class SegmentationModels(Section):

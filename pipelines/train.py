@@ -17,6 +17,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         outcome = fit(job)
         wall_s = time.perf_counter() - started
         summary = {
-            **outcome.final_metrics,
+            **{k: v for k, v in outcome.final_metrics.items() if math.isfinite(v)},  # NaN: class absent
             "epochs": outcome.epochs_done,
             "train_wall_s": round(wall_s, 1),
             "params_hash": digest,

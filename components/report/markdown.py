@@ -19,9 +19,11 @@ def load_metrics(directory: Path) -> dict[str, dict[str, dict[str, Any]]]:
     return families
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, column: str = "") -> str:
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
+        if column == "epochs" or value.is_integer() and abs(value) >= 1000:
+            return f"{value:.0f}"
+        return f"{value:.1f}" if column.endswith("_s") else f"{value:.4f}"
     return "" if value is None else str(value)
 
 
@@ -32,7 +34,7 @@ def family_table(family: str, models: dict[str, dict[str, Any]]) -> str:
     header = ["model", headline, *extras, "params hash", "commit"]
     lines = [f"## {family}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for model, metrics in ranked:
-        row = [model, _cell(metrics.get(headline)), *(_cell(metrics.get(c)) for c in extras),
+        row = [model, _cell(metrics.get(headline)), *(_cell(metrics.get(c), c) for c in extras),
                str(metrics.get("params_hash", "")), str(metrics.get("git_commit", ""))[:12]]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -130,6 +131,13 @@ def _progress_line(job: TrainJob, entry: Mapping[str, float], epoch_s: float, re
     )
 
 
+def _say(line: str) -> None:
+    """Print a progress line from a worker once. Ray Train patches ``print`` to tee into its logger
+    when ``sys.stdout`` was wrapped (by MLflow, say), which shows every line twice on the driver;
+    the process's own stdout is forwarded by Ray exactly once."""
+    print(line, file=sys.__stdout__, flush=True)
+
+
 def _save_checkpoint(directory: Path, state: dict[str, Any], figures: Mapping[str, bytes]) -> None:
     torch.save(state, directory / STATE_FILE)
     if figures:
@@ -150,8 +158,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     seed_everything(job.params.seed)  # identical initial weights on every rank
 
     task: Task = get_family(job.family).build_task(job.model, job.params)
-    task.setup(ray.train.torch.get_device(), wrap=ray.train.torch.prepare_model)
     sampler, train_loader, val_loader = _loaders(task, job.trainer, rank, world, job.params.seed)
+    task.setup(ray.train.torch.get_device(), wrap=ray.train.torch.prepare_model, steps_per_epoch=len(train_loader))
     figure_batch = next(iter(DataLoader(task.datasets()["val"], batch_size=job.trainer.eval_batch_size)))
 
     history: list[dict[str, float]] = []
@@ -168,7 +176,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         start_epoch, history, resumes = saved["epoch"], saved["history"], saved["resumes"]
         resumes.append({"epoch": start_epoch, "optimizer_fingerprint": _optimizer_fingerprint(saved["task"])})
         if rank == 0:
-            print(f"[{job.label}] resumed from the checkpoint of epoch {start_epoch} ({job.run_name})", flush=True)
+            _say(f"[{job.label}] resumed from the checkpoint of epoch {start_epoch} ({job.run_name})")
     seed_everything(job.params.seed + 1000 * start_epoch + rank)
 
     logger = RunLogger(job.mlflow_run_id, job.mlflow_tracking_uri, active=rank == 0)
@@ -203,7 +211,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         last = epochs_done >= job.epochs
         if rank == 0:
             logger.log_metrics({k: v for k, v in entry.items() if k != "epoch"}, step=epochs_done)
-            print(_progress_line(job, entry, epoch_s, job.epochs - epochs_done), flush=True)
+            _say(_progress_line(job, entry, epoch_s, job.epochs - epochs_done))
             if last or epochs_done % job.trainer.figure_every == 0:
                 for name, fig in task.figures(figure_batch).items():
                     logger.log_figure(fig, f"figures/epoch_{epochs_done:03d}/{name}.png")

@@ -6,7 +6,8 @@ small enough that a GAN (two networks, two optimizers, alternating steps) and a 
 (a loss dict from the model itself) fit it without special cases in the harness:
 
 - ``setup`` builds the networks on a device, hands each trainable one to ``wrap`` (DDP under
-  Ray Train; identity in a plain loop) and creates the optimizers;
+  Ray Train; identity in a plain loop) and creates the optimizers (and learning-rate schedules,
+  which need the number of steps per epoch on this rank);
 - ``train_step`` does forward, backward and the optimizer step(s) for one batch and returns
   the batch's scalar losses;
 - ``evaluate`` returns named metrics over a loader, reduced across ranks;
@@ -34,8 +35,8 @@ class Task(Protocol):
         """``{"train": ..., "val": ...}``: map-style datasets yielding batches' items."""
         ...
 
-    def setup(self, device: torch.device, wrap: Wrap) -> None:
-        """Build networks on ``device``, wrap the trainable ones, create the optimizers."""
+    def setup(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
+        """Build networks on ``device``, wrap the trainable ones, create optimizers and schedules."""
         ...
 
     def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:
@@ -67,15 +68,17 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 
 class ModuleTask:
-    """State handling shared by tasks that keep ``self.modules`` and ``self.optimizers`` dicts."""
+    """State handling shared by tasks that keep ``modules``, ``optimizers`` and ``schedulers`` dicts."""
 
     modules: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "modules": {name: unwrap(m).state_dict() for name, m in self.modules.items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "schedulers": {name: s.state_dict() for name, s in getattr(self, "schedulers", {}).items()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -83,3 +86,5 @@ class ModuleTask:
             unwrap(module).load_state_dict(state["modules"][name])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
+        for name, scheduler in getattr(self, "schedulers", {}).items():
+            scheduler.load_state_dict(state["schedulers"][name])

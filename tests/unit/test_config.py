@@ -31,7 +31,7 @@ def test_unknown_key_names_path_and_allowed_keys(tiny_params):
     tiny_params["segmentation"]["models"]["unet"]["lrr"] = 0.1
     message = _error(tiny_params)
     assert "segmentation.models.unet.lrr: unknown key" in message
-    assert "allowed: base_channels, depth, epochs, lr, weight_decay" in message
+    assert "allowed: base_channels, depth, epochs, lr, lr_schedule, warmup_fraction, weight_decay" in message
 
 
 def test_unknown_top_level_key(tiny_params):

@@ -109,9 +109,7 @@ def test_per_class_iou_matches_torchmetrics_jaccard_index() -> None:
 
 def _evaluate_on_rank(rank: int, world_size: int, directory: Path) -> None:
     torch.set_num_threads(1)  # a forked child must not reuse the parent's OpenMP pool
-    dist.init_process_group(
-        "gloo", init_method=f"file://{directory / 'init'}", rank=rank, world_size=world_size
-    )
+    dist.init_process_group("gloo", init_method=f"file://{directory / 'init'}", rank=rank, world_size=world_size)
     try:
         metric = SegmentationMetrics(num_classes=4)
         metric.update(*_random_batch(seed=rank))  # each rank sees different data

@@ -18,11 +18,15 @@ def _parameter_count(model: nn.Module) -> int:
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize(("in_channels", "num_classes"), [(1, 11), (3, 21)])
-def test_output_is_per_pixel_logits_at_input_size(name: str, in_channels: int, num_classes: int) -> None:
+@pytest.mark.parametrize(
+    ("in_channels", "num_classes", "height", "width"), [(1, 11, 64, 64), (3, 21, 64, 64), (3, 21, 48, 80)]
+)
+def test_output_is_per_pixel_logits_at_input_size(
+    name: str, in_channels: int, num_classes: int, height: int, width: int
+) -> None:
     model = build_model(name, in_channels, num_classes)
-    logits = model(torch.rand(2, in_channels, 64, 64))
-    assert logits.shape == (2, num_classes, 64, 64)
+    logits = model(torch.rand(2, in_channels, height, width))
+    assert logits.shape == (2, num_classes, height, width)
     assert logits.dtype == torch.float32
 
 

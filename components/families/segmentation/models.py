@@ -55,12 +55,8 @@ class FCN(nn.Module):
         self.head = double_conv(4 * c, 8 * c)  # 1/8
         self.score8 = nn.Conv2d(8 * c, num_classes, kernel_size=1)
         self.score4 = nn.Conv2d(2 * c, num_classes, kernel_size=1)
-        self.up2 = nn.ConvTranspose2d(
-            num_classes, num_classes, kernel_size=4, stride=2, padding=1, bias=False
-        )
-        self.up4 = nn.ConvTranspose2d(
-            num_classes, num_classes, kernel_size=8, stride=4, padding=2, bias=False
-        )
+        self.up2 = nn.ConvTranspose2d(num_classes, num_classes, kernel_size=4, stride=2, padding=1, bias=False)
+        self.up4 = nn.ConvTranspose2d(num_classes, num_classes, kernel_size=8, stride=4, padding=2, bias=False)
         with torch.no_grad():
             self.up2.weight.copy_(_bilinear_kernel(num_classes, 4))
             self.up4.weight.copy_(_bilinear_kernel(num_classes, 8))
@@ -82,12 +78,11 @@ class UNet(nn.Module):
     (N, in_channels, H, W) -> (N, num_classes, H, W) logits; H, W divisible by 2**depth.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, base_channels: int = 16, depth: int = 3) -> None:
+    def __init__(self, in_channels: int, num_classes: int, base_channels: int = 12, depth: int = 3) -> None:
         super().__init__()
         widths = [base_channels * 2**level for level in range(depth + 1)]
         self.encoders = nn.ModuleList(
-            double_conv(in_channels if level == 0 else widths[level - 1], widths[level])
-            for level in range(depth)
+            double_conv(in_channels if level == 0 else widths[level - 1], widths[level]) for level in range(depth)
         )
         self.pool = nn.MaxPool2d(2)
         self.bottleneck = double_conv(widths[depth - 1], widths[depth])
@@ -95,9 +90,7 @@ class UNet(nn.Module):
             nn.ConvTranspose2d(widths[level + 1], widths[level], kernel_size=2, stride=2)
             for level in reversed(range(depth))
         )
-        self.decoders = nn.ModuleList(
-            double_conv(2 * widths[level], widths[level]) for level in reversed(range(depth))
-        )
+        self.decoders = nn.ModuleList(double_conv(2 * widths[level], widths[level]) for level in reversed(range(depth)))
         self.classifier = nn.Conv2d(widths[0], num_classes, kernel_size=1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -128,8 +121,7 @@ class SegNet(nn.Module):
         super().__init__()
         widths = [base_channels * 2**stage for stage in range(depth)]
         self.encoders = nn.ModuleList(
-            double_conv(in_channels if stage == 0 else widths[stage - 1], widths[stage])
-            for stage in range(depth)
+            double_conv(in_channels if stage == 0 else widths[stage - 1], widths[stage]) for stage in range(depth)
         )
         self.pool = nn.MaxPool2d(2, return_indices=True)
         self.unpool = nn.MaxUnpool2d(2)
@@ -146,9 +138,7 @@ class SegNet(nn.Module):
             sizes.append(x.shape[-2:])
             x, stage_indices = self.pool(x)
             indices.append(stage_indices)
-        for decoder, stage_indices, size in zip(
-            self.decoders, reversed(indices), reversed(sizes), strict=True
-        ):
+        for decoder, stage_indices, size in zip(self.decoders, reversed(indices), reversed(sizes), strict=True):
             x = decoder(self.unpool(x, stage_indices, output_size=size))
         return self.classifier(x)
 
@@ -172,7 +162,7 @@ class DilatedNet(nn.Module):
         num_classes: int,
         base_channels: int = 16,
         downsample: int = 4,
-        context_channels: int = 64,
+        context_channels: int = 80,
     ) -> None:
         super().__init__()
         if downsample not in (2, 4):

@@ -11,16 +11,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from components.config import Params, SegModelBase
+from components.config import Params, SegModelBase, TrainerConfig
 from components.data.schema import DatasetMeta, decode_images, decode_semantic_masks, read_meta, read_split
 from components.families.segmentation.figures import mask_figure
 from components.families.segmentation.models import build_model
 from components.metrics.segmentation import SegmentationMetrics
 from components.runtime import resolve
+from components.train.schedules import constant, warmup_cosine
 from components.train.task import ModuleTask, Wrap, unwrap
 
 # Keys of a model's params section that configure training rather than the network.
-TRAINING_KEYS = ("epochs", "lr", "weight_decay")
+TRAINING_KEYS = ("epochs", "lr", "weight_decay", "lr_schedule", "warmup_fraction")
 
 
 def load_split(directory: Path, split: str) -> TensorDataset:
@@ -38,42 +39,55 @@ def data_dir(params: Params) -> Path:
 class SegmentationTask(ModuleTask):
     """One segmentation network (``fcn``, ``unet``, ``segnet`` or ``dilated``) on a dense dataset."""
 
-    def __init__(self, model: str, config: SegModelBase, directory: Path, meta: DatasetMeta):
+    def __init__(
+        self, model: str, config: SegModelBase, trainer: TrainerConfig, directory: Path, meta: DatasetMeta
+    ):
         self.model_name = model
         self.config = config
+        self.memory_format = torch.channels_last if trainer.channels_last else torch.contiguous_format
         self.directory = directory
         self.meta = meta
         self.arch = {k: v for k, v in config.model_dump().items() if k not in TRAINING_KEYS}
         self._datasets: dict[str, Dataset] | None = None
-        self.modules, self.optimizers = {}, {}
+        self.modules, self.optimizers, self.schedulers = {}, {}, {}
 
     def datasets(self) -> Mapping[str, Dataset]:
         if self._datasets is None:
             self._datasets = {split: load_split(self.directory, split) for split in ("train", "val")}
         return self._datasets
 
-    def setup(self, device: torch.device, wrap: Wrap) -> None:
+    def setup(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
         self.device = device
         net = build_model(self.model_name, self.meta.channels, self.meta.num_classes, **self.arch)
-        self.modules = {"net": wrap(net.to(device))}
-        self.optimizers = {
-            "net": torch.optim.AdamW(
-                self.modules["net"].parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
-            )
-        }
+        self.modules = {"net": wrap(net.to(device, memory_format=self.memory_format))}
+        optimizer = torch.optim.AdamW(
+            self.modules["net"].parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
+        total_steps = self.config.epochs * steps_per_epoch
+        if self.config.lr_schedule == "cosine":
+            factor = warmup_cosine(int(self.config.warmup_fraction * total_steps), total_steps)
+        else:
+            factor = constant()
+        self.optimizers = {"net": optimizer}
+        self.schedulers = {"net": torch.optim.lr_scheduler.LambdaLR(optimizer, factor)}
+
+    def _inputs(self, images: torch.Tensor) -> torch.Tensor:
+        return images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
     @property
     def _ignore_index(self) -> int:
         return -100 if self.meta.ignore_index is None else self.meta.ignore_index
 
     def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:
-        images, masks = (t.to(self.device, non_blocking=True) for t in batch)
-        logits = self.modules["net"](images)
+        images, masks = batch
+        logits = self.modules["net"](self._inputs(images))
+        masks = masks.to(self.device, non_blocking=True)
         loss = F.cross_entropy(logits, masks, ignore_index=self._ignore_index)
         optimizer = self.optimizers["net"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        self.schedulers["net"].step()
         return {"loss": loss.detach()}
 
     @torch.no_grad()
@@ -82,7 +96,7 @@ class SegmentationTask(ModuleTask):
         net = unwrap(self.modules["net"])
         net.eval()
         try:
-            return net(images.to(self.device)).argmax(dim=1)
+            return net(self._inputs(images)).argmax(dim=1)
         finally:
             net.train()
 
@@ -114,7 +128,8 @@ class SegmentationTask(ModuleTask):
 
 def build_task(model: str, params: Params) -> SegmentationTask:
     directory = data_dir(params)
-    return SegmentationTask(model, getattr(params.segmentation.models, model), directory, read_meta(directory))
+    section = params.segmentation
+    return SegmentationTask(model, getattr(section.models, model), section.trainer, directory, read_meta(directory))
 
 
 def load_exported(export: Mapping[str, Any]) -> torch.nn.Module:

@@ -1,0 +1,26 @@
+"""Learning-rate schedules shared by families, as multiplicative factors for ``LambdaLR``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """Linear warm-up from 0 to 1 over ``warmup_steps``, then cosine decay to 0 at ``total_steps``.
+
+    The factor depends only on the step index, so a resumed ``LambdaLR`` (whose state is just the
+    step count) continues the same curve, and raising the epoch count stretches the remaining decay.
+    """
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def constant() -> Callable[[int], float]:
+    return lambda step: 1.0

@@ -1,0 +1,120 @@
+"""`dvc repro` of the real pipeline on tiny params, in a temporary copy of the repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, tiny_params_dict
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+MODELS = ("fcn", "unet", "segnet", "dilated")
+
+
+def _copy_repository(dest: Path) -> None:
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
+def _sh(cwd: Path, env: dict, *cmd: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e") / "repo"
+    root.mkdir()
+    _copy_repository(root)
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict(), sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSELAB_", "MLFLOW_", "RAY_ADDRESS"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["DVC_SITE_CACHE_DIR"] = str(root / ".dvc" / "site_cache")
+    env["DVC_NO_ANALYTICS"] = "1"
+    for cmd in (
+        ("git", "init", "-q"),
+        ("git", "config", "user.name", "courselab-e2e"),
+        ("git", "config", "user.email", "e2e@courselab.invalid"),
+        ("git", "add", "-A"),
+        ("git", "commit", "-qm", "tiny params"),
+    ):
+        _sh(root, env, *cmd)
+    started = time.perf_counter()
+    proc = _sh(root, env, "dvc", "repro")
+    return {"root": root, "env": env, "repro": proc, "repro_s": time.perf_counter() - started}
+
+
+def test_repro_writes_every_metrics_file_and_report(repo):
+    root = repo["root"]
+    for model in MODELS:
+        metrics = json.loads((root / "metrics" / f"segmentation-{model}.json").read_text())
+        assert 0.0 <= metrics["val/miou"] <= 1.0 and metrics["epochs"] == 1
+        assert metrics["headline_metric"] == "val/miou"
+        assert (root / "models" / "segmentation" / model / "model.pt").is_file()
+        assert (root / "figures" / f"segmentation-{model}" / "masks.png").is_file()
+    report = (root / "reports" / "index.md").read_text()
+    assert all(f"| {model} |" in report for model in MODELS)
+    assert repo["repro_s"] < 300, f"e2e dvc repro took {repo['repro_s']:.0f}s"
+
+
+def test_repro_logged_one_finished_mlflow_run_per_model(repo):
+    with sqlite3.connect(repo["root"] / "mlflow.db") as db:
+        rows = db.execute(
+            "SELECT r.name, r.status FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id "
+            "WHERE e.name = 'segmentation'"
+        ).fetchall()
+        miou = db.execute("SELECT COUNT(*) FROM latest_metrics WHERE key = 'val/miou'").fetchone()[0]
+    assert sorted(rows) == sorted((model, "FINISHED") for model in MODELS)
+    assert miou == len(MODELS)
+
+
+def test_second_repro_is_a_fast_noop(repo):
+    started = time.perf_counter()
+    proc = _sh(repo["root"], repo["env"], "dvc", "repro")
+    elapsed = time.perf_counter() - started
+    assert "Data and pipelines are up to date." in proc.stdout
+    assert elapsed < 15, f"no-op dvc repro took {elapsed:.1f}s"
+
+
+def test_exp_run_with_changed_param_is_a_new_experiment(repo):
+    root, env = repo["root"], repo["env"]
+    _sh(root, env, "git", "add", "-A")
+    _sh(root, env, "git", "commit", "-qm", "baseline results")
+    proc = _sh(root, env, "dvc", "exp", "run", "-S", "segmentation.models.fcn.lr=0.01", "-n", "fcn-lr")
+    assert "Running stage 'train_segmentation@fcn'" in proc.stdout
+    assert "Running stage 'train_segmentation@unet'" not in proc.stdout  # only the changed model retrains
+    shown = json.loads(_sh(root, env, "dvc", "exp", "show", "--json").stdout)
+    found = [node for node in _walk(shown) if node.get("name") == "fcn-lr" and "data" in node]
+    assert found, "experiment fcn-lr not in dvc exp show"
+    params = found[0]["data"]["params"]["params.yaml"]["data"]
+    assert params["segmentation"]["models"]["fcn"]["lr"] == 0.01
+    assert "val/miou" in json.dumps(found[0]["data"]["metrics"])
+
+
+def _walk(node):
+    """Every dict nested anywhere in ``dvc exp show --json`` output."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
