@@ -10,8 +10,9 @@ def ray_session(tmp_path_factory):
     """A local 2-CPU Ray, started once (start-up costs seconds) and shared by every test."""
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
-             logging_level="WARNING", configure_logging=True)
+    from components.runtime import ray_init
+
+    ray_init(num_cpus=2)
     yield ray
     ray.shutdown()
 
