@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import math
-import shutil
 import sys
 import tempfile
 import time
@@ -138,12 +137,67 @@ def _say(line: str) -> None:
     print(line, file=sys.__stdout__, flush=True)
 
 
-def _save_checkpoint(directory: Path, state: dict[str, Any], figures: Mapping[str, bytes]) -> None:
-    torch.save(state, directory / STATE_FILE)
-    if figures:
-        (directory / FIGURES_DIR).mkdir()
-        for name, png in figures.items():
-            (directory / FIGURES_DIR / f"{name}.png").write_bytes(png)
+@dataclass
+class _RunState:
+    """What a worker carries from epoch to epoch and across a resume."""
+
+    epoch: int = 0  # epochs completed
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+    figures: dict[str, bytes] = field(default_factory=dict)  # the latest figure of each name, PNG
+
+
+def _restore(task: Task, job: TrainJob, rank: int) -> _RunState:
+    """Load the run's latest checkpoint into ``task`` (Ray hands it over for a reused run name)."""
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return _RunState()
+    with checkpoint.as_directory() as directory:
+        saved = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
+        figures = {png.stem: png.read_bytes() for png in (Path(directory) / FIGURES_DIR).glob("*.png")}
+    task.load_state_dict(saved["task"])
+    run = _RunState(saved["epoch"], saved["history"], saved["resumes"], figures)
+    run.resumes.append({"epoch": run.epoch, "optimizer_fingerprint": _optimizer_fingerprint(saved["task"])})
+    if rank == 0:
+        _say(f"[{job.label}] resumed from the checkpoint of epoch {run.epoch} ({job.run_name})")
+    return run
+
+
+def _train_epoch(task: Task, loader: DataLoader, world: int) -> dict[str, float]:
+    """One pass over this rank's shard; the mean of each loss over steps, averaged over ranks."""
+    sums: dict[str, torch.Tensor] = {}
+    steps = 0
+    for batch in loader:
+        for key, value in task.train_step(batch).items():
+            sums[key] = sums.get(key, 0) + value.detach()
+        steps += 1
+    return _mean_across_ranks({f"train/{k}": v / steps for k, v in sums.items()}, world)
+
+
+def _report(task: Task, run: _RunState, rank: int) -> None:
+    """Every rank reports the epoch's metrics (a barrier); rank 0 attaches the checkpoint."""
+    import ray.train
+
+    scalars = {k: v for k, v in run.history[-1].items() if math.isfinite(v)}
+    if rank != 0:
+        ray.train.report(scalars, checkpoint=None)
+        return
+    state = {
+        "task": task.state_dict(),
+        "export": task.export(),
+        "epoch": run.epoch,
+        "history": run.history,
+        "resumes": run.resumes,
+    }
+    with tempfile.TemporaryDirectory(prefix="courselab-ckpt-") as directory:
+        torch.save(state, Path(directory) / STATE_FILE)
+        if run.figures:
+            (Path(directory) / FIGURES_DIR).mkdir()
+            for name, png in run.figures.items():
+                (Path(directory) / FIGURES_DIR / f"{name}.png").write_bytes(png)
+        ray.train.report(scalars, checkpoint=ray.train.Checkpoint.from_directory(directory))
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -161,76 +215,31 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     sampler, train_loader, val_loader = _loaders(task, job.trainer, rank, world, job.params.seed)
     task.setup(ray.train.torch.get_device(), wrap=ray.train.torch.prepare_model, steps_per_epoch=len(train_loader))
     figure_batch = next(iter(DataLoader(task.datasets()["val"], batch_size=job.trainer.eval_batch_size)))
-
-    history: list[dict[str, float]] = []
-    resumes: list[dict[str, Any]] = []
-    figures: dict[str, bytes] = {}
-    start_epoch = 0
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            saved = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
-            for png in (Path(directory) / FIGURES_DIR).glob("*.png"):
-                figures[png.stem] = png.read_bytes()
-        task.load_state_dict(saved["task"])
-        start_epoch, history, resumes = saved["epoch"], saved["history"], saved["resumes"]
-        resumes.append({"epoch": start_epoch, "optimizer_fingerprint": _optimizer_fingerprint(saved["task"])})
-        if rank == 0:
-            _say(f"[{job.label}] resumed from the checkpoint of epoch {start_epoch} ({job.run_name})")
-    seed_everything(job.params.seed + 1000 * start_epoch + rank)
-
+    run = _restore(task, job, rank)
+    if run.epoch >= job.epochs:  # finished earlier: report it again so the driver gets its checkpoint
+        _report(task, run, rank)
+        return
+    seed_everything(job.params.seed + 1000 * run.epoch + rank)
     logger = RunLogger(job.mlflow_run_id, job.mlflow_tracking_uri, active=rank == 0)
-    # A run already at (or past) its epoch count still evaluates and reports once, so the driver
-    # always receives a checkpoint with the current metrics.
-    for epoch in range(start_epoch, max(job.epochs, start_epoch + 1)):
+
+    for epoch in range(run.epoch, job.epochs):
         started = time.perf_counter()
-        if epoch < job.epochs:
-            sampler.set_epoch(epoch)
-            sums: dict[str, torch.Tensor] = {}
-            steps = 0
-            for batch in train_loader:
-                for key, value in task.train_step(batch).items():
-                    sums[key] = sums.get(key, 0) + value.detach()
-                steps += 1
-            train_metrics = _mean_across_ranks({f"train/{k}": v / steps for k, v in sums.items()}, world)
-            train_s = time.perf_counter() - started
-            train_metrics["throughput/train_samples_per_s"] = len(sampler) * world / train_s
-            epochs_done = epoch + 1
-        else:
-            train_metrics = {k: v for k, v in history[-1].items() if k.startswith(("train/", "throughput/"))}
-            epochs_done = epoch
+        sampler.set_epoch(epoch)
+        train_metrics = _train_epoch(task, train_loader, world)
+        train_metrics["throughput/train_samples_per_s"] = len(sampler) * world / (time.perf_counter() - started)
         _broadcast_buffers(task, world)
         val_metrics = {f"val/{k}": float(v) for k, v in task.evaluate(val_loader).items()}
         epoch_s = time.perf_counter() - started
-        entry = {"epoch": float(epochs_done), **train_metrics, **val_metrics, "time/epoch_s": epoch_s}
-        if epoch < job.epochs:
-            history.append(entry)
-        else:
-            history[-1] = entry
-
-        last = epochs_done >= job.epochs
+        run.epoch = epoch + 1
+        run.history.append({"epoch": float(run.epoch), **train_metrics, **val_metrics, "time/epoch_s": epoch_s})
         if rank == 0:
-            logger.log_metrics({k: v for k, v in entry.items() if k != "epoch"}, step=epochs_done)
-            _say(_progress_line(job, entry, epoch_s, job.epochs - epochs_done))
-            if last or epochs_done % job.trainer.figure_every == 0:
+            logger.log_metrics({k: v for k, v in run.history[-1].items() if k != "epoch"}, step=run.epoch)
+            _say(_progress_line(job, run.history[-1], epoch_s, job.epochs - run.epoch))
+            if run.epoch == job.epochs or run.epoch % job.trainer.figure_every == 0:
                 for name, fig in task.figures(figure_batch).items():
-                    logger.log_figure(fig, f"figures/epoch_{epochs_done:03d}/{name}.png")
-                    figures[name] = _png(fig)
-        scalars = {k: v for k, v in entry.items() if math.isfinite(v)}
-        if rank == 0:
-            state = {
-                "task": task.state_dict(),
-                "export": task.export(),
-                "epoch": epochs_done,
-                "history": history,
-                "resumes": resumes,
-            }
-            directory = Path(tempfile.mkdtemp(prefix="courselab-ckpt-"))
-            _save_checkpoint(directory, state, figures)
-            ray.train.report(scalars, checkpoint=ray.train.Checkpoint.from_directory(str(directory)))
-            shutil.rmtree(directory, ignore_errors=True)
-        else:
-            ray.train.report(scalars, checkpoint=None)
+                    logger.log_figure(fig, f"figures/epoch_{run.epoch:03d}/{name}.png")
+                    run.figures[name] = _png(fig)
+        _report(task, run, rank)
 
 
 def _png(figure: Any) -> bytes:
