@@ -142,7 +142,10 @@ class RunLogger:
 
 
 def figure_png(figure: Any, dpi: int = 100) -> bytes:
-    """Render a matplotlib figure to PNG bytes (for DVC plot outputs beside MLflow artifacts)."""
+    """Render a matplotlib figure to PNG bytes (for DVC outputs beside MLflow artifacts), then close it."""
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(figure)
     return buffer.getvalue()

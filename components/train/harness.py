@@ -9,7 +9,6 @@ and reports a checkpoint. Every worker calls ``ray.train.report`` once per epoch
 
 from __future__ import annotations
 
-import io
 import math
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from components.config import Params, TrainerConfig
 from components.errors import UserError
 from components.families import get_family
 from components.runtime import seed_everything
-from components.tracking import RunLogger
+from components.tracking import RunLogger, figure_png
 from components.train.task import Task, unwrap
 
 STATE_FILE = "state.pt"
@@ -238,17 +237,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if run.epoch == job.epochs or run.epoch % job.trainer.figure_every == 0:
                 for name, fig in task.figures(figure_batch).items():
                     logger.log_figure(fig, f"figures/epoch_{run.epoch:03d}/{name}.png")
-                    run.figures[name] = _png(fig)
+                    run.figures[name] = figure_png(fig)
         _report(task, run, rank)
-
-
-def _png(figure: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    return buffer.getvalue()
 
 
 # --- driver side -------------------------------------------------------------------------------
