@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from components.errors import UserError
 
@@ -157,6 +157,106 @@ class SegmentationConfig(Section):
     models: SegmentationModels
 
 
+# --- reinforcement learning ---------------------------------------------------------------------
+
+Gamma = Annotated[float, Field(gt=0, le=1)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class GridWorldConfig(Section):
+    step_reward: float  # r(s) of every non-terminal state
+    intended_prob: Probability  # the chosen move happens; each perpendicular slip has (1 - p) / 2
+    max_episode_steps: PositiveInt  # truncation for the sampling learners (planning ignores it)
+
+
+class ValueIterationConfig(Section):
+    gamma: Gamma
+    tolerance: PositiveFloat  # stop when no utility changes by more than this in one sweep
+    eval_episodes: PositiveInt  # Monte-Carlo episodes of the greedy policy for rl/greedy_return_mean
+
+
+class QLearningConfig(Section):
+    gamma: Gamma
+    episodes: PositiveInt
+    alpha: Annotated[float, Field(gt=0, le=1)]  # initial step size
+    alpha_decay: Literal["visits", "constant"]  # visits: alpha / (1 + visits(s, a) * alpha) ** alpha_power
+    alpha_power: Annotated[float, Field(gt=0.5, le=1)]  # in (1/2, 1]: the Robbins-Monro conditions hold
+    epsilon_start: Probability
+    epsilon_end: Probability
+    epsilon_decay_episodes: PositiveInt  # linear decay of epsilon over this many episodes
+    eval_episodes: PositiveInt
+
+
+def _check_env(name: str) -> str:
+    from components.rl.envs import ENV_NAMES  # lazy: the registry imports gymnasium
+
+    if name not in ENV_NAMES:
+        raise ValueError(f"unknown env {name!r}; registered: {', '.join(ENV_NAMES)}")
+    return name
+
+
+EnvName = Annotated[str, AfterValidator(_check_env)]
+
+
+class RLlibAlgoBase(Section):
+    env: EnvName
+    max_env_steps: PositiveInt  # stop after sampling this many env steps
+    return_threshold: float  # rl/env_steps_to_threshold: first step count with episode_return_mean >= this
+    stop_at_threshold: bool  # stop as soon as the threshold is reached
+    num_env_runners: NonNegativeInt  # 0: sample in the driver process (fastest on 2 cores)
+    num_envs_per_env_runner: PositiveInt  # vectorised copies of the env per runner
+    gamma: Gamma
+    lr: PositiveFloat
+    hiddens: list[PositiveInt]  # MLP widths (image observations get RLlib's default conv stack first)
+    activation: Literal["tanh", "relu"]
+    eval_episodes: PositiveInt  # greedy (explore=False) episodes after training: rl/greedy_return_mean
+    checkpoint_every: PositiveInt  # iterations between checkpoints (and after the last)
+
+
+class DQNConfig(RLlibAlgoBase):
+    train_batch_size: PositiveInt  # transitions per SGD step
+    n_step: Annotated[list[PositiveInt], Field(min_length=1, max_length=2)]  # [n] or [min, max] (sampled)
+    double_q: bool
+    dueling: bool
+    replay_capacity: PositiveInt
+    prioritized_replay: bool
+    replay_alpha: NonNegativeFloat  # prioritisation exponent (prioritized_replay only)
+    replay_beta: NonNegativeFloat  # importance-sampling exponent (prioritized_replay only)
+    epsilon_start: Probability
+    epsilon_end: Probability
+    epsilon_timesteps: PositiveInt  # linear decay over this many env steps
+    target_network_update_freq: PositiveInt  # env steps between target-network syncs
+    learning_starts: NonNegativeInt  # env steps sampled before the first update
+    training_intensity: PositiveFloat | None  # replayed / sampled transitions; None: RLlib's default
+
+
+class ReinforceConfig(RLlibAlgoBase):
+    episodes_per_batch: PositiveInt  # whole episodes sampled per update
+    baseline: Literal["none", "normalize", "value"]  # none: G_t; normalize: (G_t - mean) / std; value: G_t - V(s)
+    vf_loss_coeff: NonNegativeFloat  # weight of the value-baseline regression (baseline: value)
+    grad_clip: PositiveFloat | None
+
+
+class RLAlgos(Section):
+    value_iteration: ValueIterationConfig
+    q_learning: QLearningConfig
+    dqn: DQNConfig
+    reinforce: ReinforceConfig
+
+
+class RLConfig(Section):
+    gridworld: GridWorldConfig
+    algos: RLAlgos
+
+    @model_validator(mode="after")
+    def _epsilons_decrease(self) -> RLConfig:
+        for name in ("q_learning", "dqn"):
+            algo = getattr(self.algos, name)
+            if algo.epsilon_end > algo.epsilon_start:
+                raise ValueError(f"algos.{name}.epsilon_end must be <= epsilon_start")
+        return self
+
+
 # --- the whole file -----------------------------------------------------------------------------
 
 
@@ -165,6 +265,7 @@ class Params(Section):
     runtime: RuntimeConfig
     data: DataConfig
     segmentation: SegmentationConfig
+    rl: RLConfig
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -192,6 +293,7 @@ def format_validation_error(err: ValidationError, source: str = PARAMS_FILE) -> 
     if kind == "missing":
         return f"{source}: {key}: missing required key"
     got = first.get("input")
+    msg = msg.removeprefix("Value error, ")
     msg = msg[0].lower() + msg[1:]
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
     if isinstance(got, dict | list):

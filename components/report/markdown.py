@@ -7,7 +7,11 @@ from pathlib import Path
 from typing import Any
 
 # Columns shown besides the headline metric, when a metrics file has them.
-EXTRA_COLUMNS = ("val/pixel_accuracy", "train/loss", "epochs", "train_wall_s")
+EXTRA_COLUMNS = (
+    "val/pixel_accuracy", "train/loss", "epochs",
+    "rl/episode_return_mean", "rl/env_steps_to_threshold", "rl/env_steps",
+    "train_wall_s",
+)
 
 
 def load_metrics(directory: Path) -> dict[str, dict[str, dict[str, Any]]]:

@@ -19,6 +19,7 @@ from tests.conftest import REPO, tiny_params_dict
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 MODELS = ("fcn", "unet", "segnet", "dilated")
+RL_ALGOS = ("value_iteration", "q_learning", "dqn", "reinforce")
 
 
 def _copy_repository(dest: Path) -> None:
@@ -70,8 +71,15 @@ def test_repro_writes_every_metrics_file_and_report(repo):
         assert metrics["headline_metric"] == "val/miou"
         assert (root / "models" / "segmentation" / model / "model.pt").is_file()
         assert (root / "figures" / f"segmentation-{model}" / "masks.png").is_file()
+    for algo in RL_ALGOS:
+        metrics = json.loads((root / "metrics" / f"rl-{algo}.json").read_text())
+        assert metrics["headline_metric"] == "rl/greedy_return_mean"
+        assert isinstance(metrics["rl/greedy_return_mean"], float)
+        assert any((root / "models" / "rl" / algo).iterdir())
+        assert (root / "plots" / f"rl-{algo}.csv").read_text().count("\n") >= 2  # header + >= 1 row
+    assert json.loads((root / "metrics" / "rl-value_iteration.json").read_text())["rl/policy_agreement"] == 1.0
     report = (root / "reports" / "index.md").read_text()
-    assert all(f"| {model} |" in report for model in MODELS)
+    assert all(f"| {model} |" in report for model in MODELS + RL_ALGOS)
     assert repo["repro_s"] < 300, f"e2e dvc repro took {repo['repro_s']:.0f}s"
 
 
@@ -82,8 +90,13 @@ def test_repro_logged_one_finished_mlflow_run_per_model(repo):
             "WHERE e.name = 'segmentation'"
         ).fetchall()
         miou = db.execute("SELECT COUNT(*) FROM latest_metrics WHERE key = 'val/miou'").fetchone()[0]
+        rl_runs = db.execute(
+            "SELECT r.name, r.status FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id "
+            "WHERE e.name = 'rl'"
+        ).fetchall()
     assert sorted(rows) == sorted((model, "FINISHED") for model in MODELS)
     assert miou == len(MODELS)
+    assert sorted(rl_runs) == sorted((algo, "FINISHED") for algo in RL_ALGOS)
 
 
 def test_second_repro_is_a_fast_noop(repo):

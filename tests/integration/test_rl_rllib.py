@@ -1,0 +1,41 @@
+"""RLlib's DQN through our runner on local Ray: CartPole with checkpoint/resume, and a Breakout smoke run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from components.config import parse_params
+from components.rl.envs import BREAKOUT
+from components.rl.runner import latest_checkpoint, train_rllib
+from components.tracking import RunLogger
+
+pytestmark = pytest.mark.slow
+
+
+def test_dqn_trains_checkpoints_and_resumes(ray_session, tiny_params, tmp_path):
+    cfg = parse_params(tiny_params).rl.algos.dqn.model_copy(update={"max_env_steps": 2000, "stop_at_threshold": False})
+    first = train_rllib("dqn", cfg, {}, 0, tmp_path, RunLogger(None), "test/dqn")
+    assert first.env_steps >= 2000 and first.resumed_from_iteration is None
+    assert math.isfinite(first.final_metrics["rl/episode_return_mean"])
+    assert len(first.greedy_returns) == cfg.eval_episodes and all(r >= 1 for r in first.greedy_returns)
+    assert latest_checkpoint(tmp_path) is not None
+
+    longer = cfg.model_copy(update={"max_env_steps": 3000})
+    second = train_rllib("dqn", longer, {}, 0, tmp_path, RunLogger(None), "test/dqn")
+    assert second.resumed_from_iteration == len(first.history)  # continued, not restarted
+    assert second.history[: len(first.history)] == first.history
+    assert second.env_steps >= 3000
+
+
+def test_dqn_on_breakout_runs_a_few_iterations(ray_session, tiny_params, tmp_path):
+    cfg = parse_params(tiny_params).rl.algos.dqn.model_copy(update={
+        # an iteration samples >= 1000 steps: two iterations, ~100 SGD updates on the conv net after 1900 steps
+        "env": BREAKOUT, "max_env_steps": 1200, "learning_starts": 1900, "hiddens": [64],
+        "replay_capacity": 2000, "stop_at_threshold": False, "eval_episodes": 1, "checkpoint_every": 10,
+    })
+    outcome = train_rllib("dqn", cfg, {"max_episode_steps": 200}, 0, tmp_path, RunLogger(None), "test/breakout")
+    assert outcome.env_steps >= 1200 and len(outcome.history) == 2
+    assert outcome.history[-1]["train/qf_loss"] >= 0  # the Q-network was updated
+    assert outcome.greedy_returns[0] >= 0
