@@ -129,12 +129,13 @@ def _iteration_row(result: dict[str, Any], iteration: int, wall_s: float,
         "time/wall_s": wall_s,
     }
     row["rl/episode_return_mean"] = smoothed_return([*history, row])
-    for module_metrics in result.get("learners", {}).values():
-        if isinstance(module_metrics, dict):
-            for key in ("total_loss", "policy_loss", "qf_loss", "vf_loss", "entropy"):
-                if key in module_metrics:
-                    row[f"train/{key}"] = float(module_metrics[key])
-            break
+    for module_id, module_metrics in result.get("learners", {}).items():
+        if module_id == "__all_modules__" or not isinstance(module_metrics, dict):
+            continue
+        for key in ("total_loss", "policy_loss", "qf_loss", "vf_loss", "entropy"):
+            if key in module_metrics:
+                row[f"train/{key}"] = float(module_metrics[key])
+        break  # one policy (single-agent)
     return row
 
 

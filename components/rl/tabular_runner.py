@@ -3,10 +3,9 @@
 Both report the greedy policy's Monte-Carlo return from the start state (``rl/greedy_return_mean``)
 and how far the policy is from the optimum (``rl/policy_agreement``: the fraction of non-terminal
 states where it picks value iteration's action, or an action of equal value).
-Q-learning's ``rl/episode_return_mean`` is the mean return of the last ``REPORT_EPISODES`` training
-episodes (exploring, as RLlib's metric of the same name), and ``rl/env_steps_to_threshold`` is the
-env-step count at which its greedy policy first equalled the optimal one (checked every
-``REPORT_EPISODES`` episodes).
+Q-learning reports every ``REPORT_EPISODES`` episodes (fewer in short runs): ``rl/episode_return_mean``
+is the mean return of those training episodes (exploring, as RLlib's metric of the same name), and
+``rl/env_steps_to_threshold`` the env-step count at which its greedy policy first equalled the optimal one.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from components.rl.gridworld import format_grid
 from components.rl.tabular import evaluate_policy, q_learning, value_iteration
 from components.tracking import RunLogger
 
-REPORT_EPISODES = 500  # Q-learning: one history row (and MLflow step) per this many episodes
+REPORT_EPISODES = 500  # Q-learning: one history row (and MLflow step) per this many episodes (at most)
 
 
 def _optimal(env: Any, gamma: float, tolerance: float):
@@ -67,9 +66,11 @@ def run(algo: str, params: Params, logger: RunLogger, out: Path) -> dict[str, An
         solved_at: list[int] = []
         returns: list[float] = []
 
+        every = max(1, min(REPORT_EPISODES, cfg.episodes // 10))  # >= 10 rows however short the run
+
         def on_progress(episodes: int, env_steps: int, q: np.ndarray) -> None:
             row = {"episode": float(episodes), "env_steps": float(env_steps),
-                   "rl/episode_return_mean": float(np.mean(returns[-REPORT_EPISODES:])),
+                   "rl/episode_return_mean": float(np.mean(returns[-every:])),
                    "rl/policy_agreement": _agreement(q.argmax(axis=1), model, optimum.utilities, cfg.gamma)}
             if row["rl/policy_agreement"] == 1.0 and not solved_at:
                 solved_at.append(env_steps)
@@ -80,12 +81,12 @@ def run(algo: str, params: Params, logger: RunLogger, out: Path) -> dict[str, An
             env, cfg.gamma, cfg.episodes, cfg.alpha, cfg.alpha_decay, cfg.epsilon_start, cfg.epsilon_end,
             cfg.epsilon_decay_episodes, params.seed, alpha_power=cfg.alpha_power,
             callback=lambda episode, episode_return, length, env_steps: returns.append(episode_return),
-            on_progress=on_progress, progress_every=REPORT_EPISODES,
+            on_progress=on_progress, progress_every=every,
         )
         policy = result.policy
         utilities = np.where(model[2], model[1], result.q.max(axis=1))  # exits keep their value
         extra = {
-            "rl/episode_return_mean": float(np.mean(result.episode_returns[-REPORT_EPISODES:])),
+            "rl/episode_return_mean": float(np.mean(result.episode_returns[-every:])),
             "rl/env_steps": float(result.env_steps),
             "rl/env_steps_to_threshold": float(solved_at[0]) if solved_at else float("nan"),
         }
