@@ -17,38 +17,28 @@ from components.config import DQNConfig as DQNParams
 def build_dqn_config(cfg: DQNParams, env_config: dict[str, Any], seed: int):
     """An RLlib ``DQNConfig`` for ``cfg``; ``env_config`` reaches the env creator (grid world settings)."""
     from ray.rllib.algorithms.dqn import DQNConfig
-    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    from components.rl.rllib_config import with_common_settings
 
     replay = {"type": "PrioritizedEpisodeReplayBuffer" if cfg.prioritized_replay else "EpisodeReplayBuffer",
               "capacity": cfg.replay_capacity}
     if cfg.prioritized_replay:
         replay.update(alpha=cfg.replay_alpha, beta=cfg.replay_beta)
     n_step = cfg.n_step[0] if len(cfg.n_step) == 1 else tuple(cfg.n_step)
-    return (
-        DQNConfig()
-        .environment(cfg.env, env_config=env_config)
-        .env_runners(num_env_runners=cfg.num_env_runners, num_envs_per_env_runner=cfg.num_envs_per_env_runner)
-        .training(
-            lr=cfg.lr,
-            gamma=cfg.gamma,
-            train_batch_size_per_learner=cfg.train_batch_size,
-            replay_buffer_config=replay,
-            store_buffer_in_checkpoints=True,  # a resumed run keeps its experience
-            n_step=n_step,
-            double_q=cfg.double_q,
-            dueling=cfg.dueling,
-            epsilon=[(0, cfg.epsilon_start), (cfg.epsilon_timesteps, cfg.epsilon_end)],
-            target_network_update_freq=cfg.target_network_update_freq,
-            num_steps_sampled_before_learning_starts=cfg.learning_starts,
-            training_intensity=cfg.training_intensity,
-        )
-        .rl_module(
-            model_config=DefaultModelConfig(
-                fcnet_hiddens=list(cfg.hiddens),
-                fcnet_activation=cfg.activation,
-                head_fcnet_hiddens=list(cfg.hiddens),  # the dueling value and advantage streams
-                head_fcnet_activation=cfg.activation,
-            )
-        )
-        .debugging(seed=seed)
+    algo_config = with_common_settings(
+        DQNConfig(), cfg, env_config, seed,
+        head_fcnet_hiddens=list(cfg.hiddens),  # the dueling value and advantage streams
+        head_fcnet_activation=cfg.activation,
+    )
+    return algo_config.training(
+        train_batch_size_per_learner=cfg.train_batch_size,
+        replay_buffer_config=replay,
+        store_buffer_in_checkpoints=True,  # a resumed run keeps its experience
+        n_step=n_step,
+        double_q=cfg.double_q,
+        dueling=cfg.dueling,
+        epsilon=[(0, cfg.epsilon_start), (cfg.epsilon_timesteps, cfg.epsilon_end)],
+        target_network_update_freq=cfg.target_network_update_freq,
+        num_steps_sampled_before_learning_starts=cfg.learning_starts,
+        training_intensity=cfg.training_intensity,
     )

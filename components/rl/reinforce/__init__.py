@@ -28,26 +28,14 @@ def build_reinforce_config(cfg: ReinforceConfig, env_config: dict[str, Any], see
     policy's features); without it the unused value head sits on the policy encoder, out of the
     optimizer, and costs next to nothing.
     """
-    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+    from components.rl.rllib_config import with_common_settings
 
-    return (
-        ReinforceAlgoConfig()
-        .environment(cfg.env, env_config=env_config)
-        .env_runners(num_env_runners=cfg.num_env_runners, num_envs_per_env_runner=cfg.num_envs_per_env_runner)
-        .training(
-            lr=cfg.lr,
-            gamma=cfg.gamma,
-            grad_clip=cfg.grad_clip,
-            episodes_per_batch=cfg.episodes_per_batch,
-            baseline=cfg.baseline,
-            vf_loss_coeff=cfg.vf_loss_coeff,
-        )
-        .rl_module(
-            model_config=DefaultModelConfig(
-                fcnet_hiddens=list(cfg.hiddens),
-                fcnet_activation=cfg.activation,
-                vf_share_layers=cfg.baseline != "value",
-            )
-        )
-        .debugging(seed=seed)
+    algo_config = with_common_settings(
+        ReinforceAlgoConfig(), cfg, env_config, seed, vf_share_layers=cfg.baseline != "value"
+    )
+    return algo_config.training(
+        grad_clip=cfg.grad_clip,
+        episodes_per_batch=cfg.episodes_per_batch,
+        baseline=cfg.baseline,
+        vf_loss_coeff=cfg.vf_loss_coeff,
     )
