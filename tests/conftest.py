@@ -25,7 +25,7 @@ def tiny_params_dict() -> dict:
     algos["value_iteration"].update(eval_episodes=50)
     algos["q_learning"].update(episodes=400, epsilon_decay_episodes=200, eval_episodes=50)
     algos["dqn"].update(max_env_steps=1500, learning_starts=500, hiddens=[16], replay_capacity=2000,
-                        epsilon_timesteps=1000, checkpoint_every=1, eval_episodes=2)
+                        train_batch_size=32, epsilon_timesteps=1000, checkpoint_every=1, eval_episodes=2)
     algos["reinforce"].update(max_env_steps=600, episodes_per_batch=4, num_envs_per_env_runner=2, hiddens=[16],
                               checkpoint_every=1, eval_episodes=2)
     return params
