@@ -43,7 +43,7 @@ def run_identity(family: str, model: str, params: Params) -> dict[str, Any]:
     model_cfg = getattr(section.models, model).model_dump(exclude={"epochs"})
     trainer = section.trainer.model_dump(exclude={"figure_every", "max_failures"})
     dataset = section.dataset
-    return {
+    identity = {
         "family": family,
         "model": model,
         "seed": params.seed,
@@ -52,6 +52,15 @@ def run_identity(family: str, model: str, params: Params) -> dict[str, Any]:
         "trainer": trainer,
         "model_cfg": model_cfg,
     }
+    extra = _family_run_params(family, model, params)
+    return {**identity, "family_params": extra} if extra else identity
+
+
+def _family_run_params(family: str, model: str, params: Params) -> dict[str, Any]:
+    """What a family's run reads besides its model section and trainer (shared sections, input
+    files' hashes), from the family's optional ``run_params(model, params)``; {} when it has none."""
+    hook = getattr(get_family(family), "run_params", None)
+    return hook(model, params) if hook else {}
 
 
 def logged_params(family: str, model: str, params: Params) -> dict[str, Any]:
@@ -63,6 +72,7 @@ def logged_params(family: str, model: str, params: Params) -> dict[str, Any]:
         "data": {section.dataset: getattr(params.data, section.dataset).model_dump()},
         "trainer": section.trainer.model_dump(),
         "model": {"name": model, **getattr(section.models, model).model_dump()},
+        **_family_run_params(family, model, params),
     })
 
 

@@ -21,6 +21,13 @@ def tiny_params_dict() -> dict:
     trainer.update(num_workers=1, cpus_per_worker=1, batch_size=16, eval_batch_size=32, figure_every=1)
     for model in params["segmentation"]["models"].values():
         model.update(epochs=1, base_channels=8)
+    generative = params["generative"]
+    generative["evaluator"].update(epochs=2, channels=[8], feature_dim=16, min_test_accuracy=0.0)
+    generative["fid"].update(num_generated=64)
+    generative["backbone"].update(latent_dim=8, g_channels=8, d_channels=8)
+    generative["trainer"].update(num_workers=1, cpus_per_worker=1, batch_size=64, eval_batch_size=64, figure_every=1)
+    for model in generative["models"].values():
+        model.update(epochs=1)
     algos = params["rl"]["algos"]
     algos["value_iteration"].update(eval_episodes=50)
     algos["q_learning"].update(episodes=400, epsilon_decay_episodes=200, eval_episodes=50)

@@ -10,8 +10,12 @@ from typing import Any
 EXTRA_COLUMNS = (
     "val/pixel_accuracy", "train/loss", "epochs",
     "rl/episode_return_mean", "rl/env_steps_to_threshold", "rl/env_steps",
+    "val/is_evaluator", "val/fid_evaluator_floor", "val/fid_evaluator_untrained", "val/is_evaluator_untrained",
+    "val/fid_inception", "test/accuracy",
     "train_wall_s",
 )
+# Headline metrics where lower is better (the table is ranked ascending for them).
+LOWER_IS_BETTER = {"val/fid_evaluator", "val/fid_inception"}
 
 
 def load_metrics(directory: Path) -> dict[str, dict[str, dict[str, Any]]]:
@@ -33,7 +37,8 @@ def _cell(value: Any, column: str = "") -> str:
 
 def family_table(family: str, models: dict[str, dict[str, Any]]) -> str:
     headline = next(iter(models.values())).get("headline_metric", "")
-    ranked = sorted(models.items(), key=lambda kv: -float(kv[1].get(headline, float("-inf"))))
+    sign = 1 if headline in LOWER_IS_BETTER else -1
+    ranked = sorted(models.items(), key=lambda kv: sign * float(kv[1].get(headline, sign * float("inf"))))
     extras = [c for c in EXTRA_COLUMNS if any(c in m for m in models.values())]
     header = ["model", headline, *extras, "params hash", "commit"]
     lines = [f"## {family}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]

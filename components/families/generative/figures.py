@@ -1,0 +1,46 @@
+"""Figures of generated images: sample grids, latent interpolations, VAE reconstructions."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+
+def image_grid(images: torch.Tensor, ncols: int, title: str, row_labels: list[str] | None = None):
+    """A figure of images (N, C, H, W) in [0, 1] tiled ``ncols`` per row, grey for one channel."""
+    grid = make_grid(images.detach().cpu().clamp(0, 1), nrow=ncols, padding=1, pad_value=0.5)
+    rows = -(-len(images) // ncols)
+    fig, ax = plt.subplots(figsize=(0.45 * ncols + 0.6, 0.45 * rows + 0.5))
+    ax.imshow(grid.permute(1, 2, 0).numpy()[..., 0] if images.shape[1] == 1 else grid.permute(1, 2, 0).numpy(),
+              cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    if row_labels:
+        cell = grid.shape[1] / rows
+        ax.set_yticks([cell * (i + 0.5) for i in range(rows)], row_labels, fontsize=7)
+    else:
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(samples: torch.Tensor, ncols: int, row_labels: list[str] | None = None):
+    """Samples (N, C, H, W) from the fixed evaluation noise (the same codes every epoch)."""
+    return image_grid(samples, ncols, "samples from fixed noise", row_labels)
+
+
+def interpolation_figure(frames: torch.Tensor):
+    """Decoded latent interpolations (pairs, steps, C, H, W): one row per pair of codes, left to right."""
+    pairs, steps = frames.shape[:2]
+    return image_grid(frames.flatten(0, 1), steps, f"linear interpolation between {pairs} pairs of codes")
+
+
+def reconstruction_figure(images: torch.Tensor, reconstructions: torch.Tensor, ncols: int):
+    """Inputs above their reconstructions, row by row: both (N, C, H, W) with N a multiple of ``ncols``."""
+    rows = [t for i in range(0, len(images), ncols) for t in (images[i : i + ncols], reconstructions[i : i + ncols])]
+    labels = ["input", "recon."] * (len(rows) // 2)
+    return image_grid(torch.cat(rows), ncols, "reconstructions (posterior mean)", labels)

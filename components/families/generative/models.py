@@ -1,0 +1,152 @@
+"""The generative family's networks: one DCGAN-style generator and discriminator for every GAN,
+and a VAE whose decoder is that same generator and whose encoder is the discriminator's trunk.
+
+Images are (N, C, S, S) floats in [0, 1], S divisible by ``2**stages``: the generator starts and the
+discriminator ends at resolution ``S / 2**stages`` (4x4 for the 8x8 digits with one stage).
+
+- :class:`Generator` (Radford et al., 2016): project-and-reshape of the code to the start
+  resolution, then ``stages`` x (ConvTranspose 4x4 stride 2 -> BatchNorm -> ReLU), then a 3x3
+  convolution to image logits; ``torch.sigmoid`` of its output is the image.
+- :class:`Discriminator`: 3x3 convolution, then ``stages`` x (Conv 4x4 stride 2 -> LeakyReLU),
+  then a linear score. No normalisation layers: the gradient penalty is per-sample and spectral
+  normalisation replaces them (``spectral_norm=True`` wraps every conv and linear layer).
+- :class:`VAE`: encoder (the discriminator trunk with a (mu, log sigma^2) head) and generator
+  decoder; conditional when ``num_classes > 0`` (one-hot label as extra input channels of the
+  encoder and as extra code entries of the decoder).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+
+def _start_size(image_size: int, stages: int) -> int:
+    start = image_size // 2**stages
+    if start * 2**stages != image_size or start < 1:
+        raise ValueError(f"image size {image_size} is not divisible by 2**stages = {2**stages}")
+    return start
+
+
+class Generator(nn.Module):
+    """Code (N, code_dim) -> image logits (N, out_channels, image_size, image_size).
+
+    ``channels`` is the width at the output resolution; each stage inward doubles it.
+    """
+
+    def __init__(self, code_dim: int, out_channels: int, image_size: int, channels: int, stages: int) -> None:
+        super().__init__()
+        self.start = _start_size(image_size, stages)
+        self.start_channels = channels * 2**stages
+        self.project = nn.Sequential(
+            nn.Linear(code_dim, self.start_channels * self.start**2, bias=False),
+            nn.BatchNorm1d(self.start_channels * self.start**2),
+            nn.ReLU(inplace=True),
+        )
+        ups = []
+        for stage in reversed(range(stages)):
+            wide, narrow = channels * 2 ** (stage + 1), channels * 2**stage
+            ups += [
+                nn.ConvTranspose2d(wide, narrow, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(narrow),
+                nn.ReLU(inplace=True),
+            ]
+        self.upsample = nn.Sequential(*ups)
+        self.to_image = nn.Conv2d(channels, out_channels, kernel_size=3, padding=1)
+
+    def forward(self, code: Tensor) -> Tensor:
+        x = self.project(code).view(-1, self.start_channels, self.start, self.start)
+        return self.to_image(self.upsample(x))
+
+
+class ConvTrunk(nn.Module):
+    """Image (N, in_channels, S, S) in [0, 1] -> flat features (N, channels * 2**stages * (S / 2**stages)**2).
+
+    3x3 conv to ``channels``, then ``stages`` strided 4x4 convs doubling the width, LeakyReLU after each.
+    """
+
+    def __init__(
+        self, in_channels: int, image_size: int, channels: int, stages: int, leak: float, spectral_norm: bool
+    ) -> None:
+        super().__init__()
+        norm = _spectral_norm if spectral_norm else (lambda layer: layer)
+        layers = [norm(nn.Conv2d(in_channels, channels, 3, padding=1)), nn.LeakyReLU(leak, inplace=True)]
+        for stage in range(stages):
+            layers += [
+                norm(nn.Conv2d(channels * 2**stage, channels * 2 ** (stage + 1), 4, stride=2, padding=1)),
+                nn.LeakyReLU(leak, inplace=True),
+            ]
+        self.layers = nn.Sequential(*layers)
+        self.num_features = channels * 2**stages * _start_size(image_size, stages) ** 2
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.layers(images * 2 - 1).flatten(1)
+
+
+class Discriminator(nn.Module):
+    """Images (N, in_channels, S, S) in [0, 1] -> real-vs-fake scores (N,) (logits or critic values)."""
+
+    def __init__(
+        self, in_channels: int, image_size: int, channels: int, stages: int, leak: float, spectral_norm: bool
+    ) -> None:
+        super().__init__()
+        self.trunk = ConvTrunk(in_channels, image_size, channels, stages, leak, spectral_norm)
+        head = nn.Linear(self.trunk.num_features, 1)
+        self.head = _spectral_norm(head) if spectral_norm else head
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.head(self.trunk(images)).squeeze(1)
+
+
+class VAE(nn.Module):
+    """Variational auto-encoder; conditional (CVAE) when ``num_classes > 0``.
+
+    ``encode(x, y) -> (mu, logvar)``, each (N, latent_dim); ``decode(z, y)`` -> image logits
+    (N, C, S, S); ``forward(x, y) -> (logits, mu, logvar)`` with one reparameterised sample
+    z = mu + exp(logvar / 2) * eps. ``y`` is (N,) int64 class labels, ignored when unconditional.
+    """
+
+    def __init__(
+        self, in_channels: int, image_size: int, latent_dim: int, num_classes: int,
+        g_channels: int, d_channels: int, stages: int, leak: float,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.latent_dim = latent_dim
+        self.encoder = ConvTrunk(in_channels + num_classes, image_size, d_channels, stages, leak, spectral_norm=False)
+        self.to_stats = nn.Linear(self.encoder.num_features, 2 * latent_dim)
+        self.decoder = Generator(latent_dim + num_classes, in_channels, image_size, g_channels, stages)
+
+    def _one_hot(self, labels: Tensor | None) -> Tensor | None:
+        return None if self.num_classes == 0 else F.one_hot(labels, self.num_classes).float()
+
+    def encode(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        one_hot = self._one_hot(labels)
+        if one_hot is not None:  # label planes: (N, K) -> (N, K, S, S); [0, 1] like the image
+            images = torch.cat([images, one_hot[:, :, None, None].expand(-1, -1, *images.shape[-2:])], dim=1)
+        mu, logvar = self.to_stats(self.encoder(images)).chunk(2, dim=1)
+        return mu, logvar
+
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        one_hot = self._one_hot(labels)
+        return self.decoder(z if one_hot is None else torch.cat([z, one_hot], dim=1))
+
+    def forward(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        mu, logvar = self.encode(images, labels)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        return self.decode(z, labels), mu, logvar
+
+
+def init_dcgan_weights(module: nn.Module, std: float) -> None:
+    """DCGAN's initialisation: conv/linear weights ~ N(0, std), BatchNorm scale ~ N(1, std), biases 0."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            weight = layer.parametrizations.weight.original if hasattr(layer, "parametrizations") else layer.weight
+            nn.init.normal_(weight, 0.0, std)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm1d | nn.BatchNorm2d):
+            nn.init.normal_(layer.weight, 1.0, std)
+            nn.init.zeros_(layer.bias)

@@ -1,0 +1,439 @@
+"""GANs and VAEs as the harness drives them: alternating D/G steps or ELBO steps; FID/IS evaluation.
+
+Every evaluation scores ``generative.fid.num_generated`` samples from fixed noise against the real
+images of ``generative.fid.reference_split``, and logs beside the model's scores two reference
+points with the same sample counts: the real-vs-real floor (as many train images as samples) and
+the untrained generator (the same network at initialisation, same noise). Under DDP every rank
+scores its share of the samples and a strided shard of the real images; the metric states are
+summed across ranks, so the scores are those of the whole sample.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import Dataset, TensorDataset
+from torchmetrics import MeanMetric
+
+from components.config import GANBase, GenerativeConfig, Params, VAEConfig
+from components.data.schema import DatasetMeta, decode_images, read_meta, read_split
+from components.errors import UserError
+from components.families.generative.evaluator import EvaluatorFeatures, evaluator_path, file_sha256, load_evaluator
+from components.families.generative.figures import interpolation_figure, reconstruction_figure, sample_grid
+from components.families.generative.inception import InceptionFeatures, check_inception_weights
+from components.families.generative.losses import (
+    LOSSES,
+    bernoulli_reconstruction,
+    gradient_penalty,
+    kl_divergence,
+)
+from components.families.generative.models import VAE, Discriminator, Generator, init_dcgan_weights
+from components.metrics.generative import FeatureFID, PosteriorInceptionScore
+from components.runtime import resolve
+from components.train.schedules import constant, warmup_cosine
+from components.train.task import ModuleTask, Wrap, unwrap
+
+EVALUATOR_DIR = "models/evaluator"  # the evaluator stage's output, relative to the repository root
+GAN_LOSS = {"dcgan": "nonsaturating", "wgan": "wasserstein", "wgan_gp": "wasserstein",
+            "lsgan": "least_squares", "sngan": "hinge"}
+VAE_MODELS = {"vae": False, "cvae": True}  # name -> conditional
+# Figure layout (presentation, not training): a 10x10 sample grid, 4 interpolations of 10 steps.
+GRID_SIDE = 10
+INTERPOLATION_PAIRS = 4
+INTERPOLATION_STEPS = 10
+
+
+def load_split(directory: Path, split: str) -> TensorDataset:
+    """A classification split as tensors: images (N, C, S, S) float in [0, 1], labels (N,) int64."""
+    table = read_split(directory, split)
+    images = torch.from_numpy(decode_images(table).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+    return TensorDataset(images, torch.tensor(table.column("label").to_numpy(), dtype=torch.int64))
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class GenerativeTask(ModuleTask):
+    """What GANs and VAEs share: data, sampling from fixed noise, FID/IS evaluation, figures.
+
+    Subclasses build ``modules``/``optimizers`` in :meth:`_build`, set ``self._untrained`` (the sampling
+    network at initialisation) and implement :meth:`_sampling_net` and :meth:`_decode`.
+    """
+
+    conditional = False
+
+    def __init__(self, model: str, config: Any, section: GenerativeConfig, directory: Path, meta: DatasetMeta,
+                 evaluator_dir: Path, seed: int) -> None:
+        self.model_name, self.config, self.section = model, config, section
+        self.directory, self.meta, self.seed = directory, meta, seed
+        self.inception_weights = check_inception_weights(  # user mistakes fail here, before Ray starts
+            None if section.fid.inception_weights is None else str(resolve(section.fid.inception_weights)))
+        self.evaluator_file = evaluator_path(evaluator_dir)
+        if section.fid.num_generated > meta.sizes["train"]:
+            raise UserError(
+                f"generative.fid.num_generated ({section.fid.num_generated}) exceeds the {meta.sizes['train']} "
+                f"train images the real-vs-real floor is drawn from; lower it in params.yaml")
+        self._datasets: dict[str, Dataset] | None = None
+        self._references: dict[str, float] | None = None
+        self.modules, self.optimizers, self.schedulers = {}, {}, {}
+
+    # --- data and set-up ---------------------------------------------------------------------
+
+    def datasets(self) -> Mapping[str, Dataset]:
+        """``train``: the training split; ``val``: the real images samples are scored against."""
+        if self._datasets is None:
+            self._datasets = {"train": load_split(self.directory, "train"),
+                              "val": load_split(self.directory, self.section.fid.reference_split)}
+        return self._datasets
+
+    def setup(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
+        self.device = device
+        self.rank, self.world = _rank_world()
+        self._build(device, wrap, steps_per_epoch)
+        latent = self.section.backbone.latent_dim
+        codes = torch.Generator().manual_seed(self.seed)
+        self.figure_codes = torch.randn(GRID_SIDE**2, latent, generator=codes)
+        self.interpolation_ends = torch.randn(INTERPOLATION_PAIRS, 2, latent, generator=codes)
+        self.evaluator = load_evaluator(self.evaluator_file.parent).to(device)
+        self.inception = InceptionFeatures(self.inception_weights).to(device) if self.inception_weights else None
+        if self.rank == 0 and self.inception is None:
+            print(f"[generative/{self.model_name}] generative.fid.inception_weights is null: logging the "
+                  "evaluator-feature metrics only (val/fid_evaluator, val/is_evaluator)", file=sys.__stdout__,
+                  flush=True)
+
+    def _build(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
+        raise NotImplementedError
+
+    # --- sampling ----------------------------------------------------------------------------
+
+    def _sampling_net(self) -> nn.Module:
+        raise NotImplementedError
+
+    def _decode(self, net: nn.Module, codes: Tensor, labels: Tensor) -> Tensor:
+        """Images (N, C, S, S) in [0, 1] from codes (N, latent_dim) and labels (N,) (unused unless conditional)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, codes: Tensor, labels: Tensor, net: nn.Module | None = None) -> Tensor:
+        """Decode ``codes`` with ``net`` (default: the current sampling network) in eval mode, in batches."""
+        net = self._sampling_net() if net is None else net
+        was_training = net.training
+        net.eval()
+        try:
+            size = self.section.trainer.eval_batch_size
+            return torch.cat([
+                self._decode(net, codes[i : i + size].to(self.device), labels[i : i + size].to(self.device))
+                for i in range(0, len(codes), size)
+            ])
+        finally:
+            net.train(was_training)
+
+    def _evaluation_codes(self) -> tuple[Tensor, Tensor]:
+        """This rank's share of the fixed evaluation noise (the same every epoch) and balanced labels."""
+        total = self.section.fid.num_generated
+        ids = torch.arange(self.rank, total, self.world)
+        codes = torch.randn(total, self.section.backbone.latent_dim, generator=torch.Generator().manual_seed(
+            self.seed + 1))
+        return codes[ids], ids % self.meta.num_classes
+
+    # --- evaluation --------------------------------------------------------------------------
+
+    def _score(self, fid: FeatureFID, fakes: Tensor, inception_score: bool = True) -> tuple[float, float]:
+        """(FID against the real features already in ``fid``, IS) of ``fakes`` (N, C, S, S)."""
+        fid.reset()  # keeps the real statistics (reset_real_features=False)
+        posterior_is = PosteriorInceptionScore(self.meta.num_classes).to(self.device)
+        for chunk in fakes.split(self.section.trainer.eval_batch_size):
+            fid.update(chunk, real=False)
+            if inception_score:
+                posterior_is.update(self.evaluator(chunk))
+        return float(fid.compute()), float(posterior_is.compute()) if inception_score else float("nan")
+
+    def _floor_images(self) -> Tensor:
+        """This rank's share of ``num_generated`` train images (a fixed random subset)."""
+        images = self.datasets()["train"].tensors[0]
+        chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
+        return images[chosen[: self.section.fid.num_generated][self.rank :: self.world]].to(self.device)
+
+    def _real_fid(self, extractor: nn.Module, real: list[Tensor]) -> FeatureFID:
+        fid = FeatureFID(extractor, reset_real_features=False).to(self.device)
+        for images in real:
+            fid.update(images, real=True)
+        return fid
+
+    def evaluate(self, batches: Iterable[Any]) -> Mapping[str, float]:
+        batches = [(images.to(self.device), labels) for images, labels in batches]
+        real = [images for images, _ in batches]
+        codes, labels = self._evaluation_codes()
+        fakes = self.sample(codes, labels)
+        fid = self._real_fid(EvaluatorFeatures(self.evaluator), real)
+        fid_value, is_value = self._score(fid, fakes)
+        out = {"fid_evaluator": fid_value, "is_evaluator": is_value}
+        if self._references is None:  # constant over a run: computed once (again after a resume)
+            floor_fid, floor_is = self._score(fid, self._floor_images())
+            untrained_fid, untrained_is = self._score(fid, self.sample(codes, labels, self._untrained))
+            self._references = {
+                "fid_evaluator_floor": floor_fid, "is_evaluator_floor": floor_is,
+                "fid_evaluator_untrained": untrained_fid, "is_evaluator_untrained": untrained_is,
+                "fid_num_real": float(len(self.datasets()["val"])),
+                "fid_num_generated": float(self.section.fid.num_generated),
+            }
+            if self.inception is not None:
+                self._inception_fid = self._real_fid(self.inception, real)
+                self._references["fid_inception_floor"] = self._score(
+                    self._inception_fid, self._floor_images(), inception_score=False)[0]
+        out.update(self._references)
+        if self.inception is not None:
+            out["fid_inception"] = self._score(self._inception_fid, fakes, inception_score=False)[0]
+        out.update(self._evaluate_extra(batches))
+        return out
+
+    def _evaluate_extra(self, batches: list[tuple[Tensor, Tensor]]) -> dict[str, float]:
+        """Family-specific metrics on this rank's reference batches (images on the device, labels)."""
+        return {}
+
+    # --- figures and export ------------------------------------------------------------------
+
+    def figures(self, batch: Any) -> Mapping[str, Any]:
+        grid_labels = torch.arange(GRID_SIDE**2) // GRID_SIDE  # one class per row when conditional
+        samples = self.sample(self.figure_codes, grid_labels).cpu()
+        row_labels = self.meta.class_names[:GRID_SIDE] if self.conditional else None
+        steps = torch.linspace(0, 1, INTERPOLATION_STEPS)[None, :, None]
+        start, end = self.interpolation_ends[:, :1], self.interpolation_ends[:, 1:]
+        path = ((1 - steps) * start + steps * end).flatten(0, 1)  # (pairs * steps, latent)
+        path_labels = torch.arange(INTERPOLATION_PAIRS).repeat_interleave(INTERPOLATION_STEPS)
+        frames = self.sample(path, path_labels).cpu().unflatten(0, (INTERPOLATION_PAIRS, INTERPOLATION_STEPS))
+        return {"samples": sample_grid(samples, GRID_SIDE, row_labels), "interpolation": interpolation_figure(frames)}
+
+    def _export_common(self) -> dict[str, Any]:
+        return {
+            "family": "generative",
+            "model": self.model_name,
+            "backbone": self.section.backbone.model_dump(),
+            "channels": self.meta.channels,
+            "image_size": self.meta.height,
+            "class_names": self.meta.class_names,
+            "evaluator_sha256": file_sha256(self.evaluator_file),
+        }
+
+
+class GANTask(GenerativeTask):
+    """One GAN formulation on the shared backbones: ``n_critic`` D steps per G step, optional G EMA."""
+
+    config: GANBase
+
+    def _optimizer(self, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        if self.config.optimizer == "rmsprop":
+            return torch.optim.RMSprop(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, betas=tuple(self.config.betas))
+
+    def _build(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
+        b, meta = self.section.backbone, self.meta
+        generator = Generator(b.latent_dim, meta.channels, meta.height, b.g_channels, b.stages)
+        critic = Discriminator(meta.channels, meta.height, b.d_channels, b.stages, b.leak,
+                               spectral_norm=self.model_name == "sngan")
+        init_dcgan_weights(generator, b.init_std)
+        init_dcgan_weights(critic, b.init_std)
+        self._untrained = copy.deepcopy(generator).to(device).eval()
+        self.modules = {"generator": wrap(generator.to(device)), "discriminator": wrap(critic.to(device))}
+        self.optimizers = {"generator": self._optimizer(self.modules["generator"].parameters(), self.config.lr_g),
+                           "discriminator": self._optimizer(self.modules["discriminator"].parameters(),
+                                                            self.config.lr_d)}
+        # Learning rates decay per own step: D steps every batch, G every n_critic-th batch.
+        d_total = self.config.epochs * steps_per_epoch
+        totals = {"discriminator": d_total, "generator": -(-d_total // self.config.n_critic)}
+        self.schedulers = {
+            name: torch.optim.lr_scheduler.LambdaLR(
+                optimizer, warmup_cosine(0, totals[name]) if self.config.lr_schedule == "cosine" else constant())
+            for name, optimizer in self.optimizers.items()
+        }
+        self.ema = None
+        if self.config.ema_decay is not None:
+            self.ema = AveragedModel(unwrap(self.modules["generator"]), use_buffers=True,
+                                     multi_avg_fn=get_ema_multi_avg_fn(self.config.ema_decay)).eval()
+        self.loss = LOSSES[GAN_LOSS[self.model_name]]
+        self.d_steps = 0
+        self._last_g_loss: Tensor | None = None
+
+    def _noise(self, n: int) -> Tensor:
+        return torch.randn(n, self.section.backbone.latent_dim, device=self.device)
+
+    def train_step(self, batch: Any) -> Mapping[str, Tensor]:
+        """One critic step; every ``n_critic``-th call also one generator step. Returns ``loss_d``,
+        ``loss_g`` (of the latest generator step) and, for WGAN-GP, the ``gradient_penalty``."""
+        real = batch[0].to(self.device)
+        g_net, d_net = self.modules["generator"], self.modules["discriminator"]
+        with torch.no_grad():
+            fake = torch.sigmoid(g_net(self._noise(len(real))))
+        scores = d_net(torch.cat([real, fake]))  # one DDP forward for both halves (D has no batch norm)
+        d_loss = self.loss.discriminator(scores[: len(real)], scores[len(real) :])
+        out = {"loss_d": d_loss.detach()}
+        if self.model_name == "wgan_gp":
+            penalty = gradient_penalty(unwrap(d_net), real, fake)
+            out["gradient_penalty"] = penalty.detach()
+            d_loss = d_loss + self.config.gp_weight * penalty
+        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.optimizers["discriminator"].step()
+        self.schedulers["discriminator"].step()
+        if self.model_name == "wgan":
+            with torch.no_grad():
+                for param in d_net.parameters():
+                    param.clamp_(-self.config.clip_value, self.config.clip_value)
+
+        if self.d_steps % self.config.n_critic == 0 or self._last_g_loss is None:
+            g_loss = self.loss.generator(d_net(torch.sigmoid(g_net(self._noise(len(real))))))
+            self.optimizers["generator"].zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.optimizers["generator"].step()
+            self.schedulers["generator"].step()
+            if self.ema is not None:
+                self.ema.update_parameters(unwrap(g_net))
+            self._last_g_loss = g_loss.detach()
+        self.d_steps += 1
+        out["loss_g"] = self._last_g_loss
+        return out
+
+    def _sampling_net(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else unwrap(self.modules["generator"])
+
+    def _decode(self, net: nn.Module, codes: Tensor, labels: Tensor) -> Tensor:
+        return torch.sigmoid(net(codes))
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["d_steps"] = self.d_steps
+        state["ema"] = self.ema.state_dict() if self.ema is not None else None
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.d_steps = state["d_steps"]
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+
+    def export(self) -> dict[str, Any]:
+        return {**self._export_common(), "kind": "gan", "ema": self.ema is not None,
+                "state_dict": self._sampling_net().state_dict()}
+
+
+class VAETask(GenerativeTask):
+    """A VAE (or, with ``cvae``, a class-conditional VAE): one Adam step on -ELBO per batch."""
+
+    config: VAEConfig
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.conditional = VAE_MODELS[self.model_name]
+
+    def _net(self) -> VAE:
+        b, meta = self.section.backbone, self.meta
+        return VAE(meta.channels, meta.height, b.latent_dim, meta.num_classes if self.conditional else 0,
+                   b.g_channels, b.d_channels, b.stages, b.leak)
+
+    def _build(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
+        net = self._net()
+        self._untrained = copy.deepcopy(net).to(device).eval()
+        self.modules = {"vae": wrap(net.to(device))}
+        self.optimizers = {"vae": torch.optim.Adam(self.modules["vae"].parameters(), lr=self.config.lr)}
+
+    def _labels(self, labels: Tensor) -> Tensor | None:
+        return labels.to(self.device) if self.conditional else None
+
+    def _elbo_terms(self, net: nn.Module, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-image reconstruction -log p(x|z) and KL(q(z|x) || p(z)), batch means in nats."""
+        logits, mu, logvar = net(images, self._labels(labels))
+        return bernoulli_reconstruction(logits, images).mean(), kl_divergence(mu, logvar).mean()
+
+    def train_step(self, batch: Any) -> Mapping[str, Tensor]:
+        """-ELBO = recon + kl_weight * KL on one batch; returns ``loss``, ``recon`` and ``kl``."""
+        images, labels = batch
+        recon, kl = self._elbo_terms(self.modules["vae"], images.to(self.device), labels)
+        loss = recon + self.config.kl_weight * kl
+        self.optimizers["vae"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers["vae"].step()
+        return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
+
+    def _evaluate_extra(self, batches: list[tuple[Tensor, Tensor]]) -> dict[str, float]:
+        """ELBO terms on the reference images (one posterior sample each), averaged over all ranks."""
+        net = unwrap(self.modules["vae"])
+        recon_mean, kl_mean = MeanMetric().to(self.device), MeanMetric().to(self.device)
+        net.eval()
+        with torch.no_grad():
+            for images, labels in batches:
+                recon, kl = self._elbo_terms(net, images, labels)
+                recon_mean.update(recon, weight=len(images))
+                kl_mean.update(kl, weight=len(images))
+        net.train()
+        return {"recon": float(recon_mean.compute()), "kl": float(kl_mean.compute())}
+
+    def _sampling_net(self) -> nn.Module:
+        return unwrap(self.modules["vae"])
+
+    def _decode(self, net: nn.Module, codes: Tensor, labels: Tensor) -> Tensor:
+        return torch.sigmoid(net.decode(codes, labels if self.conditional else None))
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor, labels: Tensor) -> Tensor:
+        """Decoded posterior means: images (N, C, S, S) -> (N, C, S, S) in [0, 1]."""
+        net = unwrap(self.modules["vae"])
+        net.eval()
+        try:
+            mu, _ = net.encode(images.to(self.device), self._labels(labels))
+            return self._decode(net, mu, labels.to(self.device))
+        finally:
+            net.train()
+
+    def figures(self, batch: Any) -> Mapping[str, Any]:
+        images, labels = batch[0][: 4 * GRID_SIDE], batch[1][: 4 * GRID_SIDE]
+        recons = self.reconstruct(images, labels).cpu()
+        return {**super().figures(batch), "reconstructions": reconstruction_figure(images, recons, GRID_SIDE)}
+
+    def export(self) -> dict[str, Any]:
+        return {**self._export_common(), "kind": "vae", "conditional": self.conditional,
+                "state_dict": unwrap(self.modules["vae"]).state_dict()}
+
+
+def build_task(model: str, params: Params) -> GenerativeTask:
+    section = params.generative
+    directory = resolve(params.data.root) / section.dataset
+    task_class = VAETask if model in VAE_MODELS else GANTask
+    return task_class(model, getattr(section.models, model), section, directory, read_meta(directory),
+                      resolve(EVALUATOR_DIR), params.seed)
+
+
+def run_params(model: str, params: Params) -> dict[str, Any]:
+    """What a run reads besides its model section and trainer: the shared backbone, the scoring
+    settings and the evaluator's file hash (a retrained evaluator starts a fresh run)."""
+    section = params.generative
+    return {
+        "backbone": section.backbone.model_dump(),
+        "fid": section.fid.model_dump(),
+        "evaluator_sha256": file_sha256(evaluator_path(resolve(EVALUATOR_DIR))),
+    }
+
+
+def load_exported(export: Mapping[str, Any]) -> nn.Module:
+    """Rebuild the trained sampling network from ``model.pt``: a :class:`Generator` (GANs, maps codes
+    (N, latent_dim) to image logits) or a :class:`VAE`; in eval mode."""
+    b = export["backbone"]
+    if export["kind"] == "gan":
+        net = Generator(b["latent_dim"], export["channels"], export["image_size"], b["g_channels"], b["stages"])
+    else:
+        classes = len(export["class_names"]) if export["conditional"] else 0
+        net = VAE(export["channels"], export["image_size"], b["latent_dim"], classes, b["g_channels"],
+                  b["d_channels"], b["stages"], b["leak"])
+    net.load_state_dict(export["state_dict"])
+    return net.eval()
