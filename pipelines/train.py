@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
             storage_path=params.runtime.storage_path,
             mlflow_run_id=run.info.run_id,
             mlflow_tracking_uri=uri,
+            repo_root=str(repo_root()),
         )
         outcome = fit(job)
         wall_s = time.perf_counter() - started

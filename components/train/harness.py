@@ -10,6 +10,7 @@ and reports a checkpoint. Every worker calls ``ray.train.report`` once per epoch
 from __future__ import annotations
 
 import math
+import os
 import sys
 import tempfile
 import time
@@ -46,6 +47,7 @@ class TrainJob:
     storage_path: str  # absolute path or URI
     mlflow_run_id: str | None = None
     mlflow_tracking_uri: str | None = None
+    repo_root: str | None = None  # the driver's repository: workers resolve relative paths against it
 
     @property
     def label(self) -> str:
@@ -210,6 +212,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     torch.set_num_threads(max(1, int(job.trainer.cpus_per_worker)))
     seed_everything(job.params.seed)  # identical initial weights on every rank
 
+    if job.repo_root:  # a shared Ray session may have started this worker for another repository
+        os.environ["COURSELAB_ROOT"] = job.repo_root
     task: Task = get_family(job.family).build_task(job.model, job.params)
     sampler, train_loader, val_loader = _loaders(task, job.trainer, rank, world, job.params.seed)
     task.setup(ray.train.torch.get_device(), wrap=ray.train.torch.prepare_model, steps_per_epoch=len(train_loader))
