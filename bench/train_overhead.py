@@ -1,9 +1,10 @@
 """Benchmark: the same U-Net, data and epochs in a plain PyTorch loop vs our Ray Train harness.
 
-    python -m bench.train_overhead [--model unet] [--epochs N] [--append]
+    python -m bench.train_overhead [--family segmentation] [--model unet] [--epochs N]
+                                   [--controller-poll-s S] [--append]
 
-Both sides use the family's own task (same network, optimizer, batches, evaluation each epoch)
-and the same thread count; they run one after the other in one process, so the ratio is
+Both sides use the family's own task (same network, optimizer, batches, evaluation every
+``trainer.eval_every`` epochs and after the last) and the same thread count; they run one after the other in one process, so the ratio is
 measured under the same machine conditions. The harness side is ``fit()`` (1 worker): worker
 start-up, DDP setup, per-epoch checkpoints and MLflow-free reporting included; ``ray.init`` is
 timed separately because a stage pays it once however many jobs it runs. Run from the repository
@@ -13,6 +14,7 @@ root after `dvc repro prepare`.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 import time
@@ -29,7 +31,7 @@ from components.train.harness import TrainJob, fit
 
 
 def plain_loop(family: str, model: str, params, epochs: int) -> tuple[float, float]:
-    """Train + evaluate every epoch without Ray; returns (wall seconds, final headline metric)."""
+    """Train, evaluating on the harness's cadence, without Ray; returns (wall s, final headline metric)."""
     trainer = getattr(params, family).trainer
     torch.set_num_threads(max(1, int(trainer.cpus_per_worker)))
     seed_everything(params.seed)
@@ -41,10 +43,11 @@ def plain_loop(family: str, model: str, params, epochs: int) -> tuple[float, flo
     task.setup(torch.device("cpu"), wrap=lambda module: module, steps_per_epoch=len(train))
     val = DataLoader(data["val"], batch_size=trainer.eval_batch_size)
     metrics = {}
-    for _ in range(epochs):
+    for epoch in range(epochs):
         for batch in train:
             task.train_step(batch)
-        metrics = task.evaluate(val)
+        if epoch + 1 == epochs or (epoch + 1) % trainer.eval_every == 0:
+            metrics = task.evaluate(val)
     return time.perf_counter() - started, next(iter(metrics.values()))
 
 
@@ -53,8 +56,12 @@ def main() -> None:
     parser.add_argument("--family", default="segmentation")
     parser.add_argument("--model", default="unet")
     parser.add_argument("--epochs", type=int, default=None, help="default: the model's epochs in params.yaml")
+    parser.add_argument("--controller-poll-s", type=float, default=None,
+                        help="RAY_TRAIN_HEALTH_CHECK_INTERVAL_S for the harness side (default: the harness's own)")
     parser.add_argument("--append", action="store_true", help="append the result row to BENCHMARKS.md")
     args = parser.parse_args()
+    if args.controller_poll_s is not None:
+        os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = str(args.controller_poll_s)
 
     params = with_absolute_paths(load_params())
     section = getattr(params, args.family)

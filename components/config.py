@@ -110,6 +110,8 @@ class TrainerConfig(Section):
     cpus_per_worker: PositiveFloat
     batch_size: PositiveInt
     eval_batch_size: PositiveInt
+    eval_every: PositiveInt  # run the task's evaluation every N epochs (and after the last), like
+    # Lightning's check_val_every_n_epoch: val/* metrics exist only on those epochs
     figure_every: PositiveInt  # log the prediction figure every N epochs (and after the last)
     max_failures: NonNegativeInt  # Ray Train restarts from the last checkpoint up to this often
     channels_last: bool  # NHWC memory format for conv nets (faster on CPU and on tensor cores)

@@ -37,11 +37,12 @@ from components.train.harness import TrainJob, TrainOutcome, fit
 def run_identity(family: str, model: str, params: Params) -> dict[str, Any]:
     """The params that define a training run (its Ray run name hashes them).
 
-    ``epochs`` is left out on purpose: raising it continues the same run from its checkpoint.
+    ``epochs`` is left out on purpose: raising it continues the same run from its checkpoint; so are
+    the trainer's reporting knobs (``eval_every``, ``figure_every``, ``max_failures``).
     """
     section = getattr(params, family)
     model_cfg = getattr(section.models, model).model_dump(exclude={"epochs"})
-    trainer = section.trainer.model_dump(exclude={"figure_every", "max_failures"})
+    trainer = section.trainer.model_dump(exclude={"eval_every", "figure_every", "max_failures"})
     dataset = section.dataset
     identity = {
         "family": family,

@@ -14,14 +14,14 @@ pytestmark = pytest.mark.slow
 def test_gan_trains_under_two_ddp_workers_with_finite_losses(prepared, ray_session, capfd):
     """WGAN-GP (two optimizers, n_critic, the gradient penalty through the unwrapped critic, EMA)
     through the real entry point with 2 workers: finite losses and scores, the reference points
-    logged beside them, sample figures in MLflow, one run."""
+    logged beside them, sample figures in MLflow, one run; evaluated every ``eval_every`` epochs only."""
     from mlflow import MlflowClient
 
     from pipelines import evaluator, train
 
     evaluator.main([])
     params = yaml.safe_load((prepared / "params.yaml").read_text())
-    params["generative"]["trainer"].update(num_workers=2, cpus_per_worker=1)
+    params["generative"]["trainer"].update(num_workers=2, cpus_per_worker=1, eval_every=2)
     params["generative"]["models"]["wgan_gp"].update(epochs=2, n_critic=2)
     (prepared / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     train.main(["generative", "wgan_gp"])
@@ -44,7 +44,12 @@ def test_gan_trains_under_two_ddp_workers_with_finite_losses(prepared, ray_sessi
     assert set(runs) == {"evaluator", "wgan_gp"}
     run = runs["wgan_gp"]
     assert run.info.status == "FINISHED" and run.data.params["trainer.num_workers"] == "2"
-    assert len(client.get_metric_history(run.info.run_id, "val/fid_evaluator")) == 2  # rank 0 logs once
+    # Rank 0 logs once per epoch; the scores only on evaluation epochs (eval_every 2: epoch 2 of 2).
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss_d")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/fid_evaluator")] == [2]
+    curve = (prepared / "plots" / "generative-wgan_gp.csv").read_text().splitlines()
+    header = curve[0].split(",")
+    assert [row.split(",")[header.index("val/fid_evaluator")] != "" for row in curve[1:]] == [False, True]
     assert "evaluator_sha256" in run.data.params
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures/epoch_002")}
     assert "figures/epoch_002/samples.png" in artifacts
