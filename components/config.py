@@ -227,10 +227,16 @@ class SNGANConfig(GANBase):
     pass
 
 
+class CGANConfig(GANBase):
+    pass
+
+
 class VAEConfig(Section):
     epochs: PositiveInt
     lr: PositiveFloat  # Adam
     kl_weight: PositiveFloat  # beta: 1 is the ELBO
+    likelihood: Literal["bernoulli", "gaussian"]  # p(x|z) per pixel, mean sigmoid(decoder logits)
+    sigma: PositiveFloat  # the Gaussian likelihood's fixed standard deviation (unused by bernoulli)
 
 
 class GenerativeModels(Section):
@@ -239,6 +245,7 @@ class GenerativeModels(Section):
     wgan_gp: WGANGPConfig
     lsgan: LSGANConfig
     sngan: SNGANConfig
+    cgan: CGANConfig
     vae: VAEConfig
     cvae: VAEConfig
 

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 MODELS = ("fcn", "unet", "segnet", "dilated")
 RL_ALGOS = ("value_iteration", "q_learning", "dqn", "reinforce")
-GENERATIVE = ("dcgan", "wgan", "wgan_gp", "lsgan", "sngan", "vae", "cvae")
+GENERATIVE = ("dcgan", "wgan", "wgan_gp", "lsgan", "sngan", "cgan", "vae", "cvae")
 
 
 def _copy_repository(dest: Path) -> None:
@@ -63,7 +63,7 @@ def repo(tmp_path_factory):
         _sh(root, env, *cmd)
     with _ray_head(tmp_path_factory.mktemp("ray"), env) as address:
         # Every stage joins one Ray instance (RAY_ADDRESS, as on a cluster) instead of starting
-        # its own: 16 stages x ~15 s of Ray start-up would not fit the 5-minute e2e budget.
+        # its own: 18 stages x ~15 s of Ray start-up would not fit the 5-minute e2e budget.
         repro_env = {**env, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "disabled"}
         started = time.perf_counter()
         proc = _sh(root, repro_env, "dvc", "repro")

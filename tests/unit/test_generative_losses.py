@@ -12,6 +12,7 @@ from components.families.generative.losses import (
     NONSATURATING,
     WASSERSTEIN,
     bernoulli_reconstruction,
+    gaussian_reconstruction,
     gradient_penalty,
     kl_divergence,
 )
@@ -109,3 +110,22 @@ def test_shapes_of_the_shared_backbones():
     assert logits.shape == (5, 1, 8, 8) and mu.shape == logvar.shape == (5, 6)
     with pytest.raises(ValueError, match="divisible"):
         Generator(32, 1, image_size=12, channels=16, stages=3)
+
+
+def test_projection_discriminator_adds_the_label_embedding_inner_product():
+    torch.manual_seed(0)
+    d = Discriminator(1, 8, channels=16, stages=1, leak=0.2, spectral_norm=False, num_classes=10)
+    images = torch.rand(4, 1, 8, 8)
+    labels = torch.tensor([0, 3, 3, 9])
+    features = d.trunk(images)
+    expected = d.head(features).squeeze(1) + (d.embed.weight[labels] * features).sum(1)
+    torch.testing.assert_close(d(images, labels), expected)
+    assert not torch.allclose(d(images, labels), d(images, (labels + 1) % 10))  # the score depends on the label
+
+
+def test_gaussian_reconstruction_is_the_negative_log_density():
+    images = torch.rand(3, 1, 4, 4)
+    logits = torch.randn(3, 1, 4, 4)
+    density = torch.distributions.Normal(torch.sigmoid(logits), 0.2)
+    expected = -density.log_prob(images).flatten(1).sum(1)
+    torch.testing.assert_close(gaussian_reconstruction(logits, images, 0.2), expected)

@@ -1,4 +1,5 @@
-"""The course's GAN objectives, the WGAN-GP gradient penalty and the VAE's ELBO terms.
+"""The course's GAN objectives, the WGAN-GP gradient penalty and the VAE's ELBO terms (KL and a
+Bernoulli or fixed-variance Gaussian reconstruction likelihood).
 
 Discriminator outputs are raw scores (N,): logits for the non-saturating loss, critic values for
 the Wasserstein losses, unbounded scores for least squares and hinge.
@@ -6,6 +7,7 @@ the Wasserstein losses, unbounded scores for least squares and hinge.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -79,3 +81,16 @@ def bernoulli_reconstruction(logits: Tensor, images: Tensor) -> Tensor:
     """-log p(x | z) under independent Bernoulli pixels (continuous relaxation for grey levels in
     [0, 1]), summed over pixels: logits and images (N, C, H, W) -> (N,) in nats."""
     return F.binary_cross_entropy_with_logits(logits, images, reduction="none").flatten(1).sum(dim=1)
+
+
+def gaussian_reconstruction(logits: Tensor, images: Tensor, sigma: float) -> Tensor:
+    """-log p(x | z) under independent Gaussian pixels N(sigmoid(logits), sigma^2), summed over pixels:
+    logits and images (N, C, H, W) -> (N,) in nats (the normalising constant included)."""
+    squared = (torch.sigmoid(logits) - images).flatten(1).pow(2)
+    return squared.sum(dim=1) / (2 * sigma**2) + squared.shape[1] * math.log(sigma * math.sqrt(2 * math.pi))
+
+
+RECONSTRUCTIONS: dict[str, Callable[..., Tensor]] = {
+    "bernoulli": lambda logits, images, sigma: bernoulli_reconstruction(logits, images),
+    "gaussian": gaussian_reconstruction,
+}

@@ -10,6 +10,8 @@ discriminator ends at resolution ``S / 2**stages`` (4x4 for the 8x8 digits with 
 - :class:`Discriminator`: 3x3 convolution, then ``stages`` x (Conv 4x4 stride 2 -> LeakyReLU),
   then a linear score. No normalisation layers: the gradient penalty is per-sample and spectral
   normalisation replaces them (``spectral_norm=True`` wraps every conv and linear layer).
+  Class-conditional (cGAN) with a projection head; the conditional generator reads the one-hot
+  label as extra code entries (as the CVAE's decoder does).
 - :class:`VAE`: encoder (the discriminator trunk with a (mu, log sigma^2) head) and generator
   decoder; conditional when ``num_classes > 0`` (one-hot label as extra input channels of the
   encoder and as extra code entries of the decoder).
@@ -86,18 +88,31 @@ class ConvTrunk(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Images (N, in_channels, S, S) in [0, 1] -> real-vs-fake scores (N,) (logits or critic values)."""
+    """Images (N, in_channels, S, S) in [0, 1] -> real-vs-fake scores (N,) (logits or critic values).
+
+    With ``num_classes > 0`` it is a projection discriminator (Miyato & Koyama, 2018): the score of
+    an image with label y adds <embed(y), features(x)> to the linear head, so D judges "a real y".
+    """
 
     def __init__(
-        self, in_channels: int, image_size: int, channels: int, stages: int, leak: float, spectral_norm: bool
+        self, in_channels: int, image_size: int, channels: int, stages: int, leak: float, spectral_norm: bool,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         self.trunk = ConvTrunk(in_channels, image_size, channels, stages, leak, spectral_norm)
         head = nn.Linear(self.trunk.num_features, 1)
         self.head = _spectral_norm(head) if spectral_norm else head
+        self.embed = None
+        if num_classes > 0:
+            embed = nn.Embedding(num_classes, self.trunk.num_features)
+            self.embed = _spectral_norm(embed) if spectral_norm else embed
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.head(self.trunk(images)).squeeze(1)
+    def forward(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
+        features = self.trunk(images)
+        scores = self.head(features).squeeze(1)
+        if self.embed is not None:
+            scores = scores + (self.embed(labels) * features).sum(1)
+        return scores
 
 
 class VAE(nn.Module):
@@ -142,10 +157,10 @@ class VAE(nn.Module):
 def init_dcgan_weights(module: nn.Module, std: float) -> None:
     """DCGAN's initialisation: conv/linear weights ~ N(0, std), BatchNorm scale ~ N(1, std), biases 0."""
     for layer in module.modules():
-        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d | nn.Linear | nn.Embedding):
             weight = layer.parametrizations.weight.original if hasattr(layer, "parametrizations") else layer.weight
             nn.init.normal_(weight, 0.0, std)
-            if layer.bias is not None:
+            if getattr(layer, "bias", None) is not None:
                 nn.init.zeros_(layer.bias)
         elif isinstance(layer, nn.BatchNorm1d | nn.BatchNorm2d):
             nn.init.normal_(layer.weight, 1.0, std)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset, TensorDataset
@@ -32,7 +33,7 @@ from components.families.generative.figures import interpolation_figure, reconst
 from components.families.generative.inception import InceptionFeatures, check_inception_weights
 from components.families.generative.losses import (
     LOSSES,
-    bernoulli_reconstruction,
+    RECONSTRUCTIONS,
     gradient_penalty,
     kl_divergence,
 )
@@ -44,7 +45,8 @@ from components.train.task import ModuleTask, Wrap, unwrap
 
 EVALUATOR_DIR = "models/evaluator"  # the evaluator stage's output, relative to the repository root
 GAN_LOSS = {"dcgan": "nonsaturating", "wgan": "wasserstein", "wgan_gp": "wasserstein",
-            "lsgan": "least_squares", "sngan": "hinge"}
+            "lsgan": "least_squares", "sngan": "hinge", "cgan": "nonsaturating"}
+CONDITIONAL_GANS = {"cgan"}  # class-conditional G (one-hot code entries) and projection D
 VAE_MODELS = {"vae": False, "cvae": True}  # name -> conditional
 # Figure layout (presentation, not training): a 10x10 sample grid, 4 interpolations of 10 steps.
 GRID_SIDE = 10
@@ -229,9 +231,17 @@ class GenerativeTask(ModuleTask):
 
 
 class GANTask(GenerativeTask):
-    """One GAN formulation on the shared backbones: ``n_critic`` D steps per G step, optional G EMA."""
+    """One GAN formulation on the shared backbones: ``n_critic`` D steps per G step, optional G EMA.
+
+    The conditional GAN (``cgan``) feeds the real batch's labels to D with the real images and to G
+    (and D) for the fakes, so generated classes follow the data's class frequencies.
+    """
 
     config: GANBase
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.conditional = self.model_name in CONDITIONAL_GANS
 
     def _optimizer(self, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
         if self.config.optimizer == "rmsprop":
@@ -240,9 +250,10 @@ class GANTask(GenerativeTask):
 
     def _build(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
         b, meta = self.section.backbone, self.meta
-        generator = Generator(b.latent_dim, meta.channels, meta.height, b.g_channels, b.stages)
+        classes = meta.num_classes if self.conditional else 0
+        generator = Generator(b.latent_dim + classes, meta.channels, meta.height, b.g_channels, b.stages)
         critic = Discriminator(meta.channels, meta.height, b.d_channels, b.stages, b.leak,
-                               spectral_norm=self.model_name == "sngan")
+                               spectral_norm=self.model_name == "sngan", num_classes=classes)
         init_dcgan_weights(generator, b.init_std)
         init_dcgan_weights(critic, b.init_std)
         self._untrained = copy.deepcopy(generator).to(device).eval()
@@ -273,10 +284,12 @@ class GANTask(GenerativeTask):
         """One critic step; every ``n_critic``-th call also one generator step. Returns ``loss_d``,
         ``loss_g`` (of the latest generator step) and, for WGAN-GP, the ``gradient_penalty``."""
         real = batch[0].to(self.device)
+        labels = batch[1].to(self.device) if self.conditional else None
         g_net, d_net = self.modules["generator"], self.modules["discriminator"]
         with torch.no_grad():
-            fake = torch.sigmoid(g_net(self._noise(len(real))))
-        scores = d_net(torch.cat([real, fake]))  # one DDP forward for both halves (D has no batch norm)
+            fake = self._decode(g_net, self._noise(len(real)), labels)
+        # One DDP forward for both halves (D has no batch norm).
+        scores = d_net(torch.cat([real, fake]), None if labels is None else torch.cat([labels, labels]))
         d_loss = self.loss.discriminator(scores[: len(real)], scores[len(real) :])
         out = {"loss_d": d_loss.detach()}
         if self.model_name == "wgan_gp":
@@ -293,7 +306,7 @@ class GANTask(GenerativeTask):
                     param.clamp_(-self.config.clip_value, self.config.clip_value)
 
         if self.d_steps % self.config.n_critic == 0 or self._last_g_loss is None:
-            g_loss = self.loss.generator(d_net(torch.sigmoid(g_net(self._noise(len(real))))))
+            g_loss = self.loss.generator(d_net(self._decode(g_net, self._noise(len(real)), labels), labels))
             self.optimizers["generator"].zero_grad(set_to_none=True)
             g_loss.backward()
             self.optimizers["generator"].step()
@@ -308,7 +321,9 @@ class GANTask(GenerativeTask):
     def _sampling_net(self) -> nn.Module:
         return self.ema.module if self.ema is not None else unwrap(self.modules["generator"])
 
-    def _decode(self, net: nn.Module, codes: Tensor, labels: Tensor) -> Tensor:
+    def _decode(self, net: nn.Module, codes: Tensor, labels: Tensor | None) -> Tensor:
+        if self.conditional:
+            codes = torch.cat([codes, F.one_hot(labels, self.meta.num_classes).to(codes.dtype)], dim=1)
         return torch.sigmoid(net(codes))
 
     def state_dict(self) -> dict[str, Any]:
@@ -324,7 +339,7 @@ class GANTask(GenerativeTask):
             self.ema.load_state_dict(state["ema"])
 
     def export(self) -> dict[str, Any]:
-        return {**self._export_common(), "kind": "gan", "ema": self.ema is not None,
+        return {**self._export_common(), "kind": "gan", "ema": self.ema is not None, "conditional": self.conditional,
                 "state_dict": self._sampling_net().state_dict()}
 
 
@@ -354,10 +369,11 @@ class VAETask(GenerativeTask):
     def _elbo_terms(self, net: nn.Module, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """Per-image reconstruction -log p(x|z) and KL(q(z|x) || p(z)), batch means in nats."""
         logits, mu, logvar = net(images, self._labels(labels))
-        return bernoulli_reconstruction(logits, images).mean(), kl_divergence(mu, logvar).mean()
+        recon = RECONSTRUCTIONS[self.config.likelihood](logits, images, self.config.sigma)
+        return recon.mean(), kl_divergence(mu, logvar).mean()
 
     def train_step(self, batch: Any) -> Mapping[str, Tensor]:
-        """-ELBO = recon + kl_weight * KL on one batch; returns ``loss``, ``recon`` and ``kl``."""
+        """-ELBO = recon + kl_weight * KL on one batch; returns ``loss``, ``recon`` and ``kl`` (nats)."""
         images, labels = batch
         recon, kl = self._elbo_terms(self.modules["vae"], images.to(self.device), labels)
         loss = recon + self.config.kl_weight * kl
@@ -430,7 +446,9 @@ def load_exported(export: Mapping[str, Any]) -> nn.Module:
     (N, latent_dim) to image logits) or a :class:`VAE`; in eval mode."""
     b = export["backbone"]
     if export["kind"] == "gan":
-        net = Generator(b["latent_dim"], export["channels"], export["image_size"], b["g_channels"], b["stages"])
+        classes = len(export["class_names"]) if export["conditional"] else 0
+        net = Generator(b["latent_dim"] + classes, export["channels"], export["image_size"], b["g_channels"],
+                        b["stages"])
     else:
         classes = len(export["class_names"]) if export["conditional"] else 0
         net = VAE(export["channels"], export["image_size"], b["latent_dim"], classes, b["g_channels"],
