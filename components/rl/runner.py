@@ -196,7 +196,7 @@ def train_rllib(
                            step=int(row["env_steps"]))
         iteration_s = time.perf_counter() - iteration_started
         steps_per_s = (row["env_steps"] - (history[-2]["env_steps"] if len(history) > 1 else 0)) / iteration_s
-        eta = (cfg.max_env_steps - row["env_steps"]) / max(steps_per_s, 1e-9)
+        eta = max(0, cfg.max_env_steps - row["env_steps"]) / max(steps_per_s, 1e-9)
         print(f"[{label}] iter {len(history)}  env steps {int(row['env_steps'])}/{cfg.max_env_steps}"
               f"  rl/episode_return_mean {row['rl/episode_return_mean']:.1f}"
               f"  {steps_per_s:.0f} steps/s  ETA <= {int(eta // 60)}m{int(eta % 60):02d}s", flush=True)
