@@ -1,14 +1,14 @@
-"""Benchmark: the same U-Net, data and epochs in a plain PyTorch loop vs our Ray Train harness.
+"""Benchmark: the same model, data and epochs in a plain PyTorch loop vs our Ray Train harness.
 
     python -m bench.train_overhead [--family segmentation] [--model unet] [--epochs N]
                                    [--controller-poll-s S] [--append]
 
 Both sides use the family's own task (same network, optimizer, batches, evaluation every
-``trainer.eval_every`` epochs and after the last) and the same thread count; they run one after the other in one process, so the ratio is
-measured under the same machine conditions. The harness side is ``fit()`` (1 worker): worker
-start-up, DDP setup, per-epoch checkpoints and MLflow-free reporting included; ``ray.init`` is
-timed separately because a stage pays it once however many jobs it runs. Run from the repository
-root after `dvc repro prepare`.
+``trainer.eval_every`` epochs and after the last) and the same thread count; they run one after
+the other in one process, so the ratio is measured under the same machine conditions. The harness
+side is ``fit()`` (1 worker): worker start-up, DDP setup, per-epoch checkpoints and MLflow-free
+reporting included; ``ray.init`` is timed separately because a stage pays it once however many
+jobs it runs. Run from the repository root after `dvc repro prepare`.
 """
 
 from __future__ import annotations

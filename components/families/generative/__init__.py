@@ -7,7 +7,6 @@ from components.families.generative.task import GenerativeTask, build_task, load
 MODELS = ("dcgan", "wgan", "wgan_gp", "lsgan", "sngan", "cgan", "vae", "cvae")
 EXPERIMENT = "generative"
 HEADLINE_METRIC = "val/fid_evaluator"
-HEADLINE_LOWER_IS_BETTER = True
 
-__all__ = ["MODELS", "EXPERIMENT", "HEADLINE_METRIC", "HEADLINE_LOWER_IS_BETTER", "GenerativeTask", "build_task",
+__all__ = ["MODELS", "EXPERIMENT", "HEADLINE_METRIC", "GenerativeTask", "build_task",
            "load_exported", "run_params"]

@@ -179,10 +179,8 @@ class GenerativeTask(ModuleTask):
         real = [images for images, _ in batches]
         codes, labels = self._evaluation_codes()
         fakes = self.sample(codes, labels)
-        fid = self._real_fid(EvaluatorFeatures(self.evaluator), real)
-        fid_value, is_value = self._score(fid, fakes)
-        out = {"fid_evaluator": fid_value, "is_evaluator": is_value}
-        if self._references is None:  # constant over a run: computed once (again after a resume)
+        if self._references is None:  # the real statistics and reference points: once per run (and resume)
+            fid = self._evaluator_fid = self._real_fid(EvaluatorFeatures(self.evaluator), real)
             floor_fid, floor_is = self._score(fid, self._floor_images())
             untrained_fid, untrained_is = self._score(fid, self.sample(codes, labels, self._untrained))
             self._references = {
@@ -195,6 +193,8 @@ class GenerativeTask(ModuleTask):
                 self._inception_fid = self._real_fid(self.inception, real)
                 self._references["fid_inception_floor"] = self._score(
                     self._inception_fid, self._floor_images(), inception_score=False)[0]
+        fid_value, is_value = self._score(self._evaluator_fid, fakes)
+        out = {"fid_evaluator": fid_value, "is_evaluator": is_value}
         out.update(self._references)
         if self.inception is not None:
             out["fid_inception"] = self._score(self._inception_fid, fakes, inception_score=False)[0]
