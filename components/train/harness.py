@@ -79,10 +79,12 @@ def _loaders(task: Task, trainer: TrainerConfig, rank: int, world: int, seed: in
     # Training: every rank sees a disjoint shard each epoch (padded to equal length so every rank
     # runs the same number of DDP steps). Evaluation: a strided, unpadded shard, so that reduced
     # metrics count every sample exactly once.
+    # A task may batch its own way (detection keeps lists of per-image targets): ``collate_fn``.
+    collate = getattr(task, "collate_fn", None)
     sampler = DistributedSampler(data["train"], num_replicas=world, rank=rank, shuffle=True, seed=seed)
-    train = DataLoader(data["train"], batch_size=trainer.batch_size, sampler=sampler)
+    train = DataLoader(data["train"], batch_size=trainer.batch_size, sampler=sampler, collate_fn=collate)
     val_shard = Subset(data["val"], range(rank, len(data["val"]), world))
-    val = DataLoader(val_shard, batch_size=trainer.eval_batch_size, shuffle=False)
+    val = DataLoader(val_shard, batch_size=trainer.eval_batch_size, shuffle=False, collate_fn=collate)
     return sampler, train, val
 
 
@@ -126,7 +128,8 @@ def _format_eta(seconds: float) -> str:
 
 
 def _progress_line(job: TrainJob, entry: Mapping[str, float], epoch_s: float, remaining: int) -> str:
-    shown = [f"{k} {v:.4g}" for k, v in entry.items() if k.startswith(("train/loss", "val/")) and "/iou/" not in k]
+    # Per-class entries (val/iou/<class>, val/ap/<class>, ...) stay in MLflow, out of the line.
+    shown = [f"{k} {v:.4g}" for k, v in entry.items() if k.startswith(("train/loss", "val/")) and k.count("/") == 1]
     return (
         f"[{job.label}] epoch {int(entry['epoch'])}/{job.epochs}  " + "  ".join(shown)
         + f"  {epoch_s:.1f}s/epoch  ETA {_format_eta(epoch_s * remaining)}"
@@ -219,7 +222,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     task: Task = get_family(job.family).build_task(job.model, job.params)
     sampler, train_loader, val_loader = _loaders(task, job.trainer, rank, world, job.params.seed)
     task.setup(ray.train.torch.get_device(), wrap=ray.train.torch.prepare_model, steps_per_epoch=len(train_loader))
-    figure_batch = next(iter(DataLoader(task.datasets()["val"], batch_size=job.trainer.eval_batch_size)))
+    figure_batch = next(iter(DataLoader(
+        task.datasets()["val"], batch_size=job.trainer.eval_batch_size, collate_fn=getattr(task, "collate_fn", None)
+    )))
     run = _restore(task, job, rank)
     if run.epoch >= job.epochs:  # finished earlier: report it again so the driver gets its checkpoint
         if not any(key.startswith("val/") for key in run.history[-1]):  # epochs lowered below an unevaluated one
