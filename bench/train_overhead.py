@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from components.config import load_params
+from components.config import load_params, model_trainer
 from components.families import get_family
 from components.runtime import ray_init, seed_everything, with_absolute_paths
 from components.train.harness import TrainJob, fit
@@ -32,16 +32,18 @@ from components.train.harness import TrainJob, fit
 
 def plain_loop(family: str, model: str, params, epochs: int) -> tuple[float, float]:
     """Train, evaluating on the harness's cadence, without Ray; returns (wall s, final headline metric)."""
-    trainer = getattr(params, family).trainer
+    trainer = model_trainer(params, family, model)
     torch.set_num_threads(max(1, int(trainer.cpus_per_worker)))
     seed_everything(params.seed)
     started = time.perf_counter()
     task = get_family(family).build_task(model, params)
     data = task.datasets()
     generator = torch.Generator().manual_seed(params.seed)
-    train = DataLoader(data["train"], batch_size=trainer.batch_size, shuffle=True, generator=generator)
+    collate = getattr(task, "collate_fn", None)  # as the harness does (detection batches are lists)
+    train = DataLoader(data["train"], batch_size=trainer.batch_size, shuffle=True, generator=generator,
+                       collate_fn=collate)
     task.setup(torch.device("cpu"), wrap=lambda module: module, steps_per_epoch=len(train))
-    val = DataLoader(data["val"], batch_size=trainer.eval_batch_size)
+    val = DataLoader(data["val"], batch_size=trainer.eval_batch_size, collate_fn=collate)
     metrics = {}
     for epoch in range(epochs):
         for batch in train:
@@ -75,7 +77,8 @@ def main() -> None:
     init_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as storage:
         job = TrainJob(
-            family=args.family, model=args.model, params=params, trainer=section.trainer, epochs=epochs,
+            family=args.family, model=args.model, params=params,
+            trainer=model_trainer(params, args.family, args.model), epochs=epochs,
             run_name=f"bench-{args.model}", storage_path=storage,
         )
         started = time.perf_counter()

@@ -2,8 +2,8 @@
 
     python -m pipelines.prepare [--params params.yaml]
 
-Embedded datasets (``digits``, ``scenes``) are generated from the seed; ``voc`` and ``mnist``
-are read from local paths when ``data.voc.root`` / ``data.mnist.root`` are set. Each dataset
+Embedded datasets (``digits``, ``scenes``) are generated from the seed; ``voc``, ``voc_detection``,
+``coco`` and ``mnist`` are read from local paths when their ``data.<name>.root`` is set. Each dataset
 directory is written to a temporary path and renamed on success.
 """
 
@@ -14,10 +14,12 @@ import time
 from pathlib import Path
 
 from components.config import load_params
+from components.data.coco import load_coco_instances
 from components.data.digits import build_digits
 from components.data.mnist import load_mnist
 from components.data.scenes import build_scenes
 from components.data.voc import load_voc_segmentation
+from components.data.voc_detection import load_voc_detection
 from components.errors import exit_on_user_error
 from components.io import atomic_directory
 from components.runtime import resolve
@@ -46,6 +48,13 @@ def main(argv: list[str] | None = None) -> None:
         _build("voc", root, lambda out: load_voc_segmentation(
             resolve(voc.root), out, year=voc.year, image_size=voc.image_size,
             val_fraction=voc.val_fraction, seed=seed))
+    if data.coco.root:
+        _build("coco", root, lambda out: load_coco_instances(
+            resolve(data.coco.root), out, seed=seed, **data.coco.model_dump(exclude={"root"})))
+    if data.voc_detection.root:
+        vd = data.voc_detection
+        _build("voc_detection", root, lambda out: load_voc_detection(
+            resolve(vd.root), out, year=vd.year, image_size=vd.image_size, val_fraction=vd.val_fraction, seed=seed))
     if data.mnist.root:
         _build("mnist", root, lambda out: load_mnist(
             resolve(data.mnist.root), out, seed=seed, val_fraction=data.mnist.val_fraction))

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from components import tracking
-from components.config import Params, flatten, load_params, params_hash
+from components.config import Params, flatten, load_params, model_trainer, params_hash
 from components.errors import UserError, exit_on_user_error
 from components.families import get_family
 from components.io import atomic_directory, atomic_write_text
@@ -71,7 +71,7 @@ def logged_params(family: str, model: str, params: Params) -> dict[str, Any]:
         "seed": params.seed,
         "dataset": section.dataset,
         "data": {section.dataset: getattr(params.data, section.dataset).model_dump()},
-        "trainer": section.trainer.model_dump(),
+        "trainer": model_trainer(params, family, model).model_dump(),
         "model": {"name": model, **getattr(section.models, model).model_dump()},
         **_family_run_params(family, model, params),
     })
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
             family=args.family,
             model=args.model,
             params=params,
-            trainer=section.trainer,
+            trainer=model_trainer(params, args.family, args.model),
             epochs=model_cfg.epochs,
             run_name=run_key,
             storage_path=params.runtime.storage_path,

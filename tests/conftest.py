@@ -21,6 +21,18 @@ def tiny_params_dict() -> dict:
     trainer.update(num_workers=1, cpus_per_worker=1, batch_size=16, eval_batch_size=32, figure_every=1)
     for model in params["segmentation"]["models"].values():
         model.update(epochs=1, base_channels=8)
+    detection = params["detection"]
+    detection["trainer"].update(num_workers=1, cpus_per_worker=1, batch_size=16, eval_batch_size=32, figure_every=1)
+    for model in detection["models"].values():
+        model["epochs"] = 1
+        if "channels" in model:
+            model["channels"] = [8, 16, 16, 16][: len(model["channels"])]
+        if "fpn_channels" in model:
+            model["fpn_channels"] = 16
+    for name in ("fcos", "retinanet"):  # their heads' GroupNorm has 32 groups
+        detection["models"][name]["fpn_channels"] = 32
+    detection["models"]["yolo"]["base_channels"] = 8
+    detection["models"]["detr"].update(base_channels=8, d_model=16, dim_feedforward=32, batch_size=16)
     generative = params["generative"]
     generative["evaluator"].update(epochs=2, channels=[8], feature_dim=16, min_test_accuracy=0.0)
     generative["fid"].update(num_generated=64)

@@ -14,6 +14,7 @@ from components.errors import UserError
 
 FAMILIES = {
     "segmentation": "components.families.segmentation",
+    "detection": "components.families.detection",
     "generative": "components.families.generative",
 }
 

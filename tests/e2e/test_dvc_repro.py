@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 MODELS = ("fcn", "unet", "segnet", "dilated")
 RL_ALGOS = ("value_iteration", "q_learning", "dqn", "reinforce")
 GENERATIVE = ("dcgan", "wgan", "wgan_gp", "lsgan", "sngan", "cgan", "vae", "cvae")
+DETECTION = ("faster_rcnn", "retinanet", "ssd", "fcos", "yolo", "detr", "mask_rcnn")
 
 
 def _copy_repository(dest: Path) -> None:
@@ -109,6 +110,12 @@ def test_repro_writes_every_metrics_file_and_report(repo):
         assert metrics["headline_metric"] == "val/miou"
         assert (root / "models" / "segmentation" / model / "model.pt").is_file()
         assert (root / "figures" / f"segmentation-{model}" / "masks.png").is_file()
+    for model in DETECTION:
+        metrics = json.loads((root / "metrics" / f"detection-{model}.json").read_text())
+        assert metrics["headline_metric"] == "val/map" and 0.0 <= metrics["val/map"] <= 1.0
+        assert "val/map_untrained" in metrics and "val/voc_map" in metrics
+        assert (root / "figures" / f"detection-{model}" / "predictions.png").is_file()
+    assert "val/mask_map" in json.loads((root / "metrics" / "detection-mask_rcnn.json").read_text())
     for algo in RL_ALGOS:
         metrics = json.loads((root / "metrics" / f"rl-{algo}.json").read_text())
         assert metrics["headline_metric"] == "rl/greedy_return_mean"
@@ -123,7 +130,7 @@ def test_repro_writes_every_metrics_file_and_report(repo):
         assert "val/fid_evaluator_floor" in metrics and "val/fid_evaluator_untrained" in metrics
         assert (root / "figures" / f"generative-{model}" / "samples.png").is_file()
     report = (root / "reports" / "index.md").read_text()
-    assert all(f"| {model} |" in report for model in MODELS + RL_ALGOS + GENERATIVE)
+    assert all(f"| {model} |" in report for model in MODELS + DETECTION + RL_ALGOS + GENERATIVE)
     stages = repo["repro"].stdout.count("Running stage ")
     # ARCHITECTURE.md's e2e budget: 30 s per stage (each Ray Train stage pays ~15 s of fixed start-up).
     assert repo["repro_s"] < 30 * stages, f"e2e dvc repro took {repo['repro_s']:.0f}s for {stages} stages"

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import run_env
@@ -32,12 +33,13 @@ def test_missing_dataset_names_the_path(workdir):
     assert not (workdir / "models").exists() and not (workdir / "metrics").exists()
 
 
-def test_missing_real_dataset_root_names_the_path(workdir, tiny_params):
-    tiny_params["data"]["voc"]["root"] = str(workdir / "no" / "VOCdevkit")
+@pytest.mark.parametrize("dataset", ["voc", "voc_detection", "coco"])
+def test_missing_real_dataset_root_names_the_path(workdir, tiny_params, dataset):
+    tiny_params["data"][dataset]["root"] = str(workdir / "no" / "devkit")
     (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params))
     line = _one_error_line(_run(workdir, "pipelines.prepare"))
-    assert str(workdir / "no" / "VOCdevkit") in line
-    assert not (workdir / "data" / "voc").exists()
+    assert str(workdir / "no" / "devkit") in line
+    assert not (workdir / "data" / dataset).exists()
 
 
 def test_unknown_model_lists_the_known_ones(workdir):

@@ -1,0 +1,252 @@
+"""Object detection as the harness drives it: loss dicts from the model, COCO and VOC AP evaluation.
+
+Every detector follows torchvision's interface: ``model(images, targets)`` returns a dict of
+losses in train mode, and ``model(images)`` a list of ``{boxes, scores, labels[, masks]}`` per
+image in eval mode; the task sums the losses and never looks inside a model.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from components.config import DetModelBase, Params, TrainerConfig
+from components.data.schema import DatasetMeta, decode_images, read_meta, read_split
+from components.errors import UserError
+from components.families.detection.figures import pr_curve_figure, prediction_figure
+from components.families.detection.models import BUILDERS
+from components.metrics.detection import DetectionEvaluator
+from components.runtime import resolve
+from components.train.schedules import constant, warmup_cosine
+from components.train.task import ModuleTask, Wrap, unwrap
+
+# Keys of a model's params section that configure training rather than the network.
+TRAINING_KEYS = (
+    "epochs", "lr", "weight_decay", "lr_schedule", "warmup_fraction", "grad_clip", "augment", "batch_size",
+)
+MASK_MODELS = ("mask_rcnn",)
+AUXILIARY_LOSS = re.compile(r"_(\d+|enc)$")
+
+
+def augmentation(kind: str) -> v2.Transform | None:
+    """Training augmentation that moves boxes and masks with the pixels (transforms v2).
+
+    No flips: a mirrored digit is not the same digit. ``affine``: shifts of up to 10% and scales
+    of 0.9-1.1, boxes clamped to the image and boxes pushed out of it (with their labels and
+    masks) removed.
+    """
+    if kind == "none":
+        return None
+    return v2.Compose([
+        v2.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(0.9, 1.1)),
+        v2.ClampBoundingBoxes(),
+        v2.SanitizeBoundingBoxes(min_size=2),
+    ])
+
+
+class DetectionDataset(Dataset):
+    """One split of a ``DENSE`` dataset: ``(image (C, H, W) float in [0, 1], target dict)``.
+
+    The target holds ``boxes`` (K, 4) xyxy pixels, ``labels`` (K,) and, with ``masks``, the
+    instance masks (K, H, W) uint8 — torchvision's detection target format.
+    """
+
+    def __init__(self, directory: Path, split: str, masks: bool = False, transform: v2.Transform | None = None):
+        table = read_split(directory, split)
+        self.images = torch.from_numpy(decode_images(table).transpose(0, 3, 1, 2).copy())
+        self.boxes = [torch.tensor(b, dtype=torch.float32).reshape(-1, 4) for b in table.column("boxes").to_pylist()]
+        self.labels = [torch.tensor(y, dtype=torch.int64) for y in table.column("labels").to_pylist()]
+        self.mask_bytes = table.column("instance_masks").to_pylist() if masks else None
+        if masks and any(len(m) != len(b) for m, b in zip(self.mask_bytes, self.boxes, strict=True)):
+            raise UserError(f"{directory / split}.parquet: mask models need one instance mask per box")
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        image = self.images[index]
+        h, w = image.shape[-2:]
+        target = {"boxes": self.boxes[index], "labels": self.labels[index]}
+        if self.mask_bytes is not None:
+            masks = [np.frombuffer(m, dtype=np.uint8).reshape(h, w) for m in self.mask_bytes[index]]
+            target["masks"] = torch.from_numpy(np.stack(masks)) if masks else torch.zeros(0, h, w, dtype=torch.uint8)
+        if self.transform is not None:
+            image = tv_tensors.Image(image)
+            target = {**target, "boxes": tv_tensors.BoundingBoxes(target["boxes"], format="XYXY", canvas_size=(h, w))}
+            if "masks" in target:
+                target["masks"] = tv_tensors.Mask(target["masks"])
+            image, target = self.transform(image, target)
+            target = {k: v.as_subclass(torch.Tensor) for k, v in target.items()}
+            image = image.as_subclass(torch.Tensor)
+        return image.float() / 255.0, target
+
+
+def collate(batch: list) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+    """Detection batches stay lists: images and targets of different box counts."""
+    images, targets = zip(*batch, strict=True)
+    return list(images), list(targets)
+
+
+def data_dir(params: Params) -> Path:
+    return resolve(params.data.root) / params.detection.dataset
+
+
+class DetectionTask(ModuleTask):
+    """One detector (see ``MODELS``) on a dense dataset, scored by COCO and VOC AP."""
+
+    collate_fn = staticmethod(collate)
+
+    def __init__(self, model: str, config: DetModelBase, trainer: TrainerConfig, directory: Path, meta: DatasetMeta):
+        self.model_name = model
+        self.config = config
+        self.directory = directory
+        self.meta = meta
+        self.masks = model in MASK_MODELS
+        self.arch = {k: v for k, v in config.model_dump().items() if k not in TRAINING_KEYS}
+        self._datasets: dict[str, Dataset] | None = None
+        self.evaluator: DetectionEvaluator | None = None  # the last evaluation (PR curves for figures)
+        self._untrained: torch.nn.Module | None = None  # the network at initialisation: a reference point
+        self._references: dict[str, float] | None = None  # its scores, computed at the first evaluation
+        self.modules, self.optimizers, self.schedulers = {}, {}, {}
+
+    def datasets(self) -> Mapping[str, Dataset]:
+        if self._datasets is None:
+            self._datasets = {
+                "train": DetectionDataset(self.directory, "train", self.masks, augmentation(self.config.augment)),
+                "val": DetectionDataset(self.directory, "val", self.masks),
+            }
+        return self._datasets
+
+    def build_network(self) -> torch.nn.Module:
+        return build_detector(self.model_name, self.meta.num_classes, self.meta.channels, self.meta.height, self.arch)
+
+    def setup(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
+        self.device = device
+        net = self.build_network().to(device)
+        self._untrained = copy.deepcopy(net).eval()
+        self.modules = {"net": wrap(net)}
+        optimizer = torch.optim.AdamW(
+            self.modules["net"].parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
+        total_steps = self.config.epochs * steps_per_epoch
+        if self.config.lr_schedule == "cosine":
+            factor = warmup_cosine(int(self.config.warmup_fraction * total_steps), total_steps)
+        else:
+            factor = constant()
+        self.optimizers = {"net": optimizer}
+        self.schedulers = {"net": torch.optim.lr_scheduler.LambdaLR(optimizer, factor)}
+
+    def _to_device(self, images, targets=None):
+        images = [image.to(self.device, non_blocking=True) for image in images]
+        if targets is None:
+            return images
+        return images, [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
+
+    def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:
+        images, targets = self._to_device(*batch)
+        losses = self.modules["net"](images, targets)
+        loss = sum(losses.values())
+        optimizer = self.optimizers["net"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.modules["net"].parameters(), self.config.grad_clip)
+        optimizer.step()
+        self.schedulers["net"].step()
+        # DETR's auxiliary terms (per decoder layer ``_0``, ``_1``; encoder ``_enc``) count in ``loss`` only.
+        shown = {k: v.detach() for k, v in losses.items() if not AUXILIARY_LOSS.search(k)}
+        return {"loss": loss.detach(), **shown}
+
+    @torch.no_grad()
+    def predict(self, images: list[torch.Tensor], net: torch.nn.Module | None = None) -> list[dict[str, torch.Tensor]]:
+        """Detections per image with the network (default: the one trained) in eval mode; masks as
+        {0, 1} (M, H, W)."""
+        net = unwrap(self.modules["net"]) if net is None else net
+        net.eval()
+        try:
+            preds = net(self._to_device(images))
+        finally:
+            net.train()
+        if self.masks:
+            for p in preds:
+                p["masks"] = (p["masks"][:, 0] > 0.5).to(torch.uint8)
+        return preds
+
+    def evaluate(self, batches: Iterable[Any]) -> Mapping[str, float]:
+        """COCO and VOC AP of the trained network, with the untrained network's AP beside them
+        (``*_untrained``, computed once per run)."""
+        batches = list(batches)
+        evaluator = DetectionEvaluator(self.meta.class_names, masks=self.masks)
+        for images, targets in batches:
+            evaluator.update(self.predict(images), targets)
+        result = evaluator.compute()  # gathers every rank's images first
+        self.evaluator = evaluator
+        if self._references is None:
+            untrained = DetectionEvaluator(self.meta.class_names, masks=self.masks)
+            for images, targets in batches:
+                untrained.update(self.predict(images, self._untrained), targets)
+            scores = untrained.compute()
+            keys = ("map", "map_50", "mask_map", "mask_map_50")
+            self._references = {f"{k}_untrained": scores[k] for k in keys if k in scores}
+        return {**result, **self._references}
+
+    def figures(self, batch: Any) -> Mapping[str, Any]:
+        images, targets = batch
+        images, targets = images[:8], targets[:8]
+        figures = {"predictions": prediction_figure(images, targets, self.predict(images), self.meta.class_names)}
+        if self.evaluator is not None and self.evaluator.curves:
+            figures["pr_curves"] = pr_curve_figure(self.evaluator.curves, self.meta.class_names)
+        return figures
+
+    def export(self) -> dict[str, Any]:
+        return {
+            "family": "detection",
+            "model": self.model_name,
+            "arch": self.arch,
+            "in_channels": self.meta.channels,
+            "image_size": self.meta.height,
+            "class_names": self.meta.class_names,
+            "state_dict": unwrap(self.modules["net"]).state_dict(),
+        }
+
+
+def build_detector(model: str, num_classes: int, in_channels: int, image_size: int, arch: Mapping) -> torch.nn.Module:
+    if model in BUILDERS:
+        return BUILDERS[model](num_classes, in_channels, image_size, **arch)
+    if model == "yolo":
+        from components.families.detection.yolo import YOLODetector
+
+        return YOLODetector(num_classes, in_channels, image_size, **arch)
+    if model == "detr":
+        from components.families.detection.detr import DETRDetector
+
+        return DETRDetector(num_classes, in_channels, image_size, **arch)
+    raise UserError(f"unknown detection model {model!r}")
+
+
+def build_task(model: str, params: Params) -> DetectionTask:
+    directory = data_dir(params)
+    section = params.detection
+    meta = read_meta(directory)
+    if meta.height != meta.width:
+        raise UserError(f"{directory}: detection needs square images, got {meta.height}x{meta.width}")
+    return DetectionTask(model, getattr(section.models, model), section.trainer, directory, meta)
+
+
+def load_exported(export: Mapping[str, Any]) -> torch.nn.Module:
+    """Rebuild a trained detector from :meth:`DetectionTask.export` output (e.g. ``model.pt``)."""
+    net = build_detector(
+        export["model"], len(export["class_names"]), export["in_channels"], export["image_size"], export["arch"]
+    )
+    net.load_state_dict(export["state_dict"])
+    return net.eval()
