@@ -28,7 +28,11 @@ import torch.distributed as dist
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.ops import box_iou
 
-COCO_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100")
+# torchmetrics' result keys -> ours (ARCHITECTURE.md fixes ``val/map`` and ``val/map50``).
+COCO_KEYS = {
+    "map": "map", "map_50": "map50", "map_75": "map75", "map_small": "map_small", "map_medium": "map_medium",
+    "map_large": "map_large", "mar_100": "mar100",
+}
 # COCOeval's own thresholds in float64. torchmetrics' defaults come from a float32 linspace
 # (0.6499999762 for 0.65, 0.0099999998 for 0.01); recalls that land exactly on a threshold
 # (k / num_objects) then pick another precision, and AP differed from pycocotools by 2e-4 on
@@ -148,7 +152,7 @@ class DetectionEvaluator:
         return [p for s in shards for p in s[0]], [t for s in shards for t in s[1]]
 
     def compute(self) -> dict[str, float]:
-        """``map``, ``map_50``, ... (boxes), ``mask_map``... (masks), ``ap/<class>`` (COCO AP per
+        """``map``, ``map50``, ... (boxes), ``mask_map``... (masks), ``ap/<class>`` (COCO AP per
         class), ``voc_map`` and ``voc_ap/<class>``. COCO's area ranges without objects (-1) are left out."""
         preds, targets = self._gathered()
         iou_types = ("bbox", "segm") if self.masks else ("bbox",)
@@ -168,10 +172,10 @@ class DetectionEvaluator:
         out: dict[str, float] = {}
         for iou_type, prefix in zip(iou_types, ("", "mask_"), strict=False):
             key_prefix = f"{iou_type}_" if self.masks else ""
-            for key in COCO_KEYS:
+            for key, name in COCO_KEYS.items():
                 value = float(result[key_prefix + key])
                 if value >= 0:
-                    out[prefix + key] = value
+                    out[prefix + name] = value
             # Per-class AP as COCOeval.summarize() computes the mean: precision (T, R, K, area, maxDets)
             # at area "all" and maxDets 100, averaged over its defined (> -1) entries. torchmetrics'
             # class_metrics would rerun the whole evaluation once per class instead.

@@ -8,8 +8,8 @@ from typing import Any
 
 # Columns shown besides the headline metric, when a metrics file has them.
 EXTRA_COLUMNS = (
-    "val/pixel_accuracy", "val/map_50", "val/map_untrained", "val/map_50_untrained", "val/mask_map",
-    "val/mask_map_50", "val/voc_map", "train/loss", "epochs",
+    "val/pixel_accuracy", "val/map50", "val/map_untrained", "val/map50_untrained", "val/mask_map",
+    "val/mask_map50", "val/voc_map", "train/loss", "epochs",
     "rl/episode_return_mean", "rl/env_steps_to_threshold", "rl/env_steps",
     "val/is_evaluator", "val/fid_evaluator_floor", "val/fid_evaluator_untrained", "val/is_evaluator_untrained",
     "val/fid_inception", "test/accuracy",

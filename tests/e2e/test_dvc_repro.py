@@ -64,10 +64,10 @@ def repo(tmp_path_factory):
         _sh(root, env, *cmd)
     with _ray_head(tmp_path_factory.mktemp("ray"), env) as address:
         # Every stage joins one Ray instance (RAY_ADDRESS, as on a cluster) instead of starting
-        # its own: 18 stages x ~15 s of Ray start-up would not fit the 5-minute e2e budget.
+        # its own: 25 stages x ~15 s of Ray start-up would not fit the e2e budget.
         repro_env = {**env, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "disabled"}
         started = time.perf_counter()
-        proc = _sh(root, repro_env, "dvc", "repro")
+        proc = _sh(root, repro_env, "dvc", "repro", timeout=1500)  # 25 stages; the per-stage bound is asserted below
         repro_s = time.perf_counter() - started
         yield {"root": root, "env": env, "repro_env": repro_env, "repro": proc, "repro_s": repro_s}
 

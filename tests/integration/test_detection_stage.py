@@ -33,7 +33,7 @@ def test_two_worker_mask_rcnn_stage_matches_single_process_evaluation(prepared, 
     train.main(["detection", "mask_rcnn"])
 
     metrics = json.loads((prepared / "metrics" / "detection-mask_rcnn.json").read_text())
-    for key in ("val/map", "val/map_50", "val/mask_map", "val/mask_map_50", "val/voc_map", "val/map_untrained"):
+    for key in ("val/map", "val/map50", "val/mask_map", "val/mask_map50", "val/voc_map", "val/map_untrained"):
         assert key in metrics, key
     assert (prepared / "figures" / "detection-mask_rcnn" / "predictions.png").is_file()
     assert (prepared / "figures" / "detection-mask_rcnn" / "pr_curves.png").is_file()
@@ -51,7 +51,7 @@ def test_two_worker_mask_rcnn_stage_matches_single_process_evaluation(prepared, 
             evaluator.update(preds, targets)
     expected = evaluator.compute()
     assert detections > 0  # the comparison is not between two empty prediction sets
-    for key in ("map", "map_50", "mask_map", "voc_map"):
+    for key in ("map", "map50", "mask_map", "voc_map"):
         assert metrics[f"val/{key}"] == pytest.approx(expected[key], abs=1e-6), key
 
     client = MlflowClient(f"sqlite:///{prepared / 'mlflow.db'}")

@@ -43,8 +43,8 @@ def test_perfect_predictions_score_one():
     preds = [_pred(t["boxes"].tolist(), t["labels"].tolist(), [1.0] * len(t["labels"])) for t in targets]
     result = _score(preds, targets)
     assert result["map"] == pytest.approx(1.0)
-    assert result["map_50"] == pytest.approx(1.0)
-    assert result["map_75"] == pytest.approx(1.0)
+    assert result["map50"] == pytest.approx(1.0)
+    assert result["map75"] == pytest.approx(1.0)
     assert result["voc_map"] == pytest.approx(1.0)
     assert result["ap/a"] == pytest.approx(1.0) and result["voc_ap/b"] == pytest.approx(1.0)
 
@@ -57,7 +57,7 @@ def test_boxes_shifted_to_iou_0_4_score_zero_ap50():
              for t in targets]
     assert float(box_iou(preds[0]["boxes"], targets[0]["boxes"])) == pytest.approx(0.4, abs=1e-6)
     result = _score(preds, targets)
-    assert result["map_50"] == 0.0
+    assert result["map50"] == 0.0
     assert result["voc_map"] == 0.0
 
 
@@ -69,7 +69,7 @@ def test_a_duplicate_of_a_matched_object_is_a_false_positive():
     preds = [_pred([[0, 0, 10, 10], [0.5, 0, 10.5, 10], [20, 20, 30, 30]], [1, 1, 1], [0.9, 0.8, 0.7])]
     result = _score(preds, targets)
     assert result["voc_ap/a"] == pytest.approx(5 / 6)
-    assert result["map_50"] == pytest.approx((51 + 50 * 2 / 3) / 101, abs=1e-4)
+    assert result["map50"] == pytest.approx((51 + 50 * 2 / 3) / 101, abs=1e-4)
 
 
 def test_voc_ap_of_a_hand_example():
@@ -111,7 +111,7 @@ def test_perfect_masks_score_one_and_a_wrong_mask_does_not():
     wrong[1] = 0
     wrong[1, 15:18, 18:21] = 1  # same box, mask covering 9 of 105 pixels
     result = _score([{**preds[0], "masks": wrong}], targets, masks=True)
-    assert result["map"] == pytest.approx(1.0) and result["mask_map_50"] == pytest.approx(0.5)
+    assert result["map"] == pytest.approx(1.0) and result["mask_map50"] == pytest.approx(0.5)
 
 
 def _ranked_shard(rank: int, world: int, port: int, queue) -> None:

@@ -196,7 +196,7 @@ class DetectionTask(ModuleTask):
             for images, targets in batches:
                 untrained.update(self.predict(images, self._untrained), targets)
             scores = untrained.compute()
-            keys = ("map", "map_50", "mask_map", "mask_map_50")
+            keys = ("map", "map50", "mask_map", "mask_map50")
             self._references = {f"{k}_untrained": scores[k] for k in keys if k in scores}
         return {**result, **self._references}
 
