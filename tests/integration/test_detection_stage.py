@@ -28,7 +28,7 @@ def test_two_worker_mask_rcnn_stage_matches_single_process_evaluation(prepared, 
 
     params = yaml.safe_load((prepared / "params.yaml").read_text())
     params["detection"]["trainer"].update(num_workers=2, cpus_per_worker=1, eval_every=3, batch_size=8)
-    params["detection"]["models"]["mask_rcnn"].update(epochs=3, lr=0.01)
+    params["detection"]["models"]["mask_rcnn"].update(epochs=3, lr=0.01, batch_size=None)  # the trainer's 8
     (prepared / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     train.main(["detection", "mask_rcnn"])
 
