@@ -39,6 +39,24 @@ IGNORE_INDEX = 255
 _ID = re.compile(r"[\w.-]+")
 
 
+def voc_splits(sets: Path, val_fraction: float, seed: int) -> dict[str, list[str]]:
+    """Image ids per split from an ``ImageSets/<task>`` folder: ``train.txt`` split (seeded) into
+    train and val by ``val_fraction``, ``val.txt`` (file order) as the test split."""
+    train_ids = read_ids(sets / "train.txt")
+    order = np.random.default_rng(seed).permutation(len(train_ids))
+    num_val = round(len(train_ids) * val_fraction)
+    if not 0 < num_val < len(train_ids):
+        raise UserError(
+            f"{sets / 'train.txt'}: val_fraction {val_fraction} of its {len(train_ids)} ids leaves "
+            "an empty split; change val_fraction in params.yaml"
+        )
+    return {
+        "train": [train_ids[i] for i in sorted(order[num_val:])],
+        "val": [train_ids[i] for i in sorted(order[:num_val])],
+        "test": read_ids(sets / "val.txt"),
+    }
+
+
 def load_voc_segmentation(
     root: Path, out_dir: Path, *, year: str = "2012", image_size: int, val_fraction: float, seed: int
 ) -> DatasetMeta:
@@ -58,19 +76,7 @@ def load_voc_segmentation(
     for required in (voc / "JPEGImages", voc / "SegmentationClass", sets / "train.txt", sets / "val.txt"):
         if not required.exists():
             raise UserError(f"VOC path not found: {required} (extract the full VOC{year} trainval archive)")
-    train_ids = read_ids(sets / "train.txt")
-    order = np.random.default_rng(seed).permutation(len(train_ids))
-    num_val = round(len(train_ids) * val_fraction)
-    if not 0 < num_val < len(train_ids):
-        raise UserError(
-            f"{sets / 'train.txt'}: val_fraction {val_fraction} of its {len(train_ids)} ids leaves "
-            "an empty split; change val_fraction in params.yaml"
-        )
-    splits = {
-        "train": [train_ids[i] for i in sorted(order[num_val:])],
-        "val": [train_ids[i] for i in sorted(order[:num_val])],
-        "test": read_ids(sets / "val.txt"),
-    }
+    splits = voc_splits(sets, val_fraction, seed)
     objects = voc / "SegmentationObject"
     with atomic_directory(out_dir) as tmp:
         for split, ids in splits.items():

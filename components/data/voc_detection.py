@@ -44,7 +44,7 @@ from PIL import Image
 
 from components.data.coco import coco_annotation, instances_json
 from components.data.schema import DENSE, DatasetMeta, dense_columns, dense_row, write_meta, write_split
-from components.data.voc import CLASS_NAMES, IGNORE_INDEX, find_voc_dir, read_ids
+from components.data.voc import CLASS_NAMES, IGNORE_INDEX, find_voc_dir, voc_splits
 from components.errors import UserError
 from components.io import atomic_directory, atomic_write_text
 
@@ -81,19 +81,7 @@ def load_voc_detection(
     for required in (voc / "JPEGImages", voc / "Annotations", sets / "train.txt", sets / "val.txt"):
         if not required.exists():
             raise UserError(f"VOC path not found: {required} (extract the full VOC{year} trainval archive)")
-    train_ids = read_ids(sets / "train.txt")
-    order = np.random.default_rng(seed).permutation(len(train_ids))
-    num_val = round(len(train_ids) * val_fraction)
-    if not 0 < num_val < len(train_ids):
-        raise UserError(
-            f"{sets / 'train.txt'}: val_fraction {val_fraction} of its {len(train_ids)} ids leaves "
-            "an empty split; change val_fraction in params.yaml"
-        )
-    splits = {
-        "train": [train_ids[i] for i in sorted(order[num_val:])],
-        "val": [train_ids[i] for i in sorted(order[:num_val])],
-        "test": read_ids(sets / "val.txt"),
-    }
+    splits = voc_splits(sets, val_fraction, seed)
     annotations = {}
     for ids in splits.values():
         for image_id in ids:

@@ -24,3 +24,17 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
 
 def constant() -> Callable[[int], float]:
     return lambda step: 1.0
+
+
+def adamw_with_schedule(parameters, config, steps_per_epoch: int):
+    """AdamW at ``config.lr`` / ``config.weight_decay`` and its ``LambdaLR`` over ``config.epochs``:
+    ``lr_schedule`` ``cosine`` (``warmup_fraction`` of the steps linear warm-up) or ``constant``."""
+    import torch
+
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    total_steps = config.epochs * steps_per_epoch
+    if config.lr_schedule == "cosine":
+        factor = warmup_cosine(int(config.warmup_fraction * total_steps), total_steps)
+    else:
+        factor = constant()
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

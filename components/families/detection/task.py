@@ -26,7 +26,7 @@ from components.families.detection.figures import pr_curve_figure, prediction_fi
 from components.families.detection.models import BUILDERS
 from components.metrics.detection import DetectionEvaluator
 from components.runtime import resolve
-from components.train.schedules import constant, warmup_cosine
+from components.train.schedules import adamw_with_schedule
 from components.train.task import ModuleTask, Wrap, unwrap
 
 # Keys of a model's params section that configure training rather than the network.
@@ -135,16 +135,9 @@ class DetectionTask(ModuleTask):
         net = self.build_network().to(device)
         self._untrained = copy.deepcopy(net).eval()
         self.modules = {"net": wrap(net)}
-        optimizer = torch.optim.AdamW(
-            self.modules["net"].parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
-        )
-        total_steps = self.config.epochs * steps_per_epoch
-        if self.config.lr_schedule == "cosine":
-            factor = warmup_cosine(int(self.config.warmup_fraction * total_steps), total_steps)
-        else:
-            factor = constant()
+        optimizer, scheduler = adamw_with_schedule(self.modules["net"].parameters(), self.config, steps_per_epoch)
         self.optimizers = {"net": optimizer}
-        self.schedulers = {"net": torch.optim.lr_scheduler.LambdaLR(optimizer, factor)}
+        self.schedulers = {"net": scheduler}
 
     def _to_device(self, images, targets=None):
         images = [image.to(self.device, non_blocking=True) for image in images]

@@ -17,7 +17,7 @@ from components.families.segmentation.figures import mask_figure
 from components.families.segmentation.models import build_model
 from components.metrics.segmentation import SegmentationMetrics
 from components.runtime import resolve
-from components.train.schedules import constant, warmup_cosine
+from components.train.schedules import adamw_with_schedule
 from components.train.task import ModuleTask, Wrap, unwrap
 
 # Keys of a model's params section that configure training rather than the network.
@@ -60,16 +60,9 @@ class SegmentationTask(ModuleTask):
         self.device = device
         net = build_model(self.model_name, self.meta.channels, self.meta.num_classes, **self.arch)
         self.modules = {"net": wrap(net.to(device, memory_format=self.memory_format))}
-        optimizer = torch.optim.AdamW(
-            self.modules["net"].parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
-        )
-        total_steps = self.config.epochs * steps_per_epoch
-        if self.config.lr_schedule == "cosine":
-            factor = warmup_cosine(int(self.config.warmup_fraction * total_steps), total_steps)
-        else:
-            factor = constant()
+        optimizer, scheduler = adamw_with_schedule(self.modules["net"].parameters(), self.config, steps_per_epoch)
         self.optimizers = {"net": optimizer}
-        self.schedulers = {"net": torch.optim.lr_scheduler.LambdaLR(optimizer, factor)}
+        self.schedulers = {"net": scheduler}
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
         return images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
