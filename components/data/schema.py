@@ -7,6 +7,8 @@ family never knows where its data came from:
 - ``DENSE``: one image with everything a detection, segmentation or captioning model needs
   (boxes, labels, instance masks, a semantic mask, captions); columns a source does not have
   are empty lists (e.g. PASCAL VOC segmentation has no captions).
+- ``PARALLEL``: one sentence pair per row for translation, natural text in both languages
+  (``The small dog sees the cat.`` / ``Der kleine Hund sieht die Katze.``); see ``text.tokenize``.
 
 Images and masks are stored as raw ``uint8`` bytes in row-major ``H x W x C`` (images) and
 ``H x W`` (masks) order beside their shape, which keeps the files byte-identical for the same
@@ -55,13 +57,21 @@ DENSE = pa.schema(
     ]
 )
 
+PARALLEL = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("source", pa.string()),  # natural text in the source language (meta.languages[0])
+        ("target", pa.string()),  # its translation, natural text in the target language (meta.languages[1])
+    ]
+)
+
 
 @dataclass
 class DatasetMeta:
     """What a model needs to know about a dataset directory (stored as ``meta.json``)."""
 
     name: str
-    task: str  # "classification" or "dense"
+    task: str  # "classification", "dense" or "parallel"
     class_names: list[str]  # index -> name; for dense data index 0 is "background"
     height: int
     width: int
@@ -69,6 +79,7 @@ class DatasetMeta:
     ignore_index: int | None = None  # semantic-mask value excluded from losses and metrics
     source: str = ""  # where it came from (generator + seed, or a local path)
     sizes: dict[str, int] = field(default_factory=dict)  # rows per split
+    languages: list[str] = field(default_factory=list)  # parallel data: [source, target], e.g. ["en", "de"]
 
     @property
     def num_classes(self) -> int:
