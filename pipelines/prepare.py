@@ -2,8 +2,9 @@
 
     python -m pipelines.prepare [--params params.yaml]
 
-Embedded datasets (``digits``, ``scenes``) are generated from the seed; ``voc``, ``voc_detection``,
-``coco`` and ``mnist`` are read from local paths when their ``data.<name>.root`` is set. Each dataset
+Embedded datasets (``digits``, ``scenes``, ``grammar_en_de``) are generated from the seed; ``voc``,
+``voc_detection``, ``coco``, ``mnist`` and ``parallel`` are read from local paths when their
+``data.<name>.root`` is set. Each dataset
 directory is written to a temporary path and renamed on success.
 """
 
@@ -18,6 +19,7 @@ from components.data.coco import load_coco_instances
 from components.data.digits import build_digits
 from components.data.mnist import load_mnist
 from components.data.scenes import build_scenes
+from components.data.translation import build_grammar_corpus, load_parallel_corpus
 from components.data.voc import load_voc_segmentation
 from components.data.voc_detection import load_voc_detection
 from components.errors import exit_on_user_error
@@ -58,10 +60,16 @@ def main(argv: list[str] | None = None) -> None:
     if data.mnist.root:
         _build("mnist", root, lambda out: load_mnist(
             resolve(data.mnist.root), out, seed=seed, val_fraction=data.mnist.val_fraction))
+    if data.parallel.root:
+        pc = data.parallel
+        _build("parallel", root, lambda out: load_parallel_corpus(
+            resolve(pc.root), out, source_lang=pc.source_lang, target_lang=pc.target_lang, seed=seed,
+            val_fraction=pc.val_fraction))
     _build("digits", root, lambda out: build_digits(out, seed=seed, **data.digits.model_dump()))
     _build("scenes", root, lambda out: build_scenes(
         out, seed=seed, val_fraction=data.digits.val_fraction, test_fraction=data.digits.test_fraction,
         **data.scenes.model_dump()))
+    _build("grammar_en_de", root, lambda out: build_grammar_corpus(out, seed=seed, **data.grammar_en_de.model_dump()))
 
 
 if __name__ == "__main__":

@@ -105,6 +105,22 @@ def write_outputs(family: str, model: str, outcome: TrainOutcome, summary: dict[
     return paths
 
 
+def test_evaluation(family: Any, outcome: TrainOutcome, params: Params) -> dict[str, dict[str, Any]]:
+    """The family's final test-split evaluation (``evaluate_test``), when it has one: its metrics and
+    tags go into the summary, its figures beside the training figures (``test_*.png``)."""
+    hook = getattr(family, "evaluate_test", None)
+    if hook is None:
+        return {"metrics": {}, "tags": {}, "figures": []}
+    started = time.perf_counter()
+    result = hook(outcome.export, params)
+    for name, fig in result.get("figures", {}).items():
+        outcome.figures[name] = tracking.figure_png(fig)
+    metrics = {k: float(v) for k, v in result["metrics"].items() if math.isfinite(v)}
+    print(f"[{family.EXPERIMENT}] test evaluation in {time.perf_counter() - started:.0f}s: "
+          + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.count("/") == 1), flush=True)
+    return {"metrics": metrics, "tags": dict(result.get("tags", {})), "figures": list(result.get("figures", {}))}
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -150,9 +166,12 @@ def main(argv: list[str] | None = None) -> None:
             repo_root=str(repo_root()),
         )
         outcome = fit(job)
+        test = test_evaluation(family, outcome, params)
         wall_s = time.perf_counter() - started
         summary = {
             **{k: v for k, v in outcome.final_metrics.items() if math.isfinite(v)},  # NaN: class absent
+            **test["metrics"],
+            **test["tags"],  # e.g. sacrebleu's signature beside its score
             "epochs": outcome.epochs_done,
             "train_wall_s": round(wall_s, 1),
             "params_hash": digest,
@@ -164,6 +183,11 @@ def main(argv: list[str] | None = None) -> None:
         import mlflow
 
         mlflow.log_metric("train_wall_s", wall_s)
+        if test["metrics"]:
+            mlflow.log_metrics(test["metrics"], step=outcome.epochs_done)
+            mlflow.set_tags(test["tags"])
+        for name in test["figures"]:
+            mlflow.log_artifact(str(paths["figures"] / f"{name}.png"), "figures/test")
         mlflow.log_artifact(str(paths["metrics"]))
         mlflow.log_artifact(str(paths["history"]))
         mlflow.log_artifact(str(paths["model"] / "model.pt"), "model")

@@ -40,6 +40,22 @@ def tiny_params_dict() -> dict:
     generative["trainer"].update(num_workers=1, cpus_per_worker=1, batch_size=64, eval_batch_size=64, figure_every=1)
     for model in generative["models"].values():
         model.update(epochs=1)
+    params["data"]["grammar_en_de"].update(num_train=300, num_val=40, num_test=40, max_words=20, num_longer=10,
+                                           longer_max_words=26)
+    params["translation"]["length_buckets"] = [10]
+    for family in ("translation", "captioning"):
+        params[family]["trainer"].update(num_workers=1, cpus_per_worker=1, batch_size=32, eval_batch_size=64,
+                                         figure_every=1)
+        params[family]["decoding"]["beam_width"] = 2
+        for model in params[family]["models"].values():
+            model["epochs"] = 1
+    for model in params["translation"]["models"].values():
+        if "hidden_dim" in model:
+            model.update(embed_dim=16, hidden_dim=32, attn_dim=16 if model["attn_dim"] else None)
+        else:
+            model.update(d_model=32, num_heads=2, ffn_dim=64)
+    for model in params["captioning"]["models"].values():
+        model.update(channels=[8, 8, 8], embed_dim=16, hidden_dim=32, attn_dim=16 if model["attn_dim"] else None)
     algos = params["rl"]["algos"]
     algos["value_iteration"].update(eval_episodes=50)
     algos["q_learning"].update(episodes=400, epsilon_decay_episodes=200, eval_episodes=50)

@@ -1,7 +1,9 @@
 """Model families, registered by name; ``params.yaml`` selects them.
 
 A family module exposes ``build_task(model: str, params: Params) -> Task`` (see
-``components.train.task``) and ``MODELS``, the model names it knows. Imports are lazy so a
+``components.train.task``) and ``MODELS``, the model names it knows; optionally
+``evaluate_test(export, params)``, a final evaluation on the test split that the train stage runs
+after training (``{"metrics": ..., "tags": ..., "figures": ...}``). Imports are lazy so a
 stage pays only for the family it runs.
 """
 
@@ -16,6 +18,8 @@ FAMILIES = {
     "segmentation": "components.families.segmentation",
     "detection": "components.families.detection",
     "generative": "components.families.generative",
+    "translation": "components.families.sequence.translation",
+    "captioning": "components.families.sequence.captioning",
 }
 
 

@@ -13,6 +13,8 @@ EXTRA_COLUMNS = (
     "rl/episode_return_mean", "rl/env_steps_to_threshold", "rl/env_steps",
     "val/is_evaluator", "val/fid_evaluator_floor", "val/fid_evaluator_untrained", "val/is_evaluator_untrained",
     "val/fid_inception", "test/accuracy",
+    "test/bleu", "test/chrf", "test/exact_match", "test/bleu_longer", "test/bleu1", "test/bleu2", "test/bleu3",
+    "val/perplexity",
     "train_wall_s",
 )
 # Headline metrics where lower is better (the table is ranked ascending for them).
@@ -50,10 +52,31 @@ def family_table(family: str, models: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def bucket_table(family: str, models: dict[str, dict[str, Any]], prefix: str = "test/bleu/") -> str:
+    """BLEU / exact match per source-length bucket (``test/bleu/len_11-20``, ...), one row per model;
+    empty when no model has bucket metrics."""
+    buckets = sorted({k.removeprefix(prefix) for m in models.values() for k in m if k.startswith(prefix)})
+    if not buckets:
+        return ""
+    header = ["model", *(f"{b.removeprefix('len_').replace('_', ' ')} BLEU / EM" for b in buckets)]
+    lines = [f"### {family}: test BLEU and exact match by source length", "",
+             "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for model, metrics in sorted(models.items()):
+        cells = []
+        for b in buckets:
+            bleu, em = metrics.get(f"{prefix}{b}"), metrics.get(f"test/exact_match/{b}")
+            cells.append("" if bleu is None else f"{bleu:.1f} / {100 * em:.0f}%" if em is not None else f"{bleu:.1f}")
+        lines.append("| " + " | ".join([model, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def render(metrics_dir: Path) -> str:
     families = load_metrics(metrics_dir)
     parts = ["# courselab report", "", "Every model's final metrics, best first within each family.", ""]
-    parts += [family_table(family, models) for family, models in sorted(families.items())]
+    for family, models in sorted(families.items()):
+        parts.append(family_table(family, models))
+        if table := bucket_table(family, models):
+            parts.append(table)
     if not families:
         parts.append(f"No metrics files in {metrics_dir}.")
     return "\n".join(parts)

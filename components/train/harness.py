@@ -79,9 +79,14 @@ def _loaders(task: Task, trainer: TrainerConfig, rank: int, world: int, seed: in
     # Training: every rank sees a disjoint shard each epoch (padded to equal length so every rank
     # runs the same number of DDP steps). Evaluation: a strided, unpadded shard, so that reduced
     # metrics count every sample exactly once.
-    # A task may batch its own way (detection keeps lists of per-image targets): ``collate_fn``.
+    # A task may batch its own way (detection keeps lists of per-image targets): ``collate_fn``;
+    # and order its training items its own way (sequences: batches of similar lengths): ``train_sampler``.
     collate = getattr(task, "collate_fn", None)
-    sampler = DistributedSampler(data["train"], num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    make_sampler = getattr(task, "train_sampler", None)
+    if make_sampler is not None:
+        sampler = make_sampler(num_replicas=world, rank=rank, seed=seed, batch_size=trainer.batch_size)
+    else:
+        sampler = DistributedSampler(data["train"], num_replicas=world, rank=rank, shuffle=True, seed=seed)
     train = DataLoader(data["train"], batch_size=trainer.batch_size, sampler=sampler, collate_fn=collate)
     val_shard = Subset(data["val"], range(rank, len(data["val"]), world))
     val = DataLoader(val_shard, batch_size=trainer.eval_batch_size, shuffle=False, collate_fn=collate)

@@ -24,6 +24,8 @@ MODELS = ("fcn", "unet", "segnet", "dilated")
 RL_ALGOS = ("value_iteration", "q_learning", "dqn", "reinforce")
 GENERATIVE = ("dcgan", "wgan", "wgan_gp", "lsgan", "sngan", "cgan", "vae", "cvae")
 DETECTION = ("faster_rcnn", "retinanet", "ssd", "fcos", "yolo", "detr", "mask_rcnn")
+TRANSLATION = ("rnn", "lstm", "gru", "attention_gru", "transformer")
+CAPTIONING = ("show_tell", "show_attend_tell")
 
 
 def _copy_repository(dest: Path) -> None:
@@ -64,10 +66,10 @@ def repo(tmp_path_factory):
         _sh(root, env, *cmd)
     with _ray_head(tmp_path_factory.mktemp("ray"), env) as address:
         # Every stage joins one Ray instance (RAY_ADDRESS, as on a cluster) instead of starting
-        # its own: 25 stages x ~15 s of Ray start-up would not fit the e2e budget.
+        # its own: 32 stages x ~15 s of Ray start-up would not fit the e2e budget.
         repro_env = {**env, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "disabled"}
         started = time.perf_counter()
-        proc = _sh(root, repro_env, "dvc", "repro", timeout=1500)  # 25 stages; the per-stage bound is asserted below
+        proc = _sh(root, repro_env, "dvc", "repro", timeout=1800)  # 32 stages; the per-stage bound is asserted below
         repro_s = time.perf_counter() - started
         yield {"root": root, "env": env, "repro_env": repro_env, "repro": proc, "repro_s": repro_s}
 
@@ -129,8 +131,17 @@ def test_repro_writes_every_metrics_file_and_report(repo):
         assert metrics["headline_metric"] == "val/fid_evaluator" and metrics["val/fid_evaluator"] >= 0
         assert "val/fid_evaluator_floor" in metrics and "val/fid_evaluator_untrained" in metrics
         assert (root / "figures" / f"generative-{model}" / "samples.png").is_file()
+    for family, models in (("translation", TRANSLATION), ("captioning", CAPTIONING)):
+        for model in models:
+            metrics = json.loads((root / "metrics" / f"{family}-{model}.json").read_text())
+            assert metrics["headline_metric"] == "val/bleu" and 0.0 <= metrics["test/bleu"] <= 100.0
+            assert "tok:13a" in metrics["test/bleu_signature"]
+            assert (root / "figures" / f"{family}-{model}" / "samples.png" if family == "translation"
+                    else root / "figures" / f"{family}-{model}" / "captions.png").is_file()
     report = (root / "reports" / "index.md").read_text()
-    assert all(f"| {model} |" in report for model in MODELS + DETECTION + RL_ALGOS + GENERATIVE)
+    every_model = MODELS + DETECTION + RL_ALGOS + GENERATIVE + TRANSLATION + CAPTIONING
+    assert all(f"| {model} |" in report for model in every_model)
+    assert "test BLEU and exact match by source length" in report
     stages = repo["repro"].stdout.count("Running stage ")
     # ARCHITECTURE.md's e2e budget: 30 s per stage (each Ray Train stage pays ~15 s of fixed start-up).
     assert repo["repro_s"] < 30 * stages, f"e2e dvc repro took {repo['repro_s']:.0f}s for {stages} stages"

@@ -42,6 +42,20 @@ def test_missing_real_dataset_root_names_the_path(workdir, tiny_params, dataset)
     assert not (workdir / "data" / dataset).exists()
 
 
+def test_parallel_corpus_with_unequal_line_counts_names_both_files(workdir, tiny_params):
+    corpus = workdir / "multi30k"
+    corpus.mkdir()
+    for split, (en, de) in {"train": (3, 2), "test": (1, 1)}.items():
+        (corpus / f"{split}.en").write_text("".join(f"a dog runs {i}\n" for i in range(en)))
+        (corpus / f"{split}.de").write_text("".join(f"ein Hund rennt {i}\n" for i in range(de)))
+    tiny_params["data"]["parallel"]["root"] = str(corpus)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params))
+    line = _one_error_line(_run(workdir, "pipelines.prepare"))
+    assert str(corpus / "train.en") in line and str(corpus / "train.de") in line
+    assert "3" in line and "2" in line
+    assert not (workdir / "data" / "parallel").exists()
+
+
 def test_unknown_model_lists_the_known_ones(workdir):
     line = _one_error_line(_run(workdir, "pipelines.train", "segmentation", "deeplab"))
     assert "'deeplab'" in line and "fcn, unet, segnet, dilated" in line

@@ -1,0 +1,225 @@
+"""Image captioning as the harness drives it: a CNN encoder and an LSTM decoder trained with teacher
+forcing on every (image, caption) pair; BLEU-1..4 against all of an image's reference captions
+(sacrebleu) on greedy captions of the val split, and on beam-search captions of the test split."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from components.config import CaptionerConfig, CaptioningConfig, Params
+from components.data.schema import DatasetMeta, read_meta, read_split
+from components.data.text import Vocabulary
+from components.families.sequence.batches import CaptionCollate, CaptionDataset, caption_tokens, text
+from components.families.sequence.captioner import Captioner
+from components.families.sequence.decoding import beam_search, greedy_decode
+from components.families.sequence.figures import caption_attention_figure, caption_figure
+from components.metrics.sequence import TextCollector, corpus_bleu, perplexity
+from components.runtime import resolve
+from components.train.samplers import LengthGroupedSampler
+from components.train.schedules import adamw_with_schedule
+from components.train.task import ModuleTask, Wrap, unwrap
+
+MODELS = ("show_tell", "show_attend_tell")
+EXPERIMENT = "captioning"
+HEADLINE_METRIC = "val/bleu"  # BLEU-4
+
+ATTENTION = {"show_tell": False, "show_attend_tell": True}
+TRAINING_KEYS = (
+    "epochs", "lr", "weight_decay", "lr_schedule", "warmup_fraction", "grad_clip", "label_smoothing", "batch_size",
+)
+FIGURE_IMAGES = 4
+
+
+def run_params(model: str, params: Params) -> dict[str, Any]:
+    """What a training run reads besides its model section and trainer (beam search only shapes the
+    test report, so changing it re-evaluates without retraining)."""
+    return {"max_length": params.captioning.decoding.max_length}
+
+
+def build_network(model: str, arch: Mapping[str, Any], in_channels: int, vocab_size: int, pad_id: int) -> nn.Module:
+    arch = {k: v for k, v in arch.items() if not (k == "attn_dim" and v is None)}
+    return Captioner(in_channels, vocab_size, attention=ATTENTION[model], pad_id=pad_id, **arch)
+
+
+def data_dir(params: Params) -> Path:
+    return resolve(params.data.root) / params.captioning.dataset
+
+
+def build_vocabulary(directory: Path) -> Vocabulary:
+    captions = read_split(directory, "train").column("captions").to_pylist()
+    return Vocabulary.build([caption_tokens(c) for caps in captions for c in caps])
+
+
+def bleu_scores(hypotheses: list[str], references: list[list[str]], prefix: str = "") -> dict[str, float]:
+    """``bleu`` (BLEU-4) and ``bleu1``..``bleu3``: BLEU over 1..n-grams against every reference."""
+    scores = {f"{prefix}bleu": corpus_bleu(hypotheses, references).value}
+    for n in (1, 2, 3):
+        scores[f"{prefix}bleu{n}"] = corpus_bleu(hypotheses, references, max_ngram_order=n).value
+    return scores
+
+
+class CaptioningTask(ModuleTask):
+    """One captioner (``show_tell`` or ``show_attend_tell``) on captioned images."""
+
+    def __init__(self, model: str, config: CaptionerConfig, section: CaptioningConfig, directory: Path,
+                 meta: DatasetMeta):
+        self.model_name = model
+        self.config = config
+        self.section = section
+        self.directory = directory
+        self.meta = meta
+        self.arch = {k: v for k, v in config.model_dump().items() if k not in TRAINING_KEYS}
+        self.vocab = build_vocabulary(directory)
+        self.collate_fn = CaptionCollate(self.vocab.pad_id, self.vocab.bos_id)
+        self._datasets: dict[str, CaptionDataset] | None = None
+        self.modules, self.optimizers, self.schedulers = {}, {}, {}
+
+    def datasets(self) -> Mapping[str, Dataset]:
+        if self._datasets is None:
+            self._datasets = {
+                "train": CaptionDataset(self.directory, "train", self.vocab, pairs=True),
+                "val": CaptionDataset(self.directory, "val", self.vocab, pairs=False),
+            }
+        return self._datasets
+
+    def train_sampler(self, num_replicas: int, rank: int, seed: int, batch_size: int) -> LengthGroupedSampler:
+        """Batches of similar target length (less padding for the decoder to step through)."""
+        train = self.datasets()["train"]
+        return LengthGroupedSampler(train.lengths, batch_size, num_replicas, rank, seed)
+
+    def build_network(self) -> nn.Module:
+        return build_network(self.model_name, self.arch, self.meta.channels, len(self.vocab), self.vocab.pad_id)
+
+    def setup(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
+        self.device = device
+        self.modules = {"net": wrap(self.build_network().to(device))}
+        optimizer, scheduler = adamw_with_schedule(self.modules["net"].parameters(), self.config, steps_per_epoch)
+        self.optimizers = {"net": optimizer}
+        self.schedulers = {"net": scheduler}
+
+    def _to_device(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:
+        b = self._to_device(batch)
+        logits = self.modules["net"](b["images"], None, b["tgt_in"])
+        loss = F.cross_entropy(logits.flatten(0, 1), b["tgt_out"].flatten(), ignore_index=self.vocab.pad_id,
+                               label_smoothing=self.config.label_smoothing)
+        optimizer = self.optimizers["net"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.modules["net"].parameters(), self.config.grad_clip)
+        optimizer.step()
+        self.schedulers["net"].step()
+        return {"loss": loss.detach()}
+
+    def evaluate(self, batches: Iterable[Any]) -> Mapping[str, float]:
+        """Greedy captions of this rank's images, gathered: ``bleu`` (BLEU-4), ``bleu1``..``bleu3``
+        against all references, and the first reference's ``perplexity`` under teacher forcing."""
+        net = unwrap(self.modules["net"])
+        val = self.datasets()["val"]
+        collector = TextCollector()
+        nll = torch.zeros(2, dtype=torch.float64)
+        net.eval()
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    b = self._to_device(batch)
+                    logits = net(b["images"], None, b["tgt_in"])
+                    nll[0] += F.cross_entropy(logits.flatten(0, 1), b["tgt_out"].flatten(),
+                                              ignore_index=self.vocab.pad_id, reduction="sum").item()
+                    nll[1] += (b["tgt_out"] != self.vocab.pad_id).sum().item()
+                    tokens, _ = greedy_decode(net, b["images"], None, self.vocab.bos_id, self.vocab.eos_id,
+                                              self.section.decoding.max_length)
+                    collector.add([text(self.vocab, t, captions=True) for t in tokens],
+                                  [val.references[i] for i in batch["index"].tolist()])
+        finally:
+            net.train()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(nll)
+        everything = collector.gathered()
+        return {**bleu_scores(everything.hypotheses, everything.references),
+                "perplexity": perplexity(float(nll[0]), int(nll[1]))}
+
+    def figures(self, batch: Any) -> Mapping[str, Any]:
+        net = unwrap(self.modules["net"]).eval()
+        try:
+            return caption_figures(net, batch, self.datasets()["val"], self.vocab, self.section.decoding.max_length,
+                                   self.device)
+        finally:
+            net.train()
+
+    def export(self) -> dict[str, Any]:
+        return {
+            "family": "captioning",
+            "model": self.model_name,
+            "arch": self.arch,
+            "in_channels": self.meta.channels,
+            "vocab": self.vocab.to_dict(),
+            "state_dict": unwrap(self.modules["net"]).state_dict(),
+        }
+
+
+def caption_figures(net: nn.Module, batch: Mapping[str, torch.Tensor], dataset: CaptionDataset, vocab: Vocabulary,
+                    max_length: int, device: torch.device) -> dict[str, Any]:
+    """Greedy captions of the first images of ``batch`` beside their references; with attention,
+    where each word of the first caption looked."""
+    images = batch["images"][:FIGURE_IMAGES]
+    with torch.no_grad():
+        tokens, attentions = greedy_decode(net, images.to(device), None, vocab.bos_id, vocab.eos_id, max_length)
+    captions = [text(vocab, t, captions=True) for t in tokens]
+    references = [dataset.references[i] for i in batch["index"][:FIGURE_IMAGES].tolist()]
+    figures = {"captions": caption_figure(images, captions, references)}
+    if attentions is not None:
+        words = vocab.decode(tokens[0])  # one attention row per word (eos excluded)
+        figures["attention"] = caption_attention_figure(images[0], words, attentions[0].cpu())
+    return figures
+
+
+def build_task(model: str, params: Params) -> CaptioningTask:
+    directory = data_dir(params)
+    section = params.captioning
+    return CaptioningTask(model, getattr(section.models, model), section, directory, read_meta(directory))
+
+
+def load_exported(export: Mapping[str, Any]) -> tuple[nn.Module, Vocabulary]:
+    """Rebuild a trained captioner and its vocabulary from :meth:`CaptioningTask.export`."""
+    vocab = Vocabulary.from_dict(export["vocab"])
+    net = build_network(export["model"], export["arch"], export["in_channels"], len(vocab), vocab.pad_id)
+    net.load_state_dict(export["state_dict"])
+    return net.eval(), vocab
+
+
+def evaluate_test(export: Mapping[str, Any], params: Params) -> dict[str, Any]:
+    """Beam-search captions of the test split: ``test/bleu`` (BLEU-4) and ``test/bleu1``..``3``,
+    sacrebleu's signature, and a figure of test captions."""
+    section = params.captioning
+    net, vocab = load_exported(export)
+    test = CaptionDataset(data_dir(params), "test", vocab, pairs=False)
+    loader = DataLoader(test, batch_size=section.trainer.eval_batch_size,
+                        collate_fn=CaptionCollate(vocab.pad_id, vocab.bos_id))
+    hyps: list[str] = []
+    with torch.no_grad():
+        for batch in loader:
+            tokens = beam_search(net, batch["images"], None, vocab.bos_id, vocab.eos_id, section.decoding.max_length,
+                                 section.decoding.beam_width, section.decoding.length_penalty)
+            hyps += [text(vocab, t, captions=True) for t in tokens]
+    refs = test.references
+    signature = corpus_bleu(hyps[:1], refs[:1]).signature
+    first = next(iter(loader))
+    return {
+        "metrics": bleu_scores(hyps, refs, prefix="test/"),
+        "tags": {"test/bleu_signature": signature,
+                 "test/decoding": f"beam {section.decoding.beam_width}, length penalty "
+                                  f"{section.decoding.length_penalty}"},
+        "figures": {"test_captions": caption_figure(first["images"][:FIGURE_IMAGES], hyps[:FIGURE_IMAGES],
+                                                    refs[:FIGURE_IMAGES])},
+    }

@@ -1,0 +1,282 @@
+"""Machine translation as the harness drives it: teacher-forced cross-entropy in training, BLEU and
+chrF (sacrebleu) on greedy translations of the val split at every evaluation, and a test report
+with beam search, BLEU and exact match by source-length bucket (:func:`evaluate_test`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from components.config import Params, SeqModelBase, TranslationConfig
+from components.data.schema import DatasetMeta, read_meta
+from components.data.text import Vocabulary
+from components.families.sequence.batches import PairCollate, ParallelDataset, text, token_lists
+from components.families.sequence.decoding import beam_search, greedy_decode
+from components.families.sequence.figures import attention_figure, bleu_by_length_figure, samples_figure
+from components.families.sequence.seq2seq import RNNSeq2Seq
+from components.families.sequence.transformer import TransformerSeq2Seq
+from components.metrics.sequence import (
+    TextCollector,
+    bucket_scores,
+    corpus_bleu,
+    corpus_chrf,
+    exact_match,
+    length_buckets,
+    perplexity,
+)
+from components.runtime import resolve
+from components.train.samplers import LengthGroupedSampler
+from components.train.schedules import adamw_with_schedule
+from components.train.task import ModuleTask, Wrap, unwrap
+
+MODELS = ("rnn", "lstm", "gru", "attention_gru", "transformer")
+EXPERIMENT = "translation"
+HEADLINE_METRIC = "val/bleu"
+
+# The recurrent models: (cell, attention) by model name.
+RNN_MODELS = {"rnn": ("rnn", False), "lstm": ("lstm", False), "gru": ("gru", False), "attention_gru": ("gru", True)}
+# Keys of a model's params section that configure training rather than the network.
+TRAINING_KEYS = (
+    "epochs", "lr", "weight_decay", "lr_schedule", "warmup_fraction", "grad_clip", "label_smoothing", "batch_size",
+)
+POSITIONS = 1024  # sinusoidal position table size: longer than any sentence the decoder may produce
+EXTRA_TOKENS = 10  # decoding stops at max_length_ratio * source length + this many tokens
+
+
+def run_params(model: str, params: Params) -> dict[str, Any]:
+    """What a training run reads besides its model section and trainer (beam search and the length
+    buckets only shape the test report, so changing them re-evaluates without retraining)."""
+    section = params.translation
+    return {"min_freq": section.min_freq, "max_length_ratio": section.decoding.max_length_ratio}
+
+
+def build_network(model: str, arch: Mapping[str, Any], source_vocab: int, target_vocab: int, pad_id: int) -> nn.Module:
+    """The network of ``model`` with the architecture knobs ``arch`` (a params section minus training keys)."""
+    if model == "transformer":
+        return TransformerSeq2Seq(source_vocab, target_vocab, max_len=POSITIONS, pad_id=pad_id, **arch)
+    cell, attention = RNN_MODELS[model]
+    return RNNSeq2Seq(source_vocab, target_vocab, cell=cell, attention=attention, pad_id=pad_id, **arch)
+
+
+def data_dir(params: Params) -> Path:
+    return resolve(params.data.root) / params.translation.dataset
+
+
+def build_vocabularies(directory: Path, min_freq: int) -> tuple[Vocabulary, Vocabulary]:
+    """Source and target word vocabularies of the train split (words rarer than ``min_freq`` -> <unk>)."""
+    return (
+        Vocabulary.build(token_lists(directory, "train", "source"), min_freq=min_freq),
+        Vocabulary.build(token_lists(directory, "train", "target"), min_freq=min_freq),
+    )
+
+
+def max_lengths(src_mask: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Per-sentence decoding limit (B,): ``ratio`` x source length + EXTRA_TOKENS."""
+    return (src_mask.sum(dim=1).float() * ratio).long() + EXTRA_TOKENS
+
+
+class TranslationTask(ModuleTask):
+    """One encoder-decoder (see ``MODELS``) on a parallel corpus, scored by corpus BLEU."""
+
+    def __init__(self, model: str, config: SeqModelBase, section: TranslationConfig, directory: Path,
+                 meta: DatasetMeta):
+        self.model_name = model
+        self.config = config
+        self.section = section
+        self.directory = directory
+        self.meta = meta
+        self.arch = {k: v for k, v in config.model_dump().items() if k not in TRAINING_KEYS}
+        self.source_vocab, self.target_vocab = build_vocabularies(directory, section.min_freq)
+        self.collate_fn = PairCollate(self.target_vocab.pad_id, self.target_vocab.bos_id)
+        self._datasets: dict[str, ParallelDataset] | None = None
+        self.modules, self.optimizers, self.schedulers = {}, {}, {}
+
+    def datasets(self) -> Mapping[str, Dataset]:
+        if self._datasets is None:
+            self._datasets = {
+                split: ParallelDataset(self.directory, split, self.source_vocab, self.target_vocab)
+                for split in ("train", "val")
+            }
+        return self._datasets
+
+    def train_sampler(self, num_replicas: int, rank: int, seed: int, batch_size: int) -> LengthGroupedSampler:
+        """Batches of similar target length (less padding for the decoder to step through)."""
+        train = self.datasets()["train"]
+        return LengthGroupedSampler(train.lengths, batch_size, num_replicas, rank, seed)
+
+    def build_network(self) -> nn.Module:
+        return build_network(self.model_name, self.arch, len(self.source_vocab), len(self.target_vocab),
+                             self.target_vocab.pad_id)
+
+    def setup(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
+        self.device = device
+        self.modules = {"net": wrap(self.build_network().to(device))}
+        optimizer, scheduler = adamw_with_schedule(self.modules["net"].parameters(), self.config, steps_per_epoch)
+        self.optimizers = {"net": optimizer}
+        self.schedulers = {"net": scheduler}
+
+    def _to_device(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:
+        b = self._to_device(batch)
+        logits = self.modules["net"](b["src"], b["src_mask"], b["tgt_in"])
+        loss = F.cross_entropy(logits.flatten(0, 1), b["tgt_out"].flatten(), ignore_index=self.target_vocab.pad_id,
+                               label_smoothing=self.config.label_smoothing)
+        optimizer = self.optimizers["net"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.modules["net"].parameters(), self.config.grad_clip)
+        optimizer.step()
+        self.schedulers["net"].step()
+        return {"loss": loss.detach()}
+
+    def evaluate(self, batches: Iterable[Any]) -> Mapping[str, float]:
+        """Greedy translations of this rank's batches, gathered, scored once: ``bleu`` (corpus
+        BLEU-4), ``chrf``, ``exact_match`` and token-level ``perplexity`` under teacher forcing."""
+        net = unwrap(self.modules["net"])
+        val = self.datasets()["val"]
+        collector = TextCollector()
+        nll = torch.zeros(2, dtype=torch.float64)  # summed NLL, target tokens
+        net.eval()
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    b = self._to_device(batch)
+                    logits = net(b["src"], b["src_mask"], b["tgt_in"])
+                    nll[0] += F.cross_entropy(logits.flatten(0, 1), b["tgt_out"].flatten(),
+                                              ignore_index=self.target_vocab.pad_id, reduction="sum").item()
+                    nll[1] += (b["tgt_out"] != self.target_vocab.pad_id).sum().item()
+                    tokens, _ = greedy_decode(net, b["src"], b["src_mask"], self.target_vocab.bos_id,
+                                              self.target_vocab.eos_id,
+                                              max_lengths(b["src_mask"], self.section.decoding.max_length_ratio))
+                    index = batch["index"].tolist()
+                    collector.add([text(self.target_vocab, t) for t in tokens], [[val.references[i]] for i in index])
+        finally:
+            net.train()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(nll)
+        everything = collector.gathered()
+        hyps, refs = everything.hypotheses, everything.references
+        return {
+            "bleu": corpus_bleu(hyps, refs).value,
+            "chrf": corpus_chrf(hyps, refs).value,
+            "exact_match": exact_match(hyps, refs),
+            "perplexity": perplexity(float(nll[0]), int(nll[1])),
+        }
+
+    def figures(self, batch: Any) -> Mapping[str, Any]:
+        net = unwrap(self.modules["net"]).eval()
+        try:
+            return translation_figures(net, batch, self.datasets()["val"], self.source_vocab, self.target_vocab,
+                                       self.section.decoding.max_length_ratio, self.device)
+        finally:
+            net.train()
+
+    def export(self) -> dict[str, Any]:
+        return {
+            "family": "translation",
+            "model": self.model_name,
+            "arch": self.arch,
+            "source_vocab": self.source_vocab.to_dict(),
+            "target_vocab": self.target_vocab.to_dict(),
+            "languages": list(self.meta.languages),
+            "state_dict": unwrap(self.modules["net"]).state_dict(),
+        }
+
+
+def translation_figures(net: nn.Module, batch: Mapping[str, torch.Tensor], dataset: ParallelDataset,
+                        source_vocab: Vocabulary, target_vocab: Vocabulary, ratio: float,
+                        device: torch.device) -> dict[str, Any]:
+    """Attention heatmaps of a short and the longest sentence of ``batch`` and a table of sample
+    translations (greedy decoding)."""
+    b = {k: v.to(device) for k, v in batch.items()}
+    with torch.no_grad():
+        tokens, attentions = greedy_decode(net, b["src"], b["src_mask"], target_vocab.bos_id, target_vocab.eos_id,
+                                           max_lengths(b["src_mask"], ratio))
+    index = batch["index"].tolist()
+    lengths = b["src_mask"].sum(dim=1).tolist()
+    rows = [(dataset.sources[i], dataset.references[i], text(target_vocab, t)) for i, t in zip(index, tokens,
+                                                                                               strict=True)]
+    figures = {"samples": samples_figure(rows[:6])}
+    if attentions is not None:
+        shortest = min(range(len(lengths)), key=lambda j: abs(lengths[j] - 12))
+        longest = max(range(len(lengths)), key=lambda j: lengths[j])
+        for name, j in (("attention_short", shortest), ("attention_long", longest)):
+            src_words = source_vocab.decode(b["src"][j].tolist())[: lengths[j] - 1] + ["<eos>"]
+            out_words = target_vocab.decode(tokens[j])  # one attention row per output word (eos excluded)
+            figures[name] = attention_figure(attentions[j][:, : lengths[j]].cpu(), src_words, out_words)
+    return figures
+
+
+def build_task(model: str, params: Params) -> TranslationTask:
+    directory = data_dir(params)
+    section = params.translation
+    return TranslationTask(model, getattr(section.models, model), section, directory, read_meta(directory))
+
+
+def load_exported(export: Mapping[str, Any]) -> tuple[nn.Module, Vocabulary, Vocabulary]:
+    """Rebuild a trained network and its vocabularies from :meth:`TranslationTask.export`."""
+    source_vocab = Vocabulary.from_dict(export["source_vocab"])
+    target_vocab = Vocabulary.from_dict(export["target_vocab"])
+    net = build_network(export["model"], export["arch"], len(source_vocab), len(target_vocab), target_vocab.pad_id)
+    net.load_state_dict(export["state_dict"])
+    return net.eval(), source_vocab, target_vocab
+
+
+def evaluate_test(export: Mapping[str, Any], params: Params) -> dict[str, Any]:
+    """Beam-search translations of the test split.
+
+    ``metrics``: ``test/bleu``, ``test/chrf`` and ``test/exact_match`` over the sentences no longer
+    than the longest training source (in distribution); ``test/bleu_longer`` and
+    ``test/exact_match_longer`` over the longer ones (length generalisation), when there are any;
+    and per source-length bucket ``test/bleu/len_11-20``, ``test/exact_match/...``,
+    ``test/sentences/...``. ``tags``: sacrebleu's signatures. ``figures``: BLEU and exact match
+    against source length.
+    """
+    section = params.translation
+    directory = data_dir(params)
+    net, source_vocab, target_vocab = load_exported(export)
+    test = ParallelDataset(directory, "test", source_vocab, target_vocab)
+    loader = DataLoader(test, batch_size=section.trainer.eval_batch_size,
+                        collate_fn=PairCollate(target_vocab.pad_id, target_vocab.bos_id))
+    hyps: list[str] = []
+    with torch.no_grad():
+        for batch in loader:
+            tokens = beam_search(net, batch["src"], batch["src_mask"], target_vocab.bos_id, target_vocab.eos_id,
+                                 max_lengths(batch["src_mask"], section.decoding.max_length_ratio),
+                                 section.decoding.beam_width, section.decoding.length_penalty)
+            hyps += [text(target_vocab, t) for t in tokens]
+    refs = [[r] for r in test.references]
+    longest_train = max(len(tokens) for tokens in token_lists(directory, "train", "source"))
+    inside = [i for i, n in enumerate(test.source_lengths) if n <= longest_train]
+    longer = [i for i, n in enumerate(test.source_lengths) if n > longest_train]
+    bleu = corpus_bleu([hyps[i] for i in inside], [refs[i] for i in inside])
+    chrf = corpus_chrf([hyps[i] for i in inside], [refs[i] for i in inside])
+    metrics = {"test/bleu": bleu.value, "test/chrf": chrf.value,
+               "test/exact_match": exact_match([hyps[i] for i in inside], [refs[i] for i in inside]),
+               "test/longest_train_source": float(longest_train)}
+    if longer:
+        metrics["test/bleu_longer"] = corpus_bleu([hyps[i] for i in longer], [refs[i] for i in longer]).value
+        metrics["test/exact_match_longer"] = exact_match([hyps[i] for i in longer], [refs[i] for i in longer])
+    per_bucket = bucket_scores(hyps, refs, test.source_lengths, length_buckets(section.length_buckets))
+    for s in per_bucket:
+        metrics[f"test/bleu/{s.bucket.name}"] = s.bleu
+        metrics[f"test/exact_match/{s.bucket.name}"] = s.exact_match
+        metrics[f"test/sentences/{s.bucket.name}"] = float(s.count)
+    return {
+        "metrics": {k: v for k, v in metrics.items() if not math.isnan(v)},
+        "tags": {"test/bleu_signature": bleu.signature, "test/chrf_signature": chrf.signature,
+                 "test/decoding": f"beam {section.decoding.beam_width}, length penalty "
+                                  f"{section.decoding.length_penalty}"},
+        "figures": {"test_bleu_by_length": bleu_by_length_figure(
+            {export["model"]: [(s.bucket.name, s.bleu, s.exact_match) for s in per_bucket]})},
+    }
