@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -20,20 +19,16 @@ from components.families.sequence.batches import CaptionCollate, CaptionDataset,
 from components.families.sequence.captioner import Captioner
 from components.families.sequence.decoding import beam_search, greedy_decode
 from components.families.sequence.figures import caption_attention_figure, caption_figure
+from components.families.sequence.task import TRAINING_KEYS, SequenceTask
 from components.metrics.sequence import TextCollector, corpus_bleu, perplexity
 from components.runtime import resolve
-from components.train.samplers import LengthGroupedSampler
-from components.train.schedules import adamw_with_schedule
-from components.train.task import ModuleTask, Wrap, unwrap
+from components.train.task import unwrap
 
 MODELS = ("show_tell", "show_attend_tell")
 EXPERIMENT = "captioning"
 HEADLINE_METRIC = "val/bleu"  # BLEU-4
 
 ATTENTION = {"show_tell": False, "show_attend_tell": True}
-TRAINING_KEYS = (
-    "epochs", "lr", "weight_decay", "lr_schedule", "warmup_fraction", "grad_clip", "label_smoothing", "batch_size",
-)
 FIGURE_IMAGES = 4
 
 
@@ -65,7 +60,7 @@ def bleu_scores(hypotheses: list[str], references: list[list[str]], prefix: str 
     return scores
 
 
-class CaptioningTask(ModuleTask):
+class CaptioningTask(SequenceTask):
     """One captioner (``show_tell`` or ``show_attend_tell``) on captioned images."""
 
     def __init__(self, model: str, config: CaptionerConfig, section: CaptioningConfig, directory: Path,
@@ -76,70 +71,42 @@ class CaptioningTask(ModuleTask):
         self.directory = directory
         self.meta = meta
         self.arch = {k: v for k, v in config.model_dump().items() if k not in TRAINING_KEYS}
-        self.vocab = build_vocabulary(directory)
-        self.collate_fn = CaptionCollate(self.vocab.pad_id, self.vocab.bos_id)
+        self.target_vocab = build_vocabulary(directory)
+        self.collate_fn = CaptionCollate(self.target_vocab.pad_id, self.target_vocab.bos_id)
         self._datasets: dict[str, CaptionDataset] | None = None
         self.modules, self.optimizers, self.schedulers = {}, {}, {}
 
     def datasets(self) -> Mapping[str, Dataset]:
         if self._datasets is None:
             self._datasets = {
-                "train": CaptionDataset(self.directory, "train", self.vocab, pairs=True),
-                "val": CaptionDataset(self.directory, "val", self.vocab, pairs=False),
+                "train": CaptionDataset(self.directory, "train", self.target_vocab, pairs=True),
+                "val": CaptionDataset(self.directory, "val", self.target_vocab, pairs=False),
             }
         return self._datasets
 
-    def train_sampler(self, num_replicas: int, rank: int, seed: int, batch_size: int) -> LengthGroupedSampler:
-        """Batches of similar target length (less padding for the decoder to step through)."""
-        train = self.datasets()["train"]
-        return LengthGroupedSampler(train.lengths, batch_size, num_replicas, rank, seed)
-
     def build_network(self) -> nn.Module:
-        return build_network(self.model_name, self.arch, self.meta.channels, len(self.vocab), self.vocab.pad_id)
+        vocab = self.target_vocab
+        return build_network(self.model_name, self.arch, self.meta.channels, len(vocab), vocab.pad_id)
 
-    def setup(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
-        self.device = device
-        self.modules = {"net": wrap(self.build_network().to(device))}
-        optimizer, scheduler = adamw_with_schedule(self.modules["net"].parameters(), self.config, steps_per_epoch)
-        self.optimizers = {"net": optimizer}
-        self.schedulers = {"net": scheduler}
-
-    def _to_device(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-
-    def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:
-        b = self._to_device(batch)
-        logits = self.modules["net"](b["images"], None, b["tgt_in"])
-        loss = F.cross_entropy(logits.flatten(0, 1), b["tgt_out"].flatten(), ignore_index=self.vocab.pad_id,
-                               label_smoothing=self.config.label_smoothing)
-        optimizer = self.optimizers["net"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.modules["net"].parameters(), self.config.grad_clip)
-        optimizer.step()
-        self.schedulers["net"].step()
-        return {"loss": loss.detach()}
+    def source(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, None]:
+        return batch["images"], None
 
     def evaluate(self, batches: Iterable[Any]) -> Mapping[str, float]:
         """Greedy captions of this rank's images, gathered: ``bleu`` (BLEU-4), ``bleu1``..``bleu3``
         against all references, and the first reference's ``perplexity`` under teacher forcing."""
         net = unwrap(self.modules["net"])
         val = self.datasets()["val"]
-        collector = TextCollector()
+        collector, vocab = TextCollector(), self.target_vocab
         nll = torch.zeros(2, dtype=torch.float64)
         net.eval()
         try:
             with torch.no_grad():
                 for batch in batches:
-                    b = self._to_device(batch)
-                    logits = net(b["images"], None, b["tgt_in"])
-                    nll[0] += F.cross_entropy(logits.flatten(0, 1), b["tgt_out"].flatten(),
-                                              ignore_index=self.vocab.pad_id, reduction="sum").item()
-                    nll[1] += (b["tgt_out"] != self.vocab.pad_id).sum().item()
-                    tokens, _ = greedy_decode(net, b["images"], None, self.vocab.bos_id, self.vocab.eos_id,
+                    b = self.to_device(batch)
+                    nll += torch.tensor(self.target_nll(net, b), dtype=torch.float64)
+                    tokens, _ = greedy_decode(net, b["images"], None, vocab.bos_id, vocab.eos_id,
                                               self.section.decoding.max_length)
-                    collector.add([text(self.vocab, t, captions=True) for t in tokens],
+                    collector.add([text(vocab, t, captions=True) for t in tokens],
                                   [val.references[i] for i in batch["index"].tolist()])
         finally:
             net.train()
@@ -152,8 +119,8 @@ class CaptioningTask(ModuleTask):
     def figures(self, batch: Any) -> Mapping[str, Any]:
         net = unwrap(self.modules["net"]).eval()
         try:
-            return caption_figures(net, batch, self.datasets()["val"], self.vocab, self.section.decoding.max_length,
-                                   self.device)
+            return caption_figures(net, batch, self.datasets()["val"], self.target_vocab,
+                                   self.section.decoding.max_length, self.device)
         finally:
             net.train()
 
@@ -163,7 +130,7 @@ class CaptioningTask(ModuleTask):
             "model": self.model_name,
             "arch": self.arch,
             "in_channels": self.meta.channels,
-            "vocab": self.vocab.to_dict(),
+            "vocab": self.target_vocab.to_dict(),
             "state_dict": unwrap(self.modules["net"]).state_dict(),
         }
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -21,6 +20,7 @@ from components.families.sequence.batches import PairCollate, ParallelDataset, t
 from components.families.sequence.decoding import beam_search, greedy_decode
 from components.families.sequence.figures import attention_figure, bleu_by_length_figure, samples_figure
 from components.families.sequence.seq2seq import RNNSeq2Seq
+from components.families.sequence.task import TRAINING_KEYS, SequenceTask
 from components.families.sequence.transformer import TransformerSeq2Seq
 from components.metrics.sequence import (
     TextCollector,
@@ -32,9 +32,7 @@ from components.metrics.sequence import (
     perplexity,
 )
 from components.runtime import resolve
-from components.train.samplers import LengthGroupedSampler
-from components.train.schedules import adamw_with_schedule
-from components.train.task import ModuleTask, Wrap, unwrap
+from components.train.task import unwrap
 
 MODELS = ("rnn", "lstm", "gru", "attention_gru", "transformer")
 EXPERIMENT = "translation"
@@ -42,10 +40,6 @@ HEADLINE_METRIC = "val/bleu"
 
 # The recurrent models: (cell, attention) by model name.
 RNN_MODELS = {"rnn": ("rnn", False), "lstm": ("lstm", False), "gru": ("gru", False), "attention_gru": ("gru", True)}
-# Keys of a model's params section that configure training rather than the network.
-TRAINING_KEYS = (
-    "epochs", "lr", "weight_decay", "lr_schedule", "warmup_fraction", "grad_clip", "label_smoothing", "batch_size",
-)
 POSITIONS = 1024  # sinusoidal position table size: longer than any sentence the decoder may produce
 EXTRA_TOKENS = 10  # decoding stops at max_length_ratio * source length + this many tokens
 
@@ -82,7 +76,7 @@ def max_lengths(src_mask: torch.Tensor, ratio: float) -> torch.Tensor:
     return (src_mask.sum(dim=1).float() * ratio).long() + EXTRA_TOKENS
 
 
-class TranslationTask(ModuleTask):
+class TranslationTask(SequenceTask):
     """One encoder-decoder (see ``MODELS``) on a parallel corpus, scored by corpus BLEU."""
 
     def __init__(self, model: str, config: SeqModelBase, section: TranslationConfig, directory: Path,
@@ -106,38 +100,12 @@ class TranslationTask(ModuleTask):
             }
         return self._datasets
 
-    def train_sampler(self, num_replicas: int, rank: int, seed: int, batch_size: int) -> LengthGroupedSampler:
-        """Batches of similar target length (less padding for the decoder to step through)."""
-        train = self.datasets()["train"]
-        return LengthGroupedSampler(train.lengths, batch_size, num_replicas, rank, seed)
-
     def build_network(self) -> nn.Module:
         return build_network(self.model_name, self.arch, len(self.source_vocab), len(self.target_vocab),
                              self.target_vocab.pad_id)
 
-    def setup(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
-        self.device = device
-        self.modules = {"net": wrap(self.build_network().to(device))}
-        optimizer, scheduler = adamw_with_schedule(self.modules["net"].parameters(), self.config, steps_per_epoch)
-        self.optimizers = {"net": optimizer}
-        self.schedulers = {"net": scheduler}
-
-    def _to_device(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-
-    def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:
-        b = self._to_device(batch)
-        logits = self.modules["net"](b["src"], b["src_mask"], b["tgt_in"])
-        loss = F.cross_entropy(logits.flatten(0, 1), b["tgt_out"].flatten(), ignore_index=self.target_vocab.pad_id,
-                               label_smoothing=self.config.label_smoothing)
-        optimizer = self.optimizers["net"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.modules["net"].parameters(), self.config.grad_clip)
-        optimizer.step()
-        self.schedulers["net"].step()
-        return {"loss": loss.detach()}
+    def source(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return batch["src"], batch["src_mask"]
 
     def evaluate(self, batches: Iterable[Any]) -> Mapping[str, float]:
         """Greedy translations of this rank's batches, gathered, scored once: ``bleu`` (corpus
@@ -150,11 +118,8 @@ class TranslationTask(ModuleTask):
         try:
             with torch.no_grad():
                 for batch in batches:
-                    b = self._to_device(batch)
-                    logits = net(b["src"], b["src_mask"], b["tgt_in"])
-                    nll[0] += F.cross_entropy(logits.flatten(0, 1), b["tgt_out"].flatten(),
-                                              ignore_index=self.target_vocab.pad_id, reduction="sum").item()
-                    nll[1] += (b["tgt_out"] != self.target_vocab.pad_id).sum().item()
+                    b = self.to_device(batch)
+                    nll += torch.tensor(self.target_nll(net, b), dtype=torch.float64)
                     tokens, _ = greedy_decode(net, b["src"], b["src_mask"], self.target_vocab.bos_id,
                                               self.target_vocab.eos_id,
                                               max_lengths(b["src_mask"], self.section.decoding.max_length_ratio))
