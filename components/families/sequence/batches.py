@@ -44,11 +44,6 @@ class ParallelDataset(Dataset):
         return self.src[index], self.tgt[index], index
 
 
-def token_lists(directory: Path, split: str, column: str) -> list[list[str]]:
-    """Tokenized sentences of one column (``source`` or ``target``) of a parallel split."""
-    return [tokenize(s) for s in read_split(directory, split).column(column).to_pylist()]
-
-
 def teacher_forcing(targets: list[torch.Tensor], pad_id: int, bos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(tgt_in, tgt_out)`` (B, T) from targets that end in <eos>: input shifted right behind <bos>."""
     tgt_out = pad_sequence(targets, batch_first=True, padding_value=pad_id)

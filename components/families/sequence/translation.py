@@ -14,9 +14,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from components.config import Params, SeqModelBase, TranslationConfig
-from components.data.schema import DatasetMeta, read_meta
-from components.data.text import Vocabulary
-from components.families.sequence.batches import PairCollate, ParallelDataset, text, token_lists
+from components.data.schema import DatasetMeta, read_meta, read_split
+from components.data.text import Vocabulary, tokenize
+from components.families.sequence.batches import PairCollate, ParallelDataset, text
 from components.families.sequence.decoding import beam_search, greedy_decode
 from components.families.sequence.figures import attention_figure, bleu_by_length_figure, samples_figure
 from components.families.sequence.seq2seq import RNNSeq2Seq
@@ -63,12 +63,13 @@ def data_dir(params: Params) -> Path:
     return resolve(params.data.root) / params.translation.dataset
 
 
-def build_vocabularies(directory: Path, min_freq: int) -> tuple[Vocabulary, Vocabulary]:
-    """Source and target word vocabularies of the train split (words rarer than ``min_freq`` -> <unk>)."""
-    return (
-        Vocabulary.build(token_lists(directory, "train", "source"), min_freq=min_freq),
-        Vocabulary.build(token_lists(directory, "train", "target"), min_freq=min_freq),
-    )
+def build_vocabularies(directory: Path, min_freq: int) -> tuple[Vocabulary, Vocabulary, int]:
+    """Source and target word vocabularies of the train split (words rarer than ``min_freq`` -> <unk>),
+    and its longest source in tokens (test sentences beyond it are out of distribution)."""
+    train = read_split(directory, "train")
+    source, target = ([tokenize(s) for s in train.column(column).to_pylist()] for column in ("source", "target"))
+    return (Vocabulary.build(source, min_freq=min_freq), Vocabulary.build(target, min_freq=min_freq),
+            max(map(len, source)))
 
 
 def max_lengths(src_mask: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -87,7 +88,8 @@ class TranslationTask(SequenceTask):
         self.directory = directory
         self.meta = meta
         self.arch = {k: v for k, v in config.model_dump().items() if k not in TRAINING_KEYS}
-        self.source_vocab, self.target_vocab = build_vocabularies(directory, section.min_freq)
+        self.source_vocab, self.target_vocab, self.longest_train_source = build_vocabularies(directory,
+                                                                                             section.min_freq)
         self.collate_fn = PairCollate(self.target_vocab.pad_id, self.target_vocab.bos_id)
         self._datasets: dict[str, ParallelDataset] | None = None
         self.modules, self.optimizers, self.schedulers = {}, {}, {}
@@ -154,6 +156,7 @@ class TranslationTask(SequenceTask):
             "source_vocab": self.source_vocab.to_dict(),
             "target_vocab": self.target_vocab.to_dict(),
             "languages": list(self.meta.languages),
+            "longest_train_source": self.longest_train_source,
             "state_dict": unwrap(self.modules["net"]).state_dict(),
         }
 
@@ -221,7 +224,7 @@ def evaluate_test(export: Mapping[str, Any], params: Params) -> dict[str, Any]:
                                  section.decoding.beam_width, section.decoding.length_penalty)
             hyps += [text(target_vocab, t) for t in tokens]
     refs = [[r] for r in test.references]
-    longest_train = max(len(tokens) for tokens in token_lists(directory, "train", "source"))
+    longest_train = export["longest_train_source"]
     inside = [i for i, n in enumerate(test.source_lengths) if n <= longest_train]
     longer = [i for i, n in enumerate(test.source_lengths) if n > longest_train]
     bleu = corpus_bleu([hyps[i] for i in inside], [refs[i] for i in inside])
