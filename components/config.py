@@ -168,6 +168,8 @@ class TrainerConfig(Section):
     figure_every: PositiveInt  # log the prediction figure every N epochs (and after the last)
     max_failures: NonNegativeInt  # Ray Train restarts from the last checkpoint up to this often
     channels_last: bool  # NHWC memory format for conv nets (faster on CPU and on tensor cores)
+    precision: Literal["fp32", "bf16", "fp16"]  # training forward passes under autocast (see
+    # components/train/precision.py); fp16 adds loss scaling; evaluation always runs in fp32
 
 
 # --- segmentation -------------------------------------------------------------------------------

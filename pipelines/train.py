@@ -31,7 +31,7 @@ from components.errors import UserError, exit_on_user_error
 from components.families import get_family
 from components.io import atomic_directory, atomic_write_text
 from components.runtime import git_commit, ray_init, repo_root, with_absolute_paths
-from components.train.harness import TrainJob, TrainOutcome, fit
+from components.train.harness import TrainJob, TrainOutcome, check_resources, fit
 
 
 def run_identity(family: str, model: str, params: Params) -> dict[str, Any]:
@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     run_key = f"{args.family}-{args.model}-{digest}"
     uri = tracking.configure(params.runtime.mlflow_tracking_uri)
     ray_init(params.runtime.ray_address)
+    check_resources(model_trainer(params, args.family, args.model))  # before an MLflow run is opened
     tags = {
         tracking.GIT_COMMIT_TAG: git_commit(repo_root()),
         tracking.STAGE_TAG: os.environ.get("DVC_STAGE", f"train_{args.family}@{args.model}"),

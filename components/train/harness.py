@@ -29,6 +29,7 @@ from components.errors import UserError
 from components.families import get_family
 from components.runtime import seed_everything
 from components.tracking import RunLogger, figure_png
+from components.train.precision import MixedPrecision
 from components.train.task import Task, unwrap
 
 STATE_FILE = "state.pt"
@@ -87,7 +88,9 @@ def _loaders(task: Task, trainer: TrainerConfig, rank: int, world: int, seed: in
         sampler = make_sampler(num_replicas=world, rank=rank, seed=seed, batch_size=trainer.batch_size)
     else:
         sampler = DistributedSampler(data["train"], num_replicas=world, rank=rank, shuffle=True, seed=seed)
-    train = DataLoader(data["train"], batch_size=trainer.batch_size, sampler=sampler, collate_fn=collate)
+    # Pinned host memory lets batches copy to the GPU asynchronously (tasks move them non_blocking).
+    train = DataLoader(data["train"], batch_size=trainer.batch_size, sampler=sampler, collate_fn=collate,
+                       pin_memory=trainer.use_gpu)
     val_shard = Subset(data["val"], range(rank, len(data["val"]), world))
     val = DataLoader(val_shard, batch_size=trainer.eval_batch_size, shuffle=False, collate_fn=collate)
     return sampler, train, val
@@ -226,7 +229,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         os.environ["COURSELAB_ROOT"] = job.repo_root
     task: Task = get_family(job.family).build_task(job.model, job.params)
     sampler, train_loader, val_loader = _loaders(task, job.trainer, rank, world, job.params.seed)
-    task.setup(ray.train.torch.get_device(), wrap=ray.train.torch.prepare_model, steps_per_epoch=len(train_loader))
+    device = ray.train.torch.get_device()
+    task.setup(device, wrap=ray.train.torch.prepare_model, steps_per_epoch=len(train_loader))
+    task.precision = MixedPrecision(job.trainer.precision, device.type)
     figure_batch = next(iter(DataLoader(
         task.datasets()["val"], batch_size=job.trainer.eval_batch_size, collate_fn=getattr(task, "collate_fn", None)
     )))
@@ -244,6 +249,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         sampler.set_epoch(epoch)
         train_metrics = _train_epoch(task, train_loader, world)
         train_metrics["throughput/train_samples_per_s"] = len(sampler) * world / (time.perf_counter() - started)
+        if device.type == "cuda":  # this rank's peak during the epoch (rank 0's is logged)
+            train_metrics["memory/gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            torch.cuda.reset_peak_memory_stats(device)
         _broadcast_buffers(task, world)
         val_metrics = {}
         if epoch + 1 == job.epochs or (epoch + 1) % job.trainer.eval_every == 0:
@@ -264,15 +272,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 # --- driver side -------------------------------------------------------------------------------
 
 
-def _check_resources(trainer: TrainerConfig) -> None:
+def check_resources(trainer: TrainerConfig) -> None:
     """A request the cluster can never satisfy is an error, not an indefinite wait."""
     import ray
 
     available = ray.cluster_resources()
     if trainer.use_gpu and available.get("GPU", 0) < trainer.num_workers:
         raise UserError(
-            f"use_gpu is true with num_workers={trainer.num_workers}, but the Ray cluster has "
-            f"{int(available.get('GPU', 0))} GPU(s); set use_gpu: false or add GPU nodes"
+            f"use_gpu is true: num_workers={trainer.num_workers} need {trainer.num_workers} GPU(s), but the Ray "
+            f"cluster has {int(available.get('GPU', 0))} GPU(s) and {available.get('CPU', 0):g} CPU(s); "
+            "set use_gpu: false or add GPU nodes"
         )
     need_cpus = trainer.num_workers * trainer.cpus_per_worker
     if need_cpus > available.get("CPU", 0):
@@ -301,7 +310,7 @@ def fit(job: TrainJob) -> TrainOutcome:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    _check_resources(job.trainer)
+    check_resources(job.trainer)
     # ray.train.report hands each epoch to a one-slot queue that the controller empties only when
     # it polls the workers, every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default): epochs
     # shorter than that wait for the poll (a 1.1 s GAN epoch took 2.0 s). A user's value wins.

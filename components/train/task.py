@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from components.train.precision import FP32, MixedPrecision
+
 Wrap = Callable[[nn.Module], nn.Module]
 
 
@@ -30,6 +32,7 @@ class Task(Protocol):
     """One model of one family, as the harness drives it."""
 
     modules: Mapping[str, nn.Module]  # the networks (DDP-wrapped after setup)
+    precision: MixedPrecision  # set by the harness after setup (trainer.precision); train_step uses it
 
     def datasets(self) -> Mapping[str, Dataset]:
         """``{"train": ..., "val": ...}``: map-style datasets yielding batches' items."""
@@ -73,6 +76,7 @@ class ModuleTask:
     modules: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
+    precision: MixedPrecision = FP32  # the harness sets trainer.precision's after setup
 
     def state_dict(self) -> dict[str, Any]:
         return {

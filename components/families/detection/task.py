@@ -147,14 +147,10 @@ class DetectionTask(ModuleTask):
 
     def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:
         images, targets = self._to_device(*batch)
-        losses = self.modules["net"](images, targets)
-        loss = sum(losses.values())
-        optimizer = self.optimizers["net"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.modules["net"].parameters(), self.config.grad_clip)
-        optimizer.step()
+        with self.precision.autocast():
+            losses = self.modules["net"](images, targets)
+            loss = sum(losses.values())
+        self.precision.backward_step(loss, self.optimizers["net"], max_norm=self.config.grad_clip)
         self.schedulers["net"].step()
         # DETR's auxiliary terms (per decoder layer ``_0``, ``_1``; encoder ``_enc``) count in ``loss`` only.
         shown = {k: v.detach() for k, v in losses.items() if not AUXILIARY_LOSS.search(k)}

@@ -286,19 +286,18 @@ class GANTask(GenerativeTask):
         real = batch[0].to(self.device)
         labels = batch[1].to(self.device) if self.conditional else None
         g_net, d_net = self.modules["generator"], self.modules["discriminator"]
-        with torch.no_grad():
-            fake = self._decode(g_net, self._noise(len(real)), labels)
-        # One DDP forward for both halves (D has no batch norm).
-        scores = d_net(torch.cat([real, fake]), None if labels is None else torch.cat([labels, labels]))
-        d_loss = self.loss.discriminator(scores[: len(real)], scores[len(real) :])
+        with self.precision.autocast():
+            with torch.no_grad():
+                fake = self._decode(g_net, self._noise(len(real)), labels)
+            # One DDP forward for both halves (D has no batch norm).
+            scores = d_net(torch.cat([real, fake]), None if labels is None else torch.cat([labels, labels]))
+            d_loss = self.loss.discriminator(scores[: len(real)], scores[len(real) :])
         out = {"loss_d": d_loss.detach()}
-        if self.model_name == "wgan_gp":
-            penalty = gradient_penalty(unwrap(d_net), real, fake)
+        if self.model_name == "wgan_gp":  # in float32: a double-backward through half-precision grads underflows
+            penalty = gradient_penalty(unwrap(d_net), real, fake.float())
             out["gradient_penalty"] = penalty.detach()
             d_loss = d_loss + self.config.gp_weight * penalty
-        self.optimizers["discriminator"].zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.optimizers["discriminator"].step()
+        self.precision.backward_step(d_loss, self.optimizers["discriminator"])
         self.schedulers["discriminator"].step()
         if self.model_name == "wgan":
             with torch.no_grad():
@@ -306,10 +305,9 @@ class GANTask(GenerativeTask):
                     param.clamp_(-self.config.clip_value, self.config.clip_value)
 
         if self.d_steps % self.config.n_critic == 0 or self._last_g_loss is None:
-            g_loss = self.loss.generator(d_net(self._decode(g_net, self._noise(len(real)), labels), labels))
-            self.optimizers["generator"].zero_grad(set_to_none=True)
-            g_loss.backward()
-            self.optimizers["generator"].step()
+            with self.precision.autocast():
+                g_loss = self.loss.generator(d_net(self._decode(g_net, self._noise(len(real)), labels), labels))
+            self.precision.backward_step(g_loss, self.optimizers["generator"])
             self.schedulers["generator"].step()
             if self.ema is not None:
                 self.ema.update_parameters(unwrap(g_net))
@@ -375,11 +373,10 @@ class VAETask(GenerativeTask):
     def train_step(self, batch: Any) -> Mapping[str, Tensor]:
         """-ELBO = recon + kl_weight * KL on one batch; returns ``loss``, ``recon`` and ``kl`` (nats)."""
         images, labels = batch
-        recon, kl = self._elbo_terms(self.modules["vae"], images.to(self.device), labels)
-        loss = recon + self.config.kl_weight * kl
-        self.optimizers["vae"].zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizers["vae"].step()
+        with self.precision.autocast():
+            recon, kl = self._elbo_terms(self.modules["vae"], images.to(self.device), labels)
+            loss = recon + self.config.kl_weight * kl
+        self.precision.backward_step(loss, self.optimizers["vae"])
         return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
 
     def _evaluate_extra(self, batches: list[tuple[Tensor, Tensor]]) -> dict[str, float]:

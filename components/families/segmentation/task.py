@@ -73,13 +73,11 @@ class SegmentationTask(ModuleTask):
 
     def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:
         images, masks = batch
-        logits = self.modules["net"](self._inputs(images))
         masks = masks.to(self.device, non_blocking=True)
-        loss = F.cross_entropy(logits, masks, ignore_index=self._ignore_index)
-        optimizer = self.optimizers["net"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        with self.precision.autocast():
+            logits = self.modules["net"](self._inputs(images))
+            loss = F.cross_entropy(logits, masks, ignore_index=self._ignore_index)
+        self.precision.backward_step(loss, self.optimizers["net"])
         self.schedulers["net"].step()
         return {"loss": loss.detach()}
 

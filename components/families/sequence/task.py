@@ -57,14 +57,10 @@ class SequenceTask(ModuleTask):
 
     def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:
         b = self.to_device(batch)
-        logits = self.modules["net"](*self.source(b), b["tgt_in"])
-        loss = self._cross_entropy(logits, b["tgt_out"], label_smoothing=self.config.label_smoothing)
-        optimizer = self.optimizers["net"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.modules["net"].parameters(), self.config.grad_clip)
-        optimizer.step()
+        with self.precision.autocast():
+            logits = self.modules["net"](*self.source(b), b["tgt_in"])
+            loss = self._cross_entropy(logits, b["tgt_out"], label_smoothing=self.config.label_smoothing)
+        self.precision.backward_step(loss, self.optimizers["net"], max_norm=self.config.grad_clip)
         self.schedulers["net"].step()
         return {"loss": loss.detach()}
 
