@@ -170,6 +170,8 @@ class TrainerConfig(Section):
     channels_last: bool  # NHWC memory format for conv nets (faster on CPU and on tensor cores)
     precision: Literal["fp32", "bf16", "fp16"]  # training forward passes under autocast (see
     # components/train/precision.py); fp16 adds loss scaling; evaluation always runs in fp32
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]  # of the workers on
+    # the cluster's nodes (Ray placement groups): PACK fills a node first, SPREAD puts them on different nodes
 
 
 # --- segmentation -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,9 @@ from components.train.task import Task, unwrap
 STATE_FILE = "state.pt"
 FIGURES_DIR = "figures"
 CONTROLLER_POLL_S = 0.2  # seconds between the Ray Train controller's polls of the workers (see fit)
+# Fault injection (tests, drills): "<epoch>:<step>:<marker file>" makes the last rank's process die
+# abruptly at that 0-based epoch and step, once (the marker file records that it happened).
+FAIL_ONCE_ENV = "COURSELAB_FAIL_ONCE"
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,32 @@ def _broadcast_buffers(task: Task, world: int) -> None:
             dist.broadcast(buffer.data, src=0)
 
 
+def _ddp_consistency(task: Task, world: int, nodes: int) -> dict[str, float]:
+    """How far any rank's weights and buffers are from rank 0's (0 when DDP kept them in sync),
+    and on how many nodes the ranks run. Nothing for a single worker."""
+    if world == 1:
+        return {}
+    tensors = [t.detach().float().flatten() for module in task.modules.values()
+               for t in unwrap(module).state_dict().values() if t.is_floating_point()]
+    mine = torch.cat(tensors)
+    reference = mine.clone()
+    dist.broadcast(reference, src=0)
+    worst = (mine - reference).abs().max()
+    dist.all_reduce(worst, op=dist.ReduceOp.MAX)
+    return {"ddp/param_max_abs_diff": float(worst), "ddp/num_nodes": float(nodes)}
+
+
+def _count_nodes(world: int) -> int:
+    """The number of distinct Ray nodes the ranks run on (a collective)."""
+    import ray
+
+    if world == 1:
+        return 1
+    node_ids: list[str | None] = [None] * world
+    dist.all_gather_object(node_ids, ray.get_runtime_context().get_node_id())
+    return len(set(node_ids))
+
+
 def _optimizer_fingerprint(state: Mapping[str, Any]) -> float:
     """A scalar summary of optimizer state (sum of every tensor), to show a resume restored it."""
     total = 0.0
@@ -179,11 +208,32 @@ def _restore(task: Task, job: TrainJob, rank: int) -> _RunState:
     return run
 
 
-def _train_epoch(task: Task, loader: DataLoader, world: int) -> dict[str, float]:
+def _failure_injection(rank: int, world: int) -> Callable[[int, int], None] | None:
+    """The ``COURSELAB_FAIL_ONCE`` hook for this rank (the last rank only), or None."""
+    spec = os.environ.get(FAIL_ONCE_ENV)
+    if not spec or rank != world - 1:
+        return None
+    epoch_s, step_s, marker = spec.split(":", 2)
+    at = (int(epoch_s), int(step_s))
+
+    def maybe_fail(epoch: int, step: int) -> None:
+        if (epoch, step) == at and not Path(marker).exists():
+            Path(marker).write_text(f"rank {rank} died at epoch {epoch} step {step}\n")
+            _say(f"[{FAIL_ONCE_ENV}] rank {rank} exits abruptly at epoch {epoch}, step {step}")
+            os._exit(1)  # no cleanup, no exception: as if the process were killed
+
+    return maybe_fail
+
+
+def _train_epoch(
+    task: Task, loader: DataLoader, world: int, before_step: Callable[[int], None] | None = None
+) -> dict[str, float]:
     """One pass over this rank's shard; the mean of each loss over steps, averaged over ranks."""
     sums: dict[str, torch.Tensor] = {}
     steps = 0
     for batch in loader:
+        if before_step is not None:
+            before_step(steps)
         for key, value in task.train_step(batch).items():
             sums[key] = sums.get(key, 0) + value.detach()
         steps += 1
@@ -243,11 +293,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         return
     seed_everything(job.params.seed + 1000 * run.epoch + rank)
     logger = RunLogger(job.mlflow_run_id, job.mlflow_tracking_uri, active=rank == 0)
+    nodes = _count_nodes(world)
+    maybe_fail = _failure_injection(rank, world)
 
     for epoch in range(run.epoch, job.epochs):
         started = time.perf_counter()
         sampler.set_epoch(epoch)
-        train_metrics = _train_epoch(task, train_loader, world)
+        before_step = (lambda step, epoch=epoch: maybe_fail(epoch, step)) if maybe_fail else None
+        train_metrics = _train_epoch(task, train_loader, world, before_step)
         train_metrics["throughput/train_samples_per_s"] = len(sampler) * world / (time.perf_counter() - started)
         if device.type == "cuda":  # this rank's peak during the epoch (rank 0's is logged)
             train_metrics["memory/gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
@@ -256,6 +309,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         val_metrics = {}
         if epoch + 1 == job.epochs or (epoch + 1) % job.trainer.eval_every == 0:
             val_metrics = {f"val/{k}": float(v) for k, v in task.evaluate(val_loader).items()}
+            val_metrics.update(_ddp_consistency(task, world, nodes))
         epoch_s = time.perf_counter() - started
         run.epoch = epoch + 1
         run.history.append({"epoch": float(run.epoch), **train_metrics, **val_metrics, "time/epoch_s": epoch_s})
@@ -322,7 +376,8 @@ def fit(job: TrainJob) -> TrainOutcome:
         train_loop_per_worker,
         train_loop_config={"job": job},
         scaling_config=ScalingConfig(
-            num_workers=job.trainer.num_workers, use_gpu=job.trainer.use_gpu, resources_per_worker=resources
+            num_workers=job.trainer.num_workers, use_gpu=job.trainer.use_gpu, resources_per_worker=resources,
+            placement_strategy=job.trainer.placement_strategy,
         ),
         run_config=RunConfig(
             name=job.run_name,

@@ -52,6 +52,8 @@ def test_two_worker_ddp_stage_logs_once_and_matches_single_process(prepared, ray
     expected = metric.compute()
     assert metrics["val/miou"] == pytest.approx(float(expected["miou"]), abs=1e-6)
     assert metrics["val/pixel_accuracy"] == pytest.approx(float(expected["pixel_accuracy"]), abs=1e-6)
+    assert metrics["ddp/param_max_abs_diff"] == 0.0  # DDP kept both ranks' weights bit-identical
+    assert metrics["ddp/num_nodes"] == 1
 
     client = MlflowClient(f"sqlite:///{prepared / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("segmentation")
