@@ -30,6 +30,7 @@ from components.families import get_family
 from components.runtime import seed_everything
 from components.tracking import RunLogger, figure_png
 from components.train.precision import MixedPrecision
+from components.train.shipping import materialize, pack
 from components.train.task import Task, unwrap
 
 STATE_FILE = "state.pt"
@@ -277,6 +278,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     if job.repo_root:  # a shared Ray session may have started this worker for another repository
         os.environ["COURSELAB_ROOT"] = job.repo_root
+    for path, (digest, ref) in config.get("inputs", {}).items():  # only on clusters of several nodes
+        if materialize(Path(path), digest, lambda ref=ref: ray.get(ref)):
+            _say(f"[{job.label}] rank {rank}: fetched {path} from the driver's node")
     task: Task = get_family(job.family).build_task(job.model, job.params)
     sampler, train_loader, val_loader = _loaders(task, job.trainer, rank, world, job.params.seed)
     device = ray.train.torch.get_device()
@@ -345,6 +349,19 @@ def check_resources(trainer: TrainerConfig) -> None:
         )
 
 
+def _shipped_inputs(job: TrainJob) -> dict[str, Any]:
+    """Object refs of the task's input files when the cluster has several nodes (see shipping.py)."""
+    import ray
+
+    if sum(node["Alive"] for node in ray.nodes()) < 2:
+        return {}
+    shipped = {}
+    for path in get_family(job.family).build_task(job.model, job.params).inputs():
+        digest, blob = pack(path)
+        shipped[str(path)] = (digest, ray.put(blob))
+    return shipped
+
+
 def read_checkpoint(directory: Path) -> TrainOutcome:
     """Load a harness checkpoint directory into a :class:`TrainOutcome`."""
     directory = Path(directory)
@@ -374,7 +391,7 @@ def fit(job: TrainJob) -> TrainOutcome:
         resources["GPU"] = 1
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"job": job},
+        train_loop_config={"job": job, "inputs": _shipped_inputs(job)},
         scaling_config=ScalingConfig(
             num_workers=job.trainer.num_workers, use_gpu=job.trainer.use_gpu, resources_per_worker=resources,
             placement_strategy=job.trainer.placement_strategy,

@@ -17,6 +17,7 @@ small enough that a GAN (two networks, two optimizers, alternating steps) and a 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -64,6 +65,10 @@ class Task(Protocol):
         """The trained weights (unwrapped) and what is needed to rebuild the network."""
         ...
 
+    def inputs(self) -> list[Path]:
+        """The files and directories the task reads from disk (shipped to workers on other nodes)."""
+        ...
+
 
 def unwrap(module: nn.Module) -> nn.Module:
     """The network inside a DDP (or similar) wrapper."""
@@ -77,6 +82,10 @@ class ModuleTask:
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
     precision: MixedPrecision = FP32  # the harness sets trainer.precision's after setup
+    directory: Path  # the prepared dataset
+
+    def inputs(self) -> list[Path]:
+        return [self.directory]
 
     def state_dict(self) -> dict[str, Any]:
         return {

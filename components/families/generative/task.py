@@ -115,6 +115,11 @@ class GenerativeTask(ModuleTask):
                   "evaluator-feature metrics only (val/fid_evaluator, val/is_evaluator)", file=sys.__stdout__,
                   flush=True)
 
+    def inputs(self) -> list[Path]:
+        """The dataset, the FID evaluator and, when set, the Inception weights."""
+        weights = [Path(self.inception_weights)] if self.inception_weights else []
+        return [self.directory, self.evaluator_file.parent, *weights]
+
     def _build(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
         raise NotImplementedError
 
