@@ -172,6 +172,10 @@ class TrainerConfig(Section):
     # components/train/precision.py); fp16 adds loss scaling; evaluation always runs in fp32
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]  # of the workers on
     # the cluster's nodes (Ray placement groups): PACK fills a node first, SPREAD puts them on different nodes
+    gpus_per_worker: PositiveFloat  # with use_gpu: 1 = a GPU each; 0.5 = two workers share one
+    resources_per_worker: dict[str, PositiveFloat]  # extra Ray resources per worker, e.g. a node label
+    # {"accelerator_type:A10G": 0.001} or a custom resource; a name the cluster lacks is an error
+    loader_workers: NonNegativeInt  # DataLoader worker processes per training worker (0: in-process)
 
 
 # --- segmentation -------------------------------------------------------------------------------

@@ -93,10 +93,11 @@ def _loaders(task: Task, trainer: TrainerConfig, rank: int, world: int, seed: in
     else:
         sampler = DistributedSampler(data["train"], num_replicas=world, rank=rank, shuffle=True, seed=seed)
     # Pinned host memory lets batches copy to the GPU asynchronously (tasks move them non_blocking).
+    workers = {"num_workers": trainer.loader_workers, "persistent_workers": trainer.loader_workers > 0}
     train = DataLoader(data["train"], batch_size=trainer.batch_size, sampler=sampler, collate_fn=collate,
-                       pin_memory=trainer.use_gpu)
+                       pin_memory=trainer.use_gpu, **workers)
     val_shard = Subset(data["val"], range(rank, len(data["val"]), world))
-    val = DataLoader(val_shard, batch_size=trainer.eval_batch_size, shuffle=False, collate_fn=collate)
+    val = DataLoader(val_shard, batch_size=trainer.eval_batch_size, shuffle=False, collate_fn=collate, **workers)
     return sampler, train, val
 
 
@@ -335,12 +336,19 @@ def check_resources(trainer: TrainerConfig) -> None:
     import ray
 
     available = ray.cluster_resources()
-    if trainer.use_gpu and available.get("GPU", 0) < trainer.num_workers:
+    need_gpus = trainer.num_workers * trainer.gpus_per_worker
+    if trainer.use_gpu and available.get("GPU", 0) < need_gpus:
         raise UserError(
-            f"use_gpu is true: num_workers={trainer.num_workers} need {trainer.num_workers} GPU(s), but the Ray "
-            f"cluster has {int(available.get('GPU', 0))} GPU(s) and {available.get('CPU', 0):g} CPU(s); "
-            "set use_gpu: false or add GPU nodes"
+            f"use_gpu is true: num_workers={trainer.num_workers} x gpus_per_worker={trainer.gpus_per_worker:g} "
+            f"need {need_gpus:g} GPU(s), but the Ray cluster has {available.get('GPU', 0):g} GPU(s) and "
+            f"{available.get('CPU', 0):g} CPU(s); set use_gpu: false or add GPU nodes"
         )
+    for name, amount in trainer.resources_per_worker.items():
+        if available.get(name, 0) < amount * trainer.num_workers:
+            raise UserError(
+                f"trainer.resources_per_worker asks {amount:g} {name!r} per worker x {trainer.num_workers}, but "
+                f"the Ray cluster has {available.get(name, 0):g}; its resources: {', '.join(sorted(available))}"
+            )
     need_cpus = trainer.num_workers * trainer.cpus_per_worker
     if need_cpus > available.get("CPU", 0):
         raise UserError(
@@ -386,9 +394,9 @@ def fit(job: TrainJob) -> TrainOutcome:
     # it polls the workers, every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default): epochs
     # shorter than that wait for the poll (a 1.1 s GAN epoch took 2.0 s). A user's value wins.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", str(CONTROLLER_POLL_S))
-    resources = {"CPU": job.trainer.cpus_per_worker}
+    resources = {"CPU": job.trainer.cpus_per_worker, **job.trainer.resources_per_worker}
     if job.trainer.use_gpu:
-        resources["GPU"] = 1
+        resources["GPU"] = job.trainer.gpus_per_worker
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"job": job, "inputs": _shipped_inputs(job)},

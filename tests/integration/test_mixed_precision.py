@@ -34,10 +34,11 @@ def _weights_are_float32(outcome) -> bool:
     return all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
 
 
-def test_bf16_training_on_cpu(prepared, ray_session):
-    """trainer.precision reaches the worker's task: a bf16-autocast epoch trains and evaluates,
-    and the weights it exports stay float32."""
-    outcome = _fit_unet(prepared, precision="bf16")
+def test_bf16_training_on_cpu_with_a_loader_process(prepared, ray_session):
+    """trainer.precision reaches the worker's task: a bf16-autocast epoch, its batches from a
+    DataLoader process (trainer.loader_workers), trains and evaluates, and the weights it exports
+    stay float32."""
+    outcome = _fit_unet(prepared, precision="bf16", loader_workers=1)
     assert math.isfinite(outcome.final_metrics["train/loss"])
     assert 0 <= outcome.final_metrics["val/miou"] <= 1
     assert _weights_are_float32(outcome)
@@ -65,7 +66,7 @@ def test_use_gpu_without_a_gpu_is_a_one_line_error(prepared):
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
-    assert "use_gpu" in lines[0] and "need 1 GPU(s)" in lines[0] and "has 0 GPU(s)" in lines[0]
+    assert "use_gpu" in lines[0] and "need 1 GPU(s)" in lines[0] and "has 0 GPU(s)" in lines[0], lines[0]
     assert not (prepared / "models").exists()
     assert not (prepared / "mlflow.db").exists() or "segmentation" not in _experiment_names(prepared)
 
