@@ -14,7 +14,6 @@ jobs it runs. Run from the repository root after `dvc repro prepare`.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import tempfile
 import time
@@ -59,11 +58,9 @@ def main() -> None:
     parser.add_argument("--model", default="unet")
     parser.add_argument("--epochs", type=int, default=None, help="default: the model's epochs in params.yaml")
     parser.add_argument("--controller-poll-s", type=float, default=None,
-                        help="RAY_TRAIN_HEALTH_CHECK_INTERVAL_S for the harness side (default: the harness's own)")
+                        help="trainer.controller_poll_s for the harness side (default: params.yaml's)")
     parser.add_argument("--append", action="store_true", help="append the result row to BENCHMARKS.md")
     args = parser.parse_args()
-    if args.controller_poll_s is not None:
-        os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = str(args.controller_poll_s)
 
     params = with_absolute_paths(load_params())
     section = getattr(params, args.family)
@@ -75,10 +72,13 @@ def main() -> None:
     started = time.perf_counter()
     ray_init(params.runtime.ray_address)
     init_s = time.perf_counter() - started
+    trainer = model_trainer(params, args.family, args.model)
+    if args.controller_poll_s is not None:
+        trainer = trainer.model_copy(update={"controller_poll_s": args.controller_poll_s})
     with tempfile.TemporaryDirectory() as storage:
         job = TrainJob(
             family=args.family, model=args.model, params=params,
-            trainer=model_trainer(params, args.family, args.model), epochs=epochs,
+            trainer=trainer, epochs=epochs,
             run_name=f"bench-{args.model}", storage_path=storage,
         )
         started = time.perf_counter()

@@ -176,6 +176,8 @@ class TrainerConfig(Section):
     resources_per_worker: dict[str, PositiveFloat]  # extra Ray resources per worker, e.g. a node label
     # {"accelerator_type:A10G": 0.001} or a custom resource; a name the cluster lacks is an error
     loader_workers: NonNegativeInt  # DataLoader worker processes per training worker (0: in-process)
+    controller_poll_s: PositiveFloat  # how often Ray Train's controller polls the workers (and so takes
+    # each epoch's report); short epochs want it short, long Python-bound epochs long (each poll costs the GIL)
 
 
 # --- segmentation -------------------------------------------------------------------------------

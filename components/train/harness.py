@@ -35,7 +35,8 @@ from components.train.task import Task, unwrap
 
 STATE_FILE = "state.pt"
 FIGURES_DIR = "figures"
-CONTROLLER_POLL_S = 0.2  # seconds between the Ray Train controller's polls of the workers (see fit)
+POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"  # Ray Train's controller poll interval (see fit)
+_USER_POLL_S = os.environ.get(POLL_ENV)
 # Fault injection (tests, drills): "<epoch>:<step>:<marker file>" makes the last rank's process die
 # abruptly at that 0-based epoch and step, once (the marker file records that it happened).
 FAIL_ONCE_ENV = "COURSELAB_FAIL_ONCE"
@@ -392,8 +393,10 @@ def fit(job: TrainJob) -> TrainOutcome:
     check_resources(job.trainer)
     # ray.train.report hands each epoch to a one-slot queue that the controller empties only when
     # it polls the workers, every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default): epochs
-    # shorter than that wait for the poll (a 1.1 s GAN epoch took 2.0 s). A user's value wins.
-    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", str(CONTROLLER_POLL_S))
+    # shorter than that wait for the poll (a 1.1 s GAN epoch took 2.0 s), while frequent polls
+    # take the GIL from long Python-bound epochs. trainer.controller_poll_s sets it per family;
+    # a value in the environment when the process started wins.
+    os.environ[POLL_ENV] = _USER_POLL_S or str(job.trainer.controller_poll_s)
     resources = {"CPU": job.trainer.cpus_per_worker, **job.trainer.resources_per_worker}
     if job.trainer.use_gpu:
         resources["GPU"] = job.trainer.gpus_per_worker
