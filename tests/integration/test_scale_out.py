@@ -126,3 +126,24 @@ def test_killed_dvc_repro_resumes_and_leaves_no_half_written_outputs(dvc_repo):
     assert json.loads((root / "metrics" / "segmentation-fcn.json").read_text())["epochs"] == 15
     history = (root / "plots" / "segmentation-fcn.csv").read_text().splitlines()
     assert [float(row.split(",")[0]) for row in history[1:]] == [float(e) for e in range(1, 16)]
+
+
+def test_checkpoints_on_a_uri_storage_path_resume(prepared, ray_session, tmp_path):
+    """runtime.storage_path as a URI (pyarrow filesystems: s3://, gs://, here file://): Ray Train
+    writes the checkpoints through it and a rerun of the same run resumes from them."""
+    from components.config import load_params, model_trainer
+    from components.runtime import storage_uri, with_absolute_paths
+    from components.train.harness import TrainJob, fit
+
+    params = with_absolute_paths(load_params(prepared / "params.yaml"))
+    storage = storage_uri(f"file://{tmp_path / 'shared'}")
+    assert storage.startswith("file://")
+
+    def job(epochs: int) -> TrainJob:
+        return TrainJob(family="segmentation", model="fcn", params=params, epochs=epochs, run_name="on-uri",
+                        trainer=model_trainer(params, "segmentation", "fcn"), storage_path=storage)
+
+    assert fit(job(1)).epochs_done == 1
+    assert list((tmp_path / "shared" / "on-uri").glob("checkpoint_*/state.pt"))
+    resumed = fit(job(2))
+    assert resumed.epochs_done == 2 and [r["epoch"] for r in resumed.resumes] == [1]
