@@ -77,3 +77,35 @@ def test_show_attend_tell_stage_writes_caption_bleu_and_attention(prepared, ray_
     figures = prepared / "figures" / "captioning-show_attend_tell"
     for name in ("captions", "attention", "test_captions"):
         assert (figures / f"{name}.png").is_file(), name
+
+
+def test_test_split_decoded_in_length_order_comes_back_in_split_order(prepared):
+    """translate_test batches the test split by source length for speed; each hypothesis must
+    still belong to its own sentence: equal to decoding the split in its own order."""
+    from components.config import load_params
+    from components.families.sequence import translation
+    from components.families.sequence.decoding import beam_search
+    from components.runtime import with_absolute_paths
+
+    params = with_absolute_paths(load_params(prepared / "params.yaml"))
+    task = translation.build_task("transformer", params)
+    train = task.datasets()["train"]
+    loader = DataLoader(train, batch_size=16, sampler=task.train_sampler(1, 0, 0, 16), collate_fn=task.collate_fn)
+    task.setup(torch.device("cpu"), wrap=lambda module: module, steps_per_epoch=len(loader))
+    for _ in range(6):  # enough that hypotheses differ from sentence to sentence
+        for batch in loader:
+            task.train_step(batch)
+    export = task.export()
+
+    test, hyps = translation.translate_test(export, params)
+    net, source_vocab, target_vocab = load_exported(export)
+    decoding = params.translation.decoding
+    expected: list[str] = []
+    with torch.no_grad():
+        for batch in DataLoader(test, batch_size=7, collate_fn=PairCollate(target_vocab.pad_id, target_vocab.bos_id)):
+            tokens = beam_search(net, batch["src"], batch["src_mask"], target_vocab.bos_id, target_vocab.eos_id,
+                                 max_lengths(batch["src_mask"], decoding.max_length_ratio), decoding.beam_width,
+                                 decoding.length_penalty)
+            expected += [text(target_vocab, t) for t in tokens]
+    assert len(set(expected)) > 1
+    assert hyps == expected

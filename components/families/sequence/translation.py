@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from components.config import Params, SeqModelBase, TranslationConfig
 from components.data.schema import DatasetMeta, read_meta, read_split
@@ -200,6 +200,29 @@ def load_exported(export: Mapping[str, Any]) -> tuple[nn.Module, Vocabulary, Voc
     return net.eval(), source_vocab, target_vocab
 
 
+def translate_test(export: Mapping[str, Any], params: Params) -> tuple[ParallelDataset, list[str]]:
+    """The test split and its beam-search translations (detokenized), in the split's order."""
+    section = params.translation
+    net, source_vocab, target_vocab = load_exported(export)
+    test = ParallelDataset(data_dir(params), "test", source_vocab, target_vocab)
+    # Decode in order of source length: a batch runs until its longest hypothesis ends, so batches
+    # of similar lengths take far fewer decoder steps than shuffled ones (same hypotheses).
+    order = sorted(range(len(test)), key=lambda i: test.source_lengths[i])
+    loader = DataLoader(Subset(test, order), batch_size=section.trainer.eval_batch_size,
+                        collate_fn=PairCollate(target_vocab.pad_id, target_vocab.bos_id))
+    decoded: list[str] = []
+    with torch.no_grad():
+        for batch in loader:
+            tokens = beam_search(net, batch["src"], batch["src_mask"], target_vocab.bos_id, target_vocab.eos_id,
+                                 max_lengths(batch["src_mask"], section.decoding.max_length_ratio),
+                                 section.decoding.beam_width, section.decoding.length_penalty)
+            decoded += [text(target_vocab, t) for t in tokens]
+    hyps = [""] * len(test)
+    for index, hyp in zip(order, decoded, strict=True):
+        hyps[index] = hyp
+    return test, hyps
+
+
 def evaluate_test(export: Mapping[str, Any], params: Params) -> dict[str, Any]:
     """Beam-search translations of the test split.
 
@@ -211,18 +234,7 @@ def evaluate_test(export: Mapping[str, Any], params: Params) -> dict[str, Any]:
     against source length.
     """
     section = params.translation
-    directory = data_dir(params)
-    net, source_vocab, target_vocab = load_exported(export)
-    test = ParallelDataset(directory, "test", source_vocab, target_vocab)
-    loader = DataLoader(test, batch_size=section.trainer.eval_batch_size,
-                        collate_fn=PairCollate(target_vocab.pad_id, target_vocab.bos_id))
-    hyps: list[str] = []
-    with torch.no_grad():
-        for batch in loader:
-            tokens = beam_search(net, batch["src"], batch["src_mask"], target_vocab.bos_id, target_vocab.eos_id,
-                                 max_lengths(batch["src_mask"], section.decoding.max_length_ratio),
-                                 section.decoding.beam_width, section.decoding.length_penalty)
-            hyps += [text(target_vocab, t) for t in tokens]
+    test, hyps = translate_test(export, params)
     refs = [[r] for r in test.references]
     longest_train = export["longest_train_source"]
     inside = [i for i, n in enumerate(test.source_lengths) if n <= longest_train]
