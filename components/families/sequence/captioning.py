@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from components.config import CaptionerConfig, CaptioningConfig, Params
 from components.data.schema import DatasetMeta, read_meta, read_split
@@ -83,6 +83,15 @@ class CaptioningTask(SequenceTask):
                 "val": CaptionDataset(self.directory, "val", self.target_vocab, pairs=False),
             }
         return self._datasets
+
+    def train_sampler(self, num_replicas: int, rank: int, seed: int, batch_size: int) -> DistributedSampler:
+        """Shuffled batches, not the base class's length-grouped ones: a scene caption's length is set
+        by its number of digits and its style, so a length-grouped batch holds scenes with the same
+        digit count and caption style (and the encoder's BatchNorm normalises over them). Trained on
+        such batches, the captioners hardly learned to read the digits (val BLEU-4 about 30 after
+        5 epochs, digit tokens at chance); on shuffled batches about 60. Padding costs ~10% more time."""
+        return DistributedSampler(self.datasets()["train"], num_replicas=num_replicas, rank=rank, shuffle=True,
+                                  seed=seed)
 
     def build_network(self) -> nn.Module:
         vocab = self.target_vocab

@@ -1,5 +1,6 @@
-"""What the translation and captioning tasks share: teacher-forced training on length-grouped
-batches, and the teacher-forced likelihood behind ``val/perplexity``."""
+"""What the translation and captioning tasks share: teacher-forced training (on length-grouped
+batches unless a task orders its own: captioning shuffles), and the teacher-forced likelihood
+behind ``val/perplexity``."""
 
 from __future__ import annotations
 
