@@ -85,16 +85,14 @@ def test_test_split_decoded_in_length_order_comes_back_in_split_order(prepared):
     from components.config import load_params
     from components.families.sequence import translation
     from components.families.sequence.decoding import beam_search
-    from components.runtime import with_absolute_paths
+    from components.runtime import seed_everything, with_absolute_paths
 
     params = with_absolute_paths(load_params(prepared / "params.yaml"))
+    seed_everything(params.seed)
     task = translation.build_task("transformer", params)
-    train = task.datasets()["train"]
-    loader = DataLoader(train, batch_size=16, sampler=task.train_sampler(1, 0, 0, 16), collate_fn=task.collate_fn)
-    task.setup(torch.device("cpu"), wrap=lambda module: module, steps_per_epoch=len(loader))
-    for _ in range(6):  # enough that hypotheses differ from sentence to sentence
-        for batch in loader:
-            task.train_step(batch)
+    # Untrained: every sentence decodes to its own string of tokens up to the length cap (a
+    # briefly trained one may end every hypothesis at once, and then any order looks right).
+    task.setup(torch.device("cpu"), wrap=lambda module: module, steps_per_epoch=1)
     export = task.export()
 
     test, hyps = translation.translate_test(export, params)
@@ -107,5 +105,5 @@ def test_test_split_decoded_in_length_order_comes_back_in_split_order(prepared):
                                  max_lengths(batch["src_mask"], decoding.max_length_ratio), decoding.beam_width,
                                  decoding.length_penalty)
             expected += [text(target_vocab, t) for t in tokens]
-    assert len(set(expected)) > 1
+    assert len(set(expected)) > len(expected) // 2  # hypotheses differ: a shuffled order would show
     assert hyps == expected
