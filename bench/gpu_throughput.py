@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Subset
 from components.config import TrainerConfig, load_params, model_trainer
 from components.families import FAMILIES, get_family
 from components.runtime import ray_init, seed_everything, with_absolute_paths
-from components.train.harness import TrainJob, fit
+from components.train.harness import TrainJob, build_loaders, fit
 from components.train.precision import MixedPrecision
 
 GIB = 2**30
@@ -69,56 +69,37 @@ def gpu_trainer(params, family: str, model: str, precision: str, batch_size: int
     return trainer.model_copy(update=update)
 
 
-def _train_loader(task, trainer: TrainerConfig, seed: int) -> tuple[DataLoader, Any]:
-    """The harness's batching for one worker: the task's own sampler, or a seeded shuffle."""
-    data = task.datasets()["train"]
-    collate = getattr(task, "collate_fn", None)
-    make_sampler = getattr(task, "train_sampler", None)
-    if make_sampler is not None:
-        sampler = make_sampler(num_replicas=1, rank=0, seed=seed, batch_size=trainer.batch_size)
-        loader = DataLoader(data, batch_size=trainer.batch_size, sampler=sampler, collate_fn=collate,
-                            pin_memory=True)
-        return loader, sampler
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(data, batch_size=trainer.batch_size, shuffle=True, generator=generator,
-                        collate_fn=collate, pin_memory=True)
-    return loader, None
-
-
-def _val_loader(task, trainer: TrainerConfig, limit: int | None = None) -> DataLoader:
+def _smoke_val_loader(task, trainer: TrainerConfig, limit: int) -> DataLoader:
     val = task.datasets()["val"]
-    if limit is not None:
-        val = Subset(val, range(min(limit, len(val))))
-    return DataLoader(val, batch_size=trainer.eval_batch_size, collate_fn=getattr(task, "collate_fn", None))
+    return DataLoader(Subset(val, range(min(limit, len(val)))), batch_size=trainer.eval_batch_size,
+                      collate_fn=getattr(task, "collate_fn", None))
 
 
 def _build(family: str, model: str, params, trainer: TrainerConfig, device: torch.device):
     torch.set_num_threads(int(trainer.cpus_per_worker))  # as the harness's worker does
     seed_everything(params.seed)
     task = get_family(family).build_task(model, params)
-    loader, sampler = _train_loader(task, trainer, params.seed)
+    sampler, loader, val = build_loaders(task, trainer, rank=0, world=1, seed=params.seed)  # the harness's batches
     task.setup(device, wrap=lambda module: module, steps_per_epoch=len(loader))
     task.precision = MixedPrecision(trainer.precision, device.type)
-    return task, loader, sampler
+    return task, sampler, loader, val
 
 
 def plain_loop(family: str, model: str, params, trainer: TrainerConfig, epochs: int) -> dict[str, Any]:
     """Train on the GPU without Ray; per-epoch images/s and the training peak memory."""
-    task, loader, sampler = _build(family, model, params, trainer, DEVICE)
-    samples = len(sampler) if sampler is not None else len(loader.dataset)
+    task, sampler, loader, val = _build(family, model, params, trainer, DEVICE)
     _reset_peak()
     throughput = []
     for epoch in range(epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
+        sampler.set_epoch(epoch)
         _sync()
         started = time.perf_counter()
         for batch in loader:
             task.train_step(batch)
         _sync()
-        throughput.append(samples / (time.perf_counter() - started))
+        throughput.append(len(sampler) / (time.perf_counter() - started))
     peak = _peak_gib()
-    metrics = task.evaluate(_val_loader(task, trainer))
+    metrics = task.evaluate(val)
     headline = get_family(family).HEADLINE_METRIC.removeprefix("val/")
     return {"images_per_s": throughput, "gpu_peak_gib": peak, "metric": float(metrics[headline])}
 
@@ -143,9 +124,8 @@ def harness(family: str, model: str, params, trainer: TrainerConfig, epochs: int
 def smoke(family: str, model: str, params, precision: str, batch_size: int | None, steps: int) -> dict[str, Any]:
     """A few GPU training steps in ``precision`` and an evaluation on 256 validation items."""
     trainer = gpu_trainer(params, family, model, precision, batch_size)
-    task, loader, sampler = _build(family, model, params, trainer, DEVICE)
-    if sampler is not None:
-        sampler.set_epoch(0)
+    task, sampler, loader, _ = _build(family, model, params, trainer, DEVICE)
+    sampler.set_epoch(0)
     _reset_peak()
     losses, step_s, batches = [], [], iter(loader)
     for step in range(steps):
@@ -162,7 +142,7 @@ def smoke(family: str, model: str, params, precision: str, batch_size: int | Non
             step_s.append(time.perf_counter() - started)
         losses.append(float(next(iter(out.values()))))
     peak = _peak_gib()
-    metrics = task.evaluate(_val_loader(task, trainer, limit=256))
+    metrics = task.evaluate(_smoke_val_loader(task, trainer, limit=256))
     headline = get_family(family).HEADLINE_METRIC.removeprefix("val/")
     return {"batch_size": trainer.batch_size, "ms_per_step": 1000 * sum(step_s) / len(step_s),
             "first_loss": losses[0], "last_loss": losses[-1], "finite": all(map(math.isfinite, losses)),

@@ -80,7 +80,8 @@ class TrainOutcome:
 # --- worker side -------------------------------------------------------------------------------
 
 
-def _loaders(task: Task, trainer: TrainerConfig, rank: int, world: int, seed: int):
+def build_loaders(task: Task, trainer: TrainerConfig, rank: int, world: int, seed: int):
+    """``(sampler, train, val)`` loaders of this rank (benchmarks build a plain loop's with rank 0 of 1)."""
     data = task.datasets()
     # Training: every rank sees a disjoint shard each epoch (padded to equal length so every rank
     # runs the same number of DDP steps). Evaluation: a strided, unpadded shard, so that reduced
@@ -284,7 +285,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if materialize(Path(path), digest, lambda ref=ref: ray.get(ref)):
             _say(f"[{job.label}] rank {rank}: fetched {path} from the driver's node")
     task: Task = get_family(job.family).build_task(job.model, job.params)
-    sampler, train_loader, val_loader = _loaders(task, job.trainer, rank, world, job.params.seed)
+    sampler, train_loader, val_loader = build_loaders(task, job.trainer, rank, world, job.params.seed)
     device = ray.train.torch.get_device()
     task.setup(device, wrap=ray.train.torch.prepare_model, steps_per_epoch=len(train_loader))
     task.precision = MixedPrecision(job.trainer.precision, device.type)
