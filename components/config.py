@@ -511,6 +511,7 @@ class DQNConfig(RLlibAlgoBase):
     n_step: Annotated[list[PositiveInt], Field(min_length=1, max_length=2)]  # [n] or [min, max] (sampled)
     double_q: bool
     dueling: bool
+    replay_buffer: Literal["transitions", "episodes"]  # ours (flat arrays) | RLlib's episode buffer
     replay_capacity: PositiveInt
     prioritized_replay: bool
     replay_alpha: NonNegativeFloat  # prioritisation exponent (prioritized_replay only)
@@ -521,6 +522,7 @@ class DQNConfig(RLlibAlgoBase):
     target_network_update_freq: PositiveInt  # env steps between target-network syncs
     learning_starts: NonNegativeInt  # env steps sampled before the first update
     training_intensity: PositiveFloat | None  # replayed / sampled transitions; None: RLlib's default
+    rollout_fragment_length: PositiveInt | None  # env steps per env between updates; None: RLlib's (max n_step)
 
 
 class ReinforceConfig(RLlibAlgoBase):

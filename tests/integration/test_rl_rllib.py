@@ -34,6 +34,7 @@ def test_dqn_on_breakout_runs_a_few_iterations(ray_session, tiny_params, tmp_pat
         # an iteration samples >= 1000 steps: two iterations, ~100 SGD updates on the conv net after 1900 steps
         "env": BREAKOUT, "max_env_steps": 1200, "learning_starts": 1900, "hiddens": [64],
         "replay_capacity": 2000, "stop_at_threshold": False, "eval_episodes": 1, "checkpoint_every": 10,
+        "replay_buffer": "episodes", "num_envs_per_env_runner": 1,  # RLlib's buffer: each frame stored once
     })
     outcome = train_rllib("dqn", cfg, {"max_episode_steps": 200}, 0, tmp_path, RunLogger(None), "test/breakout")
     assert outcome.env_steps >= 1200 and len(outcome.history) == 2
