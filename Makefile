@@ -1,7 +1,9 @@
 # courselab: every target bootstraps the virtual environment it needs.
 #   make repro      create .venv if missing, then `dvc repro` (the whole embedded pipeline)
-#   make test       create .venv if missing, then the whole test suite (unit, slow, e2e)
-#   make dashboard  MLflow UI on http://127.0.0.1:5000 over the embedded store
+#   make test       create .venv if missing, then the whole test suite (unit, slow, e2e, browser)
+#   make dashboard  MLflow UI on http://127.0.0.1:5000 over the embedded store (PORT, HOST, MLFLOW_DB,
+#                   ALLOWED_HOSTS); the comparison report is reports/index.html (`dvc repro report`)
+#   make browser    install chromium + chromium-driver for the browser tests (apt-get, as root; else skip)
 #   make lint       ruff
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -10,6 +12,13 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 5000
 HOST ?= 127.0.0.1
+MLFLOW_DB ?= $(CURDIR)/mlflow.db
+MLFLOW_STORE = sqlite:///$(abspath $(MLFLOW_DB))
+# Host headers the MLflow server accepts besides localhost and private IPs (its DNS-rebinding guard
+# answers 403 otherwise): set it with a non-loopback HOST, e.g. ALLOWED_HOSTS=myhost.example.org:5000
+ALLOWED_HOSTS ?=
+# The address to open: the bound one, or loopback when bound to every interface
+DASHBOARD_URL = http://$(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
 
 # Keep tool side effects inside the repository; DVC stages run the venv's python.
 export PATH := $(BIN):$(PATH)
@@ -18,7 +27,7 @@ export DVC_NO_ANALYTICS := 1
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv repro test test-fast dashboard lint bench clean
+.PHONY: venv repro test test-fast dashboard browser lint bench clean
 
 venv: $(STAMP)
 
@@ -31,15 +40,26 @@ $(STAMP): pyproject.toml
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -m "not gpu" --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not e2e and not gpu"
+	$(BIN)/python -m pytest -m "not slow and not e2e and not gpu and not browser"
+
+# The browser tests (tests/browser) drive Debian's chromium through its chromedriver; without them
+# they skip. Installs only when missing, only as root, and never fails the build.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "browser tests: installing chromium chromium-driver (apt-get)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+	    >/dev/null 2>&1 || echo "browser tests: apt-get install chromium chromium-driver failed; they will skip"; \
+	else echo "browser tests: no /usr/bin/chromium (as root: apt-get install chromium chromium-driver); they will skip"; fi
 
 dashboard: $(STAMP)
-	@echo "MLflow UI: http://$(HOST):$(PORT)  (store: sqlite:///$(CURDIR)/mlflow.db; Ctrl-C to stop)"
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(HOST) --port $(PORT)
+	@echo "MLflow UI: $(DASHBOARD_URL)  (store: $(MLFLOW_STORE); report: $(CURDIR)/reports/index.html; Ctrl-C to stop)"
+	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_STORE) --host $(HOST) --port $(PORT) \
+	  $(if $(ALLOWED_HOSTS),--allowed-hosts '$(ALLOWED_HOSTS)')
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

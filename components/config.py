@@ -15,10 +15,20 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from components.errors import UserError
 
@@ -652,6 +662,103 @@ class CaptioningConfig(Section):
     models: CaptioningModels
 
 
+# --- sweeps (Ray Tune) --------------------------------------------------------------------------
+
+_LOG_DISTRIBUTIONS = ("loguniform", "qloguniform")
+_QUANTIZED = ("quniform", "qloguniform")
+
+
+class SearchDistribution(Section):
+    """One searched key, mapped to a ``ray.tune`` sampling function (components/tune/space.py):
+    ``loguniform``/``uniform`` take ``low`` < ``high``; ``quniform``/``qloguniform`` also ``q`` (the
+    rounding step); ``randint`` integer ``low`` <= x < ``high`` (as ``ray.tune.randint``); ``choice``
+    takes ``values``. Keys a distribution does not use are left out of params.yaml (the one place
+    this schema has optional keys)."""
+
+    distribution: Literal["loguniform", "uniform", "quniform", "qloguniform", "randint", "choice"]
+    low: float | None = None
+    high: float | None = None
+    q: PositiveFloat | None = None
+    values: Annotated[list[Any], Field(min_length=1)] | None = None
+
+    @field_validator("low")
+    @classmethod
+    def _positive_for_log(cls, low: float | None, info: ValidationInfo) -> float | None:
+        distribution = info.data.get("distribution")
+        if low is not None and distribution in _LOG_DISTRIBUTIONS and low <= 0:
+            raise ValueError(f"must be > 0 for {distribution} (it samples the logarithm)")
+        return low
+
+    @field_validator("high")
+    @classmethod
+    def _above_low(cls, high: float | None, info: ValidationInfo) -> float | None:
+        low = info.data.get("low")
+        if high is not None and low is not None and high <= low:
+            raise ValueError(f"must be > low ({low:g})")
+        return high
+
+    @model_validator(mode="after")
+    def _keys_of_distribution(self) -> SearchDistribution:
+        name = self.distribution
+        if name == "choice":
+            if self.values is None or any(v is not None for v in (self.low, self.high, self.q)):
+                raise ValueError("choice takes values: [...] (and no low, high or q)")
+            return self
+        if self.low is None or self.high is None or self.values is not None:
+            raise ValueError(f"{name} takes low and high (and no values)")
+        if (self.q is None) == (name in _QUANTIZED):
+            raise ValueError(f"{name} {'needs' if name in _QUANTIZED else 'takes no'} q")
+        if name == "randint" and not (self.low.is_integer() and self.high.is_integer()):
+            raise ValueError(f"randint bounds must be integers (got {self.low:g}, {self.high:g})")
+        return self
+
+
+class ASHAConfig(Section):
+    grace_period: PositiveInt  # epochs every trial trains before it can be stopped
+    reduction_factor: Annotated[float, Field(gt=1)]  # at each rung only the top 1/reduction_factor go on
+
+
+class PBTConfig(Section):
+    perturbation_interval: PositiveInt  # epochs between exploit (copy a better trial) / explore steps
+    quantile_fraction: Annotated[float, Field(gt=0, le=0.5)]  # bottom fraction copies the top fraction
+    resample_probability: Annotated[float, Field(ge=0, le=1)]  # explore: resample instead of perturbing
+
+
+class SweepConfig(Section):
+    """A Ray Tune sweep over one model of a family (stage ``tune_<family>``)."""
+
+    enabled: bool  # false: the stage writes empty overrides and runs no trial
+    model: str  # the model of the family whose params are searched
+    metric: str  # a fixed metric key (val/miou, val/map, ...); its direction gives Tune's mode
+    num_samples: PositiveInt  # trials, the first of them the model's current (default) values
+    trial_epochs: PositiveInt | None  # epochs per trial (its lr schedule spans them); null: the model's epochs
+    scheduler: Literal["asha", "pbt", "fifo"]
+    asha: ASHAConfig
+    pbt: PBTConfig
+    max_concurrent_trials: PositiveInt | None  # null: as many as the cluster's CPUs/GPUs fit at once
+    trial_trainer: dict[str, Any]  # overrides of <family>.trainer for the trials (e.g. cpus_per_worker)
+    search_space: Annotated[dict[str, SearchDistribution], Field(min_length=1)]  # model keys or trainer.<key>
+
+    @field_validator("metric")
+    @classmethod
+    def _has_direction(cls, metric: str) -> str:
+        from components.metrics.direction import known_metrics, metric_mode
+
+        if metric_mode(metric) is None:
+            raise ValueError(
+                f"no known direction for {metric!r}; use <split>/<name> with a name in: {', '.join(known_metrics())}"
+            )
+        return metric
+
+
+class TuneSection(Section):
+    segmentation: SweepConfig
+    detection: SweepConfig
+    generative: SweepConfig
+    translation: SweepConfig
+    captioning: SweepConfig
+
+
 # --- the whole file -----------------------------------------------------------------------------
 
 
@@ -665,6 +772,7 @@ class Params(Section):
     translation: TranslationConfig
     captioning: CaptioningConfig
     rl: RLConfig
+    tune: TuneSection
 
 
 def model_trainer(params: Params, family: str, model: str) -> TrainerConfig:
@@ -673,6 +781,82 @@ def model_trainer(params: Params, family: str, model: str) -> TrainerConfig:
     trainer = getattr(params, family).trainer
     batch_size = getattr(getattr(getattr(params, family).models, model), "batch_size", None)
     return trainer.model_copy(update={"batch_size": batch_size}) if batch_size else trainer
+
+
+def _integer_field(section: type[BaseModel], name: str) -> bool:
+    annotation = section.model_fields[name].annotation
+    return annotation is int or (get_origin(annotation) in (Union, UnionType) and int in get_args(annotation))
+
+
+def _search_target(params: Params, family: str, key: str) -> tuple[type[BaseModel], dict[str, Any], str, str]:
+    """What a search key of ``tune.<family>`` overrides: (section class, its current values, field, label)."""
+    sweep = getattr(params.tune, family)
+    section = getattr(params, family)
+    if key.startswith("trainer."):
+        trainer = {**section.trainer.model_dump(), **sweep.trial_trainer}
+        return TrainerConfig, trainer, key.removeprefix("trainer."), f"{family}.trainer"
+    model_cfg = getattr(section.models, sweep.model)
+    return type(model_cfg), model_cfg.model_dump(), key, f"{family}.models.{sweep.model}"
+
+
+def _first_error(err: ValidationError) -> str:
+    msg = err.errors()[0]["msg"].removeprefix("Value error, ")
+    return msg[0].lower() + msg[1:]
+
+
+def _check_sweep(params: Params, family: str) -> None:
+    """Cross-section checks of ``tune.<family>``: the model exists, every search key is a field of
+    its params (or of the trainer) and every value the distribution can produce validates there.
+    Raises ``ValueError("<full key>: <message>")``."""
+    sweep = getattr(params.tune, family)
+    prefix = f"tune.{family}"
+    models = getattr(params, family).models
+    if sweep.model not in type(models).model_fields:
+        raise ValueError(f"{prefix}.model: unknown {family} model {sweep.model!r}; known: "
+                         f"{', '.join(type(models).model_fields)}")
+    try:
+        TrainerConfig.model_validate({**getattr(params, family).trainer.model_dump(), **sweep.trial_trainer})
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = _key_path(first["loc"])
+        msg = (f"unknown key; allowed: {', '.join(TrainerConfig.model_fields)}" if first["type"] == "extra_forbidden"
+               else f"{_first_error(err)} (got {first.get('input')!r})")
+        raise ValueError(f"{prefix}.trial_trainer.{field}: {msg}") from None
+    for key, dist in sweep.search_space.items():
+        where = f"{prefix}.search_space.{key}"
+        section, current, field, label = _search_target(params, family, key)
+        if field == "epochs":
+            raise ValueError(f"{where}: epochs is not searched; each trial trains {prefix}.trial_epochs epochs")
+        if field not in section.model_fields:
+            allowed = [name for name in section.model_fields if name != "epochs"]
+            hint = "" if key.startswith("trainer.") else " or trainer.<key>"
+            raise ValueError(f"{where}: unknown key (not a field of {label}); allowed: {', '.join(allowed)}{hint}")
+        if _integer_field(section, field) and dist.distribution in ("loguniform", "uniform"):
+            raise ValueError(f"{where}.distribution: {label}.{field} is an integer; use randint, choice, "
+                             f"quniform or qloguniform (got {dist.distribution!r})")
+        if dist.distribution == "choice":
+            candidates = [("values", v) for v in dist.values]
+        else:
+            top = dist.high - 1 if dist.distribution == "randint" else dist.high
+            candidates = [("low", dist.low), ("high", top)]
+        for name, value in candidates:
+            if _integer_field(section, field) and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            try:
+                section.model_validate({**current, field: value})
+            except ValidationError as err:
+                raise ValueError(
+                    f"{where}.{name}: {value!r} is not a valid {label}.{field}: {_first_error(err)}"
+                ) from None
+
+
+def check_sweeps(params: Params, source: str = PARAMS_FILE) -> None:
+    """The checks of ``tune.*`` that need the rest of the file (see :func:`_check_sweep`); UserError."""
+    for family in TuneSection.model_fields:
+        try:
+            _check_sweep(params, family)
+        except ValueError as err:
+            raise UserError(f"{source}: {err}") from None
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -713,9 +897,11 @@ def parse_params(raw: dict[str, Any], source: str = PARAMS_FILE) -> Params:
     if not isinstance(raw, dict):
         raise UserError(f"{source}: expected a mapping at the top level")
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as err:
         raise UserError(format_validation_error(err, source)) from None
+    check_sweeps(params, source)
+    return params
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

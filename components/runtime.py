@@ -10,12 +10,13 @@ import random
 import socket
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import numpy as np
-import torch
-
 from components.errors import UserError
+
+if TYPE_CHECKING:  # numpy and torch are imported where used: stages that never train skip them
+    import torch
 
 # Environment variables a Ray worker needs to behave like the driver (tracking, DVC context).
 FORWARDED_ENV_PREFIXES = ("MLFLOW_", "DVC_", "COURSELAB_")
@@ -58,6 +59,9 @@ def with_absolute_paths(params):
 
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and torch's global RNGs (workers add their rank to the seed)."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -65,6 +69,8 @@ def seed_everything(seed: int) -> None:
 
 def select_device(use_gpu: bool) -> torch.device:
     """``cuda`` when asked for and present; asking for a GPU that is not there is a UserError."""
+    import torch
+
     if use_gpu:
         if not torch.cuda.is_available():
             raise UserError("use_gpu is true but no CUDA GPU is visible (set use_gpu: false in params.yaml)")

@@ -8,6 +8,10 @@
   interrupted stage re-opens the unfinished MLflow run instead of starting a second one.
 - Per-epoch metrics and figures are logged by :class:`RunLogger` from rank 0 of the Ray
   workers (or from the driver); every other rank gets a no-op logger, so DDP never double-logs.
+- A sweep is a parent run (:func:`sweep_run`, tagged ``courselab.sweep``) in the family's
+  experiment; each Tune trial is a child run (:func:`open_child_run`, ``mlflow.parentRunId``)
+  that the trial's rank 0 fills epoch by epoch and the sweep driver closes (:func:`end_run`).
+- Every run logs ``best/<metric>`` beside its metrics (``components.metrics.direction.best_summaries``).
 """
 
 from __future__ import annotations
@@ -101,6 +105,63 @@ def training_run(
         if run_id is None:  # params are immutable in MLflow: log them once
             mlflow.log_params({k: "None" if v is None else v for k, v in params.items()})
         yield run
+
+
+SWEEP_TAG = "courselab.sweep"  # on a sweep's parent run and on each of its trials' child runs
+TRIAL_TAG = "courselab.trial_id"
+PARENT_TAG = "mlflow.parentRunId"  # what mlflow.start_run(parent_run_id=...) sets; the UI nests by it
+
+
+@contextmanager
+def sweep_run(experiment: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> Iterator[Any]:
+    """Open the parent run of a sweep (a fresh run per sweep; trials attach to it as children).
+
+    Ends FINISHED on success, FAILED on an exception, like :func:`training_run`.
+    """
+    import mlflow
+
+    experiment_id = ensure_experiment(experiment)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.set_tags(dict(tags))
+        mlflow.log_params({k: "None" if v is None else v for k, v in params.items()})
+        yield run
+
+
+def open_child_run(parent_run_id: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str],
+                   tracking: str | None = None) -> str:
+    """Create a run nested under ``parent_run_id`` (same experiment) from any process, log its
+    params and tags, and return its id; it stays RUNNING until :func:`end_run` (a Tune trial may be
+    stopped at any point, so whoever outlives it closes it)."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Param, RunTag
+
+    client = MlflowClient(tracking_uri=tracking_uri(tracking))
+    parent = client.get_run(parent_run_id)
+    run = client.create_run(parent.info.experiment_id, run_name=run_name, tags={PARENT_TAG: parent_run_id, **tags})
+    client.log_batch(
+        run.info.run_id,
+        params=[Param(k, "None" if v is None else str(v)) for k, v in params.items()],
+        tags=[RunTag(k, str(v)) for k, v in tags.items()],
+    )
+    return run.info.run_id
+
+
+def end_run(run_id: str, status: str = "FINISHED", metrics: Mapping[str, float] | None = None,
+            tags: Mapping[str, str] | None = None, tracking: str | None = None) -> None:
+    """Log final ``metrics`` (step 0) and ``tags`` into a run and close it with ``status``."""
+    import time
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, RunTag
+
+    client = MlflowClient(tracking_uri=tracking_uri(tracking))
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+        tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+    )
+    client.set_terminated(run_id, status=status)
 
 
 class RunLogger:

@@ -30,6 +30,7 @@ from components import tracking
 from components.config import Params, flatten, load_params, params_hash
 from components.errors import UserError, exit_on_user_error
 from components.io import atomic_directory, atomic_write_text
+from components.metrics.direction import best_summaries
 from components.rl.envs import GRIDWORLD
 from components.runtime import git_commit, ray_init, repo_root, resolve, with_absolute_paths
 
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write_text(paths["metrics"], json.dumps(summary, indent=2, sort_keys=True) + "\n")
         import mlflow
 
-        mlflow.log_metrics({**final, "stage_wall_s": wall_s})
+        # best/<metric> (e.g. best/rl/episode_return_mean over iterations): what the MLflow table sorts by
+        mlflow.log_metrics({**final, **best_summaries(result["history"]), "stage_wall_s": wall_s})
         mlflow.log_artifact(str(paths["metrics"]))
         mlflow.log_artifact(str(paths["history"]))
     shown = "  ".join(f"{k} {v:.4g}" for k, v in final.items() if k.startswith("rl/"))

@@ -1,82 +1,127 @@
-"""A Markdown leaderboard of every ``metrics/<family>-<model>.json``, one table per family."""
+"""The report as Markdown (``reports/index.md``): the same content as the HTML page, for terminals,
+``git diff`` and Markdown viewers; images are relative links into ``reports/assets/``."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
+import html
+from urllib.parse import quote
 
-# Columns shown besides the headline metric, when a metrics file has them.
-EXTRA_COLUMNS = (
-    "val/pixel_accuracy", "val/map50", "val/map_untrained", "val/map50_untrained", "val/mask_map",
-    "val/mask_map50", "val/voc_map", "train/loss", "epochs",
-    "rl/episode_return_mean", "rl/env_steps_to_threshold", "rl/env_steps",
-    "val/is_evaluator", "val/fid_evaluator_floor", "val/fid_evaluator_untrained", "val/is_evaluator_untrained",
-    "val/fid_inception", "test/accuracy",
-    "test/bleu", "test/chrf", "test/exact_match", "test/bleu_longer", "test/bleu1", "test/bleu2", "test/bleu3",
-    "val/perplexity",
-    "train_wall_s",
-)
-# Headline metrics where lower is better (the table is ranked ascending for them).
-LOWER_IS_BETTER = {"val/fid_evaluator", "val/fid_inception"}
+from components.report import text
+from components.report.collect import FamilyReport, Report, Row, Sweep
 
 
-def load_metrics(directory: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{family: {model: metrics}}`` from ``<directory>/<family>-<model>.json``."""
-    families: dict[str, dict[str, dict[str, Any]]] = {}
-    for path in sorted(Path(directory).glob("*.json")):
-        family, _, model = path.stem.partition("-")
-        families.setdefault(family, {})[model] = json.loads(path.read_text())
-    return families
+def esc(value: object) -> str:
+    """Text safe inside a Markdown table cell: no raw HTML, no cell breaks."""
+    return html.escape(str(value), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
-def _cell(value: Any, column: str = "") -> str:
-    if isinstance(value, float):
-        if column == "epochs" or value.is_integer() and abs(value) >= 1000:
-            return f"{value:.0f}"
-        return f"{value:.1f}" if column.endswith("_s") else f"{value:.4f}"
-    return "" if value is None else str(value)
+def url(target: str) -> str:
+    return quote(target, safe=":/#?&=%@+,;~")
 
 
-def family_table(family: str, models: dict[str, dict[str, Any]]) -> str:
-    headline = next(iter(models.values())).get("headline_metric", "")
-    sign = 1 if headline in LOWER_IS_BETTER else -1
-    ranked = sorted(models.items(), key=lambda kv: sign * float(kv[1].get(headline, sign * float("inf"))))
-    extras = [c for c in EXTRA_COLUMNS if any(c in m for m in models.values())]
-    header = ["model", headline, *extras, "params hash", "commit"]
-    lines = [f"## {family}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for model, metrics in ranked:
-        row = [model, _cell(metrics.get(headline)), *(_cell(metrics.get(c), c) for c in extras),
-               str(metrics.get("params_hash", "")), str(metrics.get("git_commit", ""))[:12]]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+def link(label: str, target: str | None) -> str:
+    return f"[{esc(label)}]({url(target)})" if target else ""
 
 
-def bucket_table(family: str, models: dict[str, dict[str, Any]], prefix: str = "test/bleu/") -> str:
-    """BLEU / exact match per source-length bucket (``test/bleu/len_11-20``, ...), one row per model;
-    empty when no model has bucket metrics."""
-    buckets = sorted({k.removeprefix(prefix) for m in models.values() for k in m if k.startswith(prefix)})
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _row_cells(row: Row, family: FamilyReport, show_best: bool) -> list[str]:
+    cells = [esc(row.model), text.number(row.value), esc(text.references(row.references))]
+    if show_best:
+        cells.append(text.number(row.best))
+    cells += [text.number(row.metrics.get(c), c) for c in family.extra_columns]
+    shown, rest = text.key_params(row.key_params, row.tuned)
+    more = f" (+{len(rest)} more)" if rest else ""
+    cells += [text.number(row.train_wall_s, "train_wall_s"), esc(text.params_line(shown, row.tuned) + more),
+              esc(row.params_hash), esc(text.commit(row.git_commit)),
+              link("run", row.link.url) or esc(f"no link: {row.link.note}")]
+    return cells
+
+
+def leaderboard(family: FamilyReport) -> list[str]:
+    if not family.rows:
+        return ["No model of this family has a metrics file yet."]
+    show_best = any(r.best is not None for r in family.rows)
+    header = ["model", esc(family.headline), "reference", *(["best epoch"] if show_best else []),
+              *(esc(c) for c in family.extra_columns), "train time (s)", "key params", "params hash", "commit",
+              "MLflow"]
+    order = "lower" if family.lower_is_better else "higher"
+    lines = [f"Ranked by `{esc(family.headline)}` ({order} is better).", ""]
+    lines += _table(header, [_row_cells(r, family, show_best) for r in family.rows])
+    if family.shared_params:
+        lines += ["", f"Params every model shares: {esc(text.params_line(family.shared_params))}."]
+    return lines
+
+
+def bucket_table(family: FamilyReport) -> list[str]:
+    """BLEU / exact match per source-length bucket, one row per model; empty without buckets."""
+    buckets = family.length_buckets()
     if not buckets:
-        return ""
-    header = ["model", *(f"{b.removeprefix('len_').replace('_', ' ')} BLEU / EM" for b in buckets)]
-    lines = [f"### {family}: test BLEU and exact match by source length", "",
-             "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for model, metrics in sorted(models.items()):
-        cells = []
+        return []
+    header = ["model", *(f"{esc(b.removeprefix('len_').replace('_', ' '))} BLEU / EM" for b in buckets)]
+    rows = []
+    for row in sorted(family.rows, key=lambda r: r.model):
+        cells = [esc(row.model)]
         for b in buckets:
-            bleu, em = metrics.get(f"{prefix}{b}"), metrics.get(f"test/exact_match/{b}")
+            bleu, em = row.metrics.get(f"test/bleu/{b}"), row.metrics.get(f"test/exact_match/{b}")
             cells.append("" if bleu is None else f"{bleu:.1f} / {100 * em:.0f}%" if em is not None else f"{bleu:.1f}")
-        lines.append("| " + " | ".join([model, *cells]) + " |")
+        rows.append(cells)
+    return ["", f"### {esc(family.name)}: test BLEU and exact match by source length", "", *_table(header, rows)]
+
+
+def sweep_section(sweep: Sweep) -> list[str]:
+    lines = ["", f"### Hyperparameter sweep ({esc(sweep.model or sweep.family)})", ""]
+    if not sweep.enabled:
+        return [*lines, f"The sweep of this family is disabled (`tune-{esc(sweep.family)}.json`: enabled false)."]
+    lines.append(esc(text.sweep_summary(sweep)))
+    if sweep.best_config:
+        lines += ["", f"Best config: {esc(text.params_line(sweep.best_config))}."]
+    lines += ["", f"MLflow parent run: {link('sweep', sweep.link.url) or esc('no link: ' + sweep.link.note)}"]
+    if sweep.trials:
+        rows = [[esc(t.trial_id), text.number(t.value), text.number(t.epochs, "epochs"),
+                 "yes" if t.stopped_early else "no", esc(text.params_line(t.config))] for t in sweep.ranked_trials()]
+        lines += ["", *_table(["trial", esc(sweep.metric), "epochs", "stopped early", "config"], rows)]
+    return lines
+
+
+def family_section(family: FamilyReport) -> list[str]:
+    lines = ["", f"## {esc(family.title)}", "", *leaderboard(family)]
+    if family.missing:
+        lines += ["", f"Missing (no metrics file yet): {esc(', '.join(family.missing))}."]
+    if family.curve_asset:
+        lines += ["", f"![{esc(family.name)} learning curves]({url(family.curve_asset)})"]
+    lines += bucket_table(family)
+    if family.sweep is not None:
+        lines += sweep_section(family.sweep)
+    if family.figures:
+        lines += ["", f"### {esc(family.name)}: figures"]
+        model = None
+        for figure in family.figures:
+            if figure.model != model:
+                model = figure.model
+                lines += ["", f"**{esc(model)}**", ""]
+            lines.append(f"![{esc(model)}: {esc(figure.name)}]({url(figure.asset)})")
+    return lines
+
+
+def render(report: Report) -> str:
+    lines = ["# courselab report", "",
+             "Every model's final metrics, best first within each family, with the reference points of its "
+             "headline metric, its learning curves and figures. The HTML version of this page is `index.html`."]
+    if report.missing:
+        lines += ["", f"**Missing stages** ({len(report.missing)} of {len(report.expected)} expected have no "
+                      f"metrics file): {esc(', '.join(report.missing))}."]
+    store = report.store
+    if store.problem:
+        lines += ["", f"MLflow: no run links ({esc(store.problem)})."]
+    else:
+        lines += ["", f"MLflow run links open the dashboard at {esc(store.dashboard_url)} (`make dashboard`); "
+                      f"runs looked up in `{esc(store.tracking_uri)}`."]
+    if not report.families:
+        lines += ["", f"No metrics files in {esc(report.sources['metrics'])}."]
+    for family in report.families:
+        lines += family_section(family)
     return "\n".join(lines) + "\n"
-
-
-def render(metrics_dir: Path) -> str:
-    families = load_metrics(metrics_dir)
-    parts = ["# courselab report", "", "Every model's final metrics, best first within each family.", ""]
-    for family, models in sorted(families.items()):
-        parts.append(family_table(family, models))
-        if table := bucket_table(family, models):
-            parts.append(table)
-    if not families:
-        parts.append(f"No metrics files in {metrics_dir}.")
-    return "\n".join(parts)

@@ -10,12 +10,13 @@ calls ``ray.train.report`` once per epoch (it is a barrier).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from components.config import Params, TrainerConfig
 from components.errors import UserError
 from components.families import get_family
+from components.metrics.direction import best_summaries
 from components.runtime import seed_everything
 from components.tracking import RunLogger, figure_png
 from components.train.precision import MixedPrecision
@@ -56,10 +58,15 @@ class TrainJob:
     mlflow_run_id: str | None = None
     mlflow_tracking_uri: str | None = None
     repo_root: str | None = None  # the driver's repository: workers resolve relative paths against it
+    trial_id: str | None = None  # the Ray Tune trial this run is (shown in progress lines)
+    # A harness checkpoint (ray.train.Checkpoint) to start from when the run has none of its own
+    # (PBT: a better trial's weights and optimizer moments, with this job's hyperparameters).
+    initial_checkpoint: Any = None
+    ray_log_level: str = "INFO"  # of Ray Train's own messages; WARNING hides its per-report lines
 
     @property
     def label(self) -> str:
-        return f"{self.family}/{self.model}"
+        return f"{self.family}/{self.model}" + (f" trial {self.trial_id}" if self.trial_id else "")
 
 
 @dataclass
@@ -194,13 +201,55 @@ class _RunState:
     figures: dict[str, bytes] = field(default_factory=dict)  # the latest figure of each name, PNG
 
 
+def _hyperparameters(task: Task) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[float]]]:
+    """The task's optimizer hyperparameters (every param-group key but the parameters) and its
+    schedulers' base learning rates, as built from this job's params."""
+    groups = {name: [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+              for name, optimizer in getattr(task, "optimizers", {}).items()}
+    base_lrs = {name: list(scheduler.base_lrs) for name, scheduler in getattr(task, "schedulers", {}).items()}
+    return groups, base_lrs
+
+
+def _keep_hyperparameters(task: Task, groups: Mapping[str, list[dict[str, Any]]],
+                          base_lrs: Mapping[str, list[float]]) -> None:
+    """After loading another run's state: this job's hyperparameters again (lr, weight decay, betas,
+    the schedules' peak), the loaded weights, moments and step counts kept; each learning rate is
+    re-derived from its schedule at the loaded step."""
+    for name, optimizer in getattr(task, "optimizers", {}).items():
+        for group, fresh in zip(optimizer.param_groups, groups[name], strict=True):
+            group.update(fresh)
+    for name, scheduler in getattr(task, "schedulers", {}).items():
+        scheduler.base_lrs = list(base_lrs[name])
+        factors = getattr(scheduler, "lr_lambdas", None)  # LambdaLR (components/train/schedules.py)
+        if factors is not None:
+            for group, base, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, factors, strict=True):
+                group["lr"] = base * factor(scheduler.last_epoch)
+            scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+
+
+def _start_from(task: Task, job: TrainJob, rank: int) -> _RunState:
+    """Start from ``job.initial_checkpoint`` (another run's) with this job's hyperparameters."""
+    with job.initial_checkpoint.as_directory() as directory:
+        saved = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
+    groups, base_lrs = _hyperparameters(task)
+    task.load_state_dict(saved["task"])
+    _keep_hyperparameters(task, groups, base_lrs)
+    run = _RunState(saved["epoch"], saved["history"])
+    run.resumes.append({"epoch": run.epoch, "from": job.initial_checkpoint.path})
+    if rank == 0:
+        _say(f"[{job.label}] starts after epoch {run.epoch} from {job.initial_checkpoint.path} "
+             "with its own hyperparameters")
+    return run
+
+
 def _restore(task: Task, job: TrainJob, rank: int) -> _RunState:
-    """Load the run's latest checkpoint into ``task`` (Ray hands it over for a reused run name)."""
+    """Load the run's latest checkpoint into ``task`` (Ray hands it over for a reused run name), else
+    ``job.initial_checkpoint`` when given."""
     import ray.train
 
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        return _RunState()
+        return _start_from(task, job, rank) if job.initial_checkpoint else _RunState()
     with checkpoint.as_directory() as directory:
         saved = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
         figures = {png.stem: png.read_bytes() for png in (Path(directory) / FIGURES_DIR).glob("*.png")}
@@ -272,8 +321,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train's per-worker entry point; ``config["job"]`` is a :class:`TrainJob`."""
     import ray.train
     import ray.train.torch
+    import ray.train.v2._internal.execution.context
 
     job: TrainJob = config["job"]
+    # Ray Train logs each report under its source file's path, a logger its LoggingConfig misses.
+    logging.getLogger(ray.train.v2._internal.execution.context.__file__).setLevel(job.ray_log_level)
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(max(1, int(job.trainer.cpus_per_worker)))
@@ -321,7 +373,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         run.epoch = epoch + 1
         run.history.append({"epoch": float(run.epoch), **train_metrics, **val_metrics, "time/epoch_s": epoch_s})
         if rank == 0:
-            logger.log_metrics({k: v for k, v in run.history[-1].items() if k != "epoch"}, step=run.epoch)
+            # best/<metric> so far (max or min over epochs by the metric's direction) beside the
+            # epoch's values: MLflow tables sort runs by it, and a stopped trial has it too.
+            logged = {k: v for k, v in run.history[-1].items() if k != "epoch"} | best_summaries(run.history)
+            logger.log_metrics(logged, step=run.epoch)
             _say(_progress_line(job, run.history[-1], epoch_s, job.epochs - run.epoch))
             if run.epoch == job.epochs or run.epoch % job.trainer.figure_every == 0:
                 for name, fig in task.figures(figure_batch).items():
@@ -386,9 +441,12 @@ def read_checkpoint(directory: Path) -> TrainOutcome:
     )
 
 
-def fit(job: TrainJob) -> TrainOutcome:
-    """Train ``job`` with Ray Train (Ray must be initialised) and return its final checkpoint."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+def fit(job: TrainJob, callbacks: Sequence[Any] = ()) -> TrainOutcome:
+    """Train ``job`` with Ray Train (Ray must be initialised) and return its final checkpoint.
+
+    ``callbacks``: Ray Train ``UserCallback``s of the run (a Tune trial forwards each epoch's report).
+    """
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     check_resources(job.trainer)
@@ -413,6 +471,8 @@ def fit(job: TrainJob) -> TrainOutcome:
             storage_path=job.storage_path,
             failure_config=FailureConfig(max_failures=job.trainer.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=list(callbacks) or None,
+            logging_config=LoggingConfig(log_level=job.ray_log_level),
         ),
     )
     result = trainer.fit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -142,6 +143,9 @@ def test_repro_writes_every_metrics_file_and_report(repo):
     every_model = MODELS + DETECTION + RL_ALGOS + GENERATIVE + TRANSLATION + CAPTIONING
     assert all(f"| {model} |" in report for model in every_model)
     assert "test BLEU and exact match by source length" in report
+    page = (root / "reports" / "index.html").read_text()  # the HTML page: every model, every image copied in
+    assert all(f">{model}<" in page for model in every_model)
+    assert all((root / "reports" / src).is_file() for src in re.findall(r'<img[^>]* src="([^"]+)"', page))
     stages = repo["repro"].stdout.count("Running stage ")
     # ARCHITECTURE.md's e2e budget: 30 s per stage (each Ray Train stage pays ~15 s of fixed start-up).
     assert repo["repro_s"] < 30 * stages, f"e2e dvc repro took {repo['repro_s']:.0f}s for {stages} stages"
@@ -149,11 +153,15 @@ def test_repro_writes_every_metrics_file_and_report(repo):
 
 def test_repro_logged_one_finished_mlflow_run_per_model(repo):
     with sqlite3.connect(repo["root"] / "mlflow.db") as db:
+        # the training runs (the sweep's parent and trial runs are checked in test_sweep_*)
+        sweep_runs = "SELECT run_uuid FROM tags WHERE key IN ('courselab.sweep', 'mlflow.parentRunId')"
         rows = db.execute(
             "SELECT r.name, r.status FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id "
-            "WHERE e.name = 'segmentation'"
+            f"WHERE e.name = 'segmentation' AND r.run_uuid NOT IN ({sweep_runs})"
         ).fetchall()
-        miou = db.execute("SELECT COUNT(*) FROM latest_metrics WHERE key = 'val/miou'").fetchone()[0]
+        miou = db.execute(
+            f"SELECT COUNT(*) FROM latest_metrics WHERE key = 'val/miou' AND run_uuid NOT IN ({sweep_runs})"
+        ).fetchone()[0]
         rl_runs = db.execute(
             "SELECT r.name, r.status FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id "
             "WHERE e.name = 'rl'"
@@ -200,3 +208,52 @@ def _walk(node):
     elif isinstance(node, list):
         for value in node:
             yield from _walk(value)
+
+
+def _ran(proc: subprocess.CompletedProcess) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", proc.stdout))
+
+
+def test_sweep_ran_and_the_tuned_model_trained_with_its_result(repo):
+    """tune_segmentation swept U-Net (tiny: 2 trials, train/loss; see tests/conftest.py), the
+    disabled families wrote empty overrides, and train_segmentation@unet applied the best values."""
+    root = repo["root"]
+    summary = json.loads((root / "metrics" / "tune-segmentation.json").read_text())
+    assert summary["enabled"] and summary["model"] == "unet" and summary["num_trials"] == 2
+    assert summary["trials"][0]["config"] == {"lr": 0.002}  # the default point first
+    assert 0.003 <= summary["best_config"]["lr"] <= 0.01  # tiny construction: a larger lr always wins
+    tuned = yaml.safe_load((root / "tuned" / "segmentation.yaml").read_text())
+    assert tuned["unet"] == summary["best_config"] and tuned["fcn"] == tuned["segnet"] == tuned["dilated"] == {}
+    for family in ("detection", "generative", "translation", "captioning"):
+        assert json.loads((root / "metrics" / f"tune-{family}.json").read_text())["enabled"] is False
+        assert not any(yaml.safe_load((root / "tuned" / f"{family}.yaml").read_text())[m] for m in
+                       {"detection": DETECTION, "generative": GENERATIVE, "translation": TRANSLATION,
+                        "captioning": CAPTIONING}[family])
+    with sqlite3.connect(root / "mlflow.db") as db:
+        children = db.execute(
+            "SELECT COUNT(*) FROM tags WHERE key = 'mlflow.parentRunId' AND value = ?", (summary["parent_run_id"],)
+        ).fetchone()[0]
+        unet_lr = db.execute(
+            "SELECT p.value FROM params p JOIN tags t ON p.run_uuid = t.run_uuid "
+            "WHERE p.key = 'model.lr' AND t.key = 'courselab.tuned_from' AND t.value = 'tuned/segmentation.yaml'"
+        ).fetchall()
+    assert children == 2
+    assert [float(v) for (v,) in unet_lr] == [summary["best_config"]["lr"]]
+
+
+def test_changed_search_bound_reruns_the_sweep_and_the_tuned_model_only(repo):
+    root, env = repo["root"], repo["repro_env"]
+    before = yaml.safe_load((root / "tuned" / "segmentation.yaml").read_text())
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["tune"]["segmentation"]["search_space"]["lr"]["high"] = 0.03
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = _sh(root, repo["env"], "dvc", "status").stdout
+    changed = set(re.findall(r"^(\S+):$", status, flags=re.MULTILINE))
+    assert changed == {"tune_segmentation"}, status  # the train stages wait for the new tuned values
+
+    proc = _sh(root, env, "dvc", "repro", timeout=900)
+    after = yaml.safe_load((root / "tuned" / "segmentation.yaml").read_text())
+    assert after["unet"] != before["unet"] and 0.003 <= after["unet"]["lr"] <= 0.03
+    assert {k: after[k] for k in ("fcn", "segnet", "dilated")} == {k: before[k] for k in ("fcn", "segnet", "dilated")}
+    assert _ran(proc) == {"tune_segmentation", "train_segmentation@unet", "report"}, proc.stdout
+

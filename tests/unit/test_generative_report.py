@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 
-from components.report.markdown import render
+from components.report import markdown
+from components.report.collect import collect
+from components.report.runs import RunStore
 
 
-def test_report_ranks_fid_ascending_with_reference_columns(tmp_path):
+def test_report_ranks_fid_ascending_with_reference_points(tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
     for model, fid in (("wgan_gp", 31.0), ("dcgan", 13.5), ("vae", 46.3)):
-        (tmp_path / f"generative-{model}.json").write_text(json.dumps(
+        (metrics / f"generative-{model}.json").write_text(json.dumps(
             {"headline_metric": "val/fid_evaluator", "val/fid_evaluator": fid, "val/is_evaluator": 8.0,
              "val/fid_evaluator_floor": 4.6, "val/fid_evaluator_untrained": 942.0, "epochs": 100}))
-    report = render(tmp_path)
-    assert report.index("| dcgan |") < report.index("| wgan_gp |") < report.index("| vae |")
-    header = next(line for line in report.splitlines() if line.startswith("| model | val/fid_evaluator"))
-    assert "val/fid_evaluator_floor" in header and "val/fid_evaluator_untrained" in header
+    report = collect(metrics, tmp_path / "plots", tmp_path / "figures", None, RunStore(None), None)
+    page = markdown.render(report)
+    assert page.index("| dcgan |") < page.index("| wgan_gp |") < page.index("| vae |")
+    dcgan = next(line for line in page.splitlines() if line.startswith("| dcgan |"))
+    assert "floor (real vs real) 4.6" in dcgan and "untrained 942" in dcgan

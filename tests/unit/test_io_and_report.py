@@ -7,7 +7,9 @@ import json
 import pytest
 
 from components.io import atomic_directory, atomic_write_text
+from components.report.collect import collect
 from components.report.markdown import render
+from components.report.runs import RunStore
 
 
 def test_atomic_directory_leaves_old_output_on_failure(tmp_path):
@@ -41,6 +43,6 @@ def test_report_ranks_models_by_headline_metric(tmp_path):
         (tmp_path / f"segmentation-{model}.json").write_text(json.dumps(
             {"headline_metric": "val/miou", "val/miou": miou, "epochs": 3, "train_wall_s": 12.34,
              "params_hash": "abc", "git_commit": "0123456789abcdef"}))
-    report = render(tmp_path)
+    report = render(collect(tmp_path, tmp_path / "plots", tmp_path / "figures", None, RunStore(None)))
     assert report.index("| unet | 0.8000 |") < report.index("| fcn | 0.5000 |")
-    assert "| 3 | 12.3 | abc | 0123456789ab |" in report
+    assert "| 3 | 12.3 |  | abc | 0123456789ab |" in report  # epochs, train time, key params, hash, commit

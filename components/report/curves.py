@@ -1,0 +1,89 @@
+"""Learning-curve charts: one PNG per family from its ``plots/<family>-<model>.csv``, one line per model.
+
+The panels follow dvc.yaml's top-level ``plots:`` section (``dvc plots show`` draws the same
+curves as an HTML page of its own); a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Panel:
+    y: str  # the CSV column
+    title: str
+    log_y: bool = False
+
+
+@dataclass(frozen=True)
+class CurveSpec:
+    x: str
+    panels: tuple[Panel, ...]
+
+
+CURVES = {
+    "segmentation": CurveSpec("epoch", (Panel("val/miou", "val mIoU"), Panel("train/loss", "training loss"))),
+    "detection": CurveSpec("epoch", (Panel("val/map", "COCO AP@[.5:.95] (val)"),)),
+    "generative": CurveSpec("epoch", (Panel("val/fid_evaluator", "FID on evaluator features (lower is better)",
+                                            log_y=True),)),
+    "translation": CurveSpec("epoch", (Panel("val/bleu", "BLEU (val, greedy)"),)),
+    "captioning": CurveSpec("epoch", (Panel("val/bleu", "BLEU-4 (val, greedy)"),)),
+    "rl": CurveSpec("env_steps", (Panel("rl/episode_return_mean", "mean episode return"),)),
+}
+
+
+def spec_for(family: str, headline: str) -> CurveSpec:
+    """The family's chart; a family not listed in :data:`CURVES` plots its headline against epochs."""
+    return CURVES.get(family) or CurveSpec("epoch", (Panel(headline, headline),))
+
+
+def read_series(path: Path, x: str, y: str) -> tuple[list[float], list[float]]:
+    """The (x, y) points of a learning-curve CSV where both are numbers (rows without an evaluation
+    leave ``y`` empty; a tabular RL run has no rows)."""
+    xs, ys = [], []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                xv, yv = float(row.get(x) or "nan"), float(row.get(y) or "nan")
+            except ValueError:
+                continue
+            if math.isfinite(xv) and math.isfinite(yv):
+                xs.append(xv)
+                ys.append(yv)
+    return xs, ys
+
+
+def render(family: str, headline: str, csvs: dict[str, Path], dpi: int = 100) -> bytes | None:
+    """The family's learning curves as PNG bytes, or None when no CSV has a point to draw."""
+    spec = spec_for(family, headline)
+    series = {panel: {model: read_series(path, spec.x, panel.y) for model, path in sorted(csvs.items())}
+              for panel in spec.panels}
+    series = {panel: {m: s for m, s in lines.items() if s[0]} for panel, lines in series.items()}
+    series = {panel: lines for panel, lines in series.items() if lines}
+    if not series:
+        return None
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from components.tracking import figure_png
+
+    fig, axes = plt.subplots(1, len(series), figsize=(5.8 * len(series), 3.8), squeeze=False)
+    for ax, (panel, lines) in zip(axes[0], series.items(), strict=True):
+        for model, (xs, ys) in lines.items():
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, linewidth=1.4, label=model)
+        if panel.log_y and all(v > 0 for _, ys in lines.values() for v in ys):
+            ax.set_yscale("log")
+        ax.set_title(panel.title, fontsize=10)
+        ax.set_xlabel(spec.x.replace("_", " "))
+        ax.set_ylabel(panel.y)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return figure_png(fig, dpi=dpi)

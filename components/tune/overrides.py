@@ -1,0 +1,83 @@
+"""Tuned values: the file a sweep writes and a train stage applies (``tuned/<family>.yaml``).
+
+The file has one key per model of the family (``{}`` for models the sweep did not tune), so each
+``train_<family>@<model>`` stage depends on its own key only (``params: - tuned/<family>.yaml:
+[<model>]`` in dvc.yaml) and a new sweep retrains the tuned model and nothing else. Values are
+flat: a model key (``lr``) or ``trainer.<key>``. ``_sweep`` records where the values came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from components.config import Params, TrainerConfig
+from components.errors import UserError
+
+TUNED_DIR = "tuned"
+PROVENANCE_KEY = "_sweep"
+TRAINER_PREFIX = "trainer."
+
+
+def tuned_path(root: Path, family: str) -> Path:
+    return Path(root) / TUNED_DIR / f"{family}.yaml"
+
+
+def tuned_file_text(models: list[str], tuned_model: str | None, values: Mapping[str, Any],
+                    provenance: Mapping[str, Any]) -> str:
+    """The YAML of ``tuned/<family>.yaml``: ``values`` under ``tuned_model``, ``{}`` under every other model."""
+    body = {model: (dict(values) if model == tuned_model else {}) for model in models}
+    header = ("# Written by the tune stage (python -m pipelines.tune); the train stage of each model applies\n"
+              "# its section over params.yaml. Edit params.yaml's tune section, not this file.\n")
+    return header + yaml.safe_dump({**body, PROVENANCE_KEY: dict(provenance)}, sort_keys=False)
+
+
+def read_tuned(root: Path, family: str, model: str) -> tuple[dict[str, Any], dict[str, Any], Path]:
+    """``(values, provenance, path)`` of ``model`` in the family's tuned file; empty when the file or
+    the model's section is missing (a stage run outside DVC before any sweep)."""
+    path = tuned_path(root, family)
+    if not path.is_file():
+        return {}, {}, path
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    values = data.get(model) or {}
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: {model}: expected a mapping of tuned values, got {values!r}")
+    return values, data.get(PROVENANCE_KEY) or {}, path
+
+
+def apply_overrides(params: Params, family: str, model: str, values: Mapping[str, Any], source: str) -> Params:
+    """``params`` with ``values`` applied to ``<family>.models.<model>`` (plain keys) and to
+    ``<family>.trainer`` (``trainer.<key>``), validated by the same schema as params.yaml.
+
+    Only this process sees the result: a stage trains one model, so a trainer override reaches
+    that model alone.
+    """
+    section = getattr(params, family)
+    model_cfg = getattr(section.models, model)
+    model_values = {k: v for k, v in values.items() if not k.startswith(TRAINER_PREFIX)}
+    trainer_values = {k.removeprefix(TRAINER_PREFIX): v for k, v in values.items() if k.startswith(TRAINER_PREFIX)}
+    try:
+        model_cfg = type(model_cfg).model_validate({**model_cfg.model_dump(), **model_values})
+    except ValidationError as err:
+        raise UserError(_one_line(err, f"{source}: {model}")) from None
+    try:
+        trainer = TrainerConfig.model_validate({**section.trainer.model_dump(), **trainer_values})
+    except ValidationError as err:
+        raise UserError(_one_line(err, f"{source}: {model}.trainer")) from None
+    models = section.models.model_copy(update={model: model_cfg})
+    return params.model_copy(update={family: section.model_copy(update={"models": models, "trainer": trainer})})
+
+
+def _one_line(err: ValidationError, where: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"{where}.{key}: unknown key"
+    return f"{where}.{key}: {first['msg']} (got {first.get('input')!r})"

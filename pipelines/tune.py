@@ -1,0 +1,216 @@
+"""Stage `tune_<family>`: a Ray Tune sweep over one model of a family (``tune.<family>`` in params).
+
+    python -m pipelines.tune <family> [--params params.yaml]
+
+Writes (each atomically):
+    tuned/<family>.yaml          the best trial's values under the tuned model, {} under the others
+                                 (the family's train stages apply their own section)
+    metrics/tune-<family>.json   the sweep: best vs default value, every trial (DVC metrics)
+and, in the family's MLflow experiment, a parent run for the sweep with a child run per trial.
+With ``tune.<family>.enabled: false`` it writes empty overrides and ``{"enabled": false}`` at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from components.config import Params, load_params
+from components.errors import UserError, exit_on_user_error
+from components.io import atomic_write_text
+from components.runtime import repo_root
+from components.tune.overrides import tuned_file_text, tuned_path
+
+
+def metrics_path(root: Path, family: str) -> Path:
+    return Path(root) / "metrics" / f"tune-{family}.json"
+
+
+def _outputs(root: Path, family: str, models: list[str], summary: dict[str, Any]) -> dict[Path, str]:
+    """``{path: text}`` of the stage's two outputs."""
+    best = summary.get("best_config") or {}
+    provenance = {k: summary[k] for k in ("model", "metric", "best_value", "default_value", "parent_run_id")
+                  if k in summary} if summary["enabled"] else {"enabled": False}
+    return {
+        tuned_path(root, family): tuned_file_text(models, summary["model"], best, provenance),
+        metrics_path(root, family): json.dumps(summary, indent=2) + "\n",
+    }
+
+
+def _write(outputs: dict[Path, str]) -> None:
+    for path, text in outputs.items():
+        atomic_write_text(path, text)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def summarize(family: str, params: Params, outcome, wall_s: float, parent_run_id: str,
+              experiment_id: str) -> dict[str, Any]:
+    """The metrics file (keys fixed: the report reads them)."""
+    from components.tune.space import mode as sweep_mode
+
+    sweep = getattr(params.tune, family)
+    mode = sweep_mode(sweep)
+    scored = [t for t in outcome.trials if _finite(t.value) is not None]
+    if not scored:
+        errors = [t.error for t in outcome.trials if t.error]
+        cause = errors[0].strip().splitlines()[-1] if errors else "no trial reported a value"
+        raise UserError(f"tune.{family}: every trial failed ({cause}); see the trial logs under "
+                        f"{params.runtime.storage_path}")
+    best = (max if mode == "max" else min)(scored, key=lambda t: t.value)
+    reference = outcome.trials[0]
+    return {
+        "family": family,
+        "model": sweep.model,
+        "metric": sweep.metric,
+        "mode": mode,
+        "enabled": True,
+        "num_trials": len(outcome.trials),
+        "num_stopped_early": sum(outcome.stopped_early(t) for t in outcome.trials),
+        "best_value": best.value,
+        "best_config": dict(best.config),
+        "default_value": _finite(reference.value),
+        "wall_s": round(wall_s, 1),
+        "parent_run_id": parent_run_id,
+        "experiment_id": experiment_id,
+        "trials": [
+            {"trial_id": t.trial_id, "config": dict(t.config), "value": _finite(t.value), "epochs": t.epochs,
+             "stopped_early": outcome.stopped_early(t)}
+            for t in outcome.trials
+        ],
+    }
+
+
+def _close_trial_runs(parent_run_id: str, outcome) -> None:
+    """Close every child run of the sweep (a stopped trial's process was killed, so its run is
+    still RUNNING): FINISHED, or FAILED for a trial that raised; tagged with how it ended."""
+    import mlflow
+
+    from components import tracking
+
+    records = {t.trial_id: t for t in outcome.trials}
+    runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string=f"tags.`{tracking.PARENT_TAG}` = '{parent_run_id}'",
+        output_format="list",
+    )
+    for run in runs:
+        trial = records.get(run.data.tags.get(tracking.TRIAL_TAG))
+        if trial is None or run.info.status != "RUNNING":
+            continue
+        tags = {"courselab.stopped_early": str(outcome.stopped_early(trial)).lower(),
+                "courselab.trial_epochs": str(trial.epochs)}
+        status = "FAILED" if trial.error else "FINISHED"
+        tracking.end_run(run.info.run_id, status, tags=tags)
+
+
+def _log_parent(params: Params, family: str, summary: dict[str, Any], epochs: int, outputs: dict[Path, str]) -> None:
+    """The parent run: the best trial's values (params ``best.<key>``) and metric, the sweep
+    summary, the tuned file and a figure of the metric against each searched parameter."""
+    import mlflow
+
+    from components.tracking import figure_png
+    from components.tune.figures import metric_vs_params
+
+    sweep = getattr(params.tune, family)
+    mlflow.log_params({f"best.{k}": v for k, v in summary["best_config"].items()})
+    metrics = {f"best/{sweep.metric}": summary["best_value"], "num_trials": summary["num_trials"],
+               "num_stopped_early": summary["num_stopped_early"], "wall_s": summary["wall_s"]}
+    if summary["default_value"] is not None:
+        metrics[f"default/{sweep.metric}"] = summary["default_value"]
+    mlflow.log_metrics(metrics)
+    trials = summary["trials"]
+    best_id = next(t["trial_id"] for t in trials if t["config"] == summary["best_config"]
+                   and t["value"] == summary["best_value"])
+    fig = metric_vs_params(trials, {k: d.distribution for k, d in sweep.search_space.items()}, sweep.metric,
+                           best_id, trials[0]["trial_id"], epochs)
+    with tempfile.TemporaryDirectory(prefix="courselab-sweep-") as directory:  # logged before written
+        (Path(directory) / "metric_vs_params.png").write_bytes(figure_png(fig))
+        for path, text in outputs.items():
+            (Path(directory) / path.name).write_text(text)
+        mlflow.log_artifacts(directory, "sweep")
+
+
+def _sweep_params(params: Params, family: str, epochs: int) -> dict[str, Any]:
+    sweep = getattr(params.tune, family)
+    logged = {"model": sweep.model, "metric": sweep.metric, "num_samples": sweep.num_samples,
+              "trial_epochs": epochs, "scheduler": sweep.scheduler, "seed": params.seed}
+    if sweep.scheduler in ("asha", "pbt"):
+        logged.update({f"{sweep.scheduler}.{k}": v for k, v in getattr(sweep, sweep.scheduler).model_dump().items()})
+    for key, dist in sweep.search_space.items():
+        spec = {k: v for k, v in dist.model_dump().items() if v is not None and k != "distribution"}
+        logged[f"search_space.{key}"] = f"{dist.distribution}({', '.join(f'{k}={v}' for k, v in spec.items())})"
+    logged.update({f"trial_trainer.{k}": v for k, v in sweep.trial_trainer.items()})
+    return logged
+
+
+def run(family: str, params: Params, root: Path) -> dict[str, Any]:
+    """Run the enabled sweep and write its outputs; returns the summary."""
+    from components import tracking
+    from components.families import get_family
+    from components.runtime import git_commit, ray_init, with_absolute_paths
+    from components.train.harness import check_resources
+    from components.tune.space import max_epochs, trial_trainer
+    from components.tune.sweep import run_sweep
+
+    started = time.perf_counter()
+    params = with_absolute_paths(params)
+    sweep = getattr(params.tune, family)
+    module = get_family(family)
+    module.build_task(sweep.model, params).datasets()  # missing data fails here, before Ray starts
+    uri = tracking.configure(params.runtime.mlflow_tracking_uri)
+    ray_init(params.runtime.ray_address)
+    check_resources(trial_trainer(params, family))  # one trial must fit, before any run is opened
+    epochs = max_epochs(params, family)
+    name = f"tune-{family}-{sweep.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    tags = {tracking.SWEEP_TAG: name, tracking.GIT_COMMIT_TAG: git_commit(root),
+            tracking.STAGE_TAG: os.environ.get("DVC_STAGE", f"tune_{family}"),
+            "courselab.family": family, "courselab.model": sweep.model}
+    with tracking.sweep_run(module.EXPERIMENT, f"sweep-{sweep.model}", _sweep_params(params, family, epochs),
+                            tags) as parent:
+        outcome = run_sweep(family, params, name, parent.info.run_id, uri, str(root))
+        _close_trial_runs(parent.info.run_id, outcome)
+        summary = summarize(family, params, outcome, time.perf_counter() - started, parent.info.run_id,
+                            parent.info.experiment_id)
+        outputs = _outputs(root, family, list(type(getattr(params, family).models).model_fields), summary)
+        _log_parent(params, family, summary, epochs, outputs)
+    _write(outputs)  # only after the parent run finished: a failed stage leaves no output that looks valid
+    return summary
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("family")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+
+    params = load_params(args.params)
+    if args.family not in type(params.tune).model_fields:
+        known = ", ".join(type(params.tune).model_fields)
+        raise UserError(f"unknown family {args.family!r}; sweeps exist for: {known}")
+    root = repo_root()
+    sweep = getattr(params.tune, args.family)
+    models = list(type(getattr(params, args.family).models).model_fields)
+    if not sweep.enabled:
+        _write(_outputs(root, args.family, models, {"family": args.family, "model": sweep.model, "enabled": False}))
+        print(f"[tune {args.family}] disabled (tune.{args.family}.enabled: false): empty overrides written", flush=True)
+        return
+    summary = run(args.family, params, root)
+    default = summary["default_value"]
+    print(f"[tune {args.family}/{summary['model']}] done in {summary['wall_s']:.0f}s: {summary['num_trials']} trials, "
+          f"{summary['num_stopped_early']} stopped early; best {summary['metric']} {summary['best_value']:.4f} "
+          f"(default {'n/a' if default is None else f'{default:.4f}'}) with "
+          + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["best_config"].items())
+          + f" -> {tuned_path(root, args.family).relative_to(root)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The report page in a real browser: built by the real `python -m pipelines.report` from a small set of
+metrics, plots and figures, it loads every image from disk, shows the metrics files' values in its
+leaderboards and links each run to the MLflow UI that `make dashboard` serves."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.browser.conftest import STORE_RUNS, browser_tier, screenshot
+from tests.conftest import REPO
+
+pytestmark = browser_tier
+
+ABSENT_RUN = "0" * 32  # a run id the store does not have
+
+
+def _metrics(run_ids: dict[str, str]) -> dict[str, dict]:
+    """Metrics files of a partial pipeline: three segmentation models, one GAN, DQN, one translator."""
+    common = {"git_commit": "0123456789abcdef0123456789abcdef01234567", "params_hash": "abcdef012345"}
+    files = {
+        f"segmentation-{model}": {**common, "headline_metric": "val/miou", "val/miou": miou + 0.000123,
+                                  "val/pixel_accuracy": 0.95, "train/loss": 0.2, "epochs": 3,
+                                  "train_wall_s": 61.27, "mlflow_run_id": run_ids.get(model, ABSENT_RUN)}
+        for model, miou in STORE_RUNS.items()
+    }
+    files["segmentation-segnet"]["mlflow_run_id"] = ABSENT_RUN  # in the store under another id: no link
+    files["generative-dcgan"] = {**common, "headline_metric": "val/fid_evaluator", "val/fid_evaluator": 19.16493,
+                                 "val/fid_evaluator_floor": 2.687, "val/fid_evaluator_untrained": 924.85,
+                                 "val/is_evaluator": 8.1, "epochs": 20, "train_wall_s": 44.0,
+                                 "mlflow_run_id": ABSENT_RUN}
+    files["rl-dqn"] = {**common, "headline_metric": "rl/greedy_return_mean", "rl/greedy_return_mean": 487.5,
+                       "rl/return_threshold": 475.0, "rl/episode_return_mean": 431.2, "rl/env_steps": 21000.0,
+                       "train_wall_s": 61.0, "mlflow_run_id": ABSENT_RUN}
+    files["translation-gru"] = {**common, "headline_metric": "val/bleu", "val/bleu": 53.52607, "test/bleu": 51.2,
+                                "test/bleu/len_01-10": 70.1, "test/exact_match/len_01-10": 0.41,
+                                "test/bleu/len_11-20": 40.3, "test/exact_match/len_11-20": 0.05,
+                                "epochs": 2, "train_wall_s": 85.2, "mlflow_run_id": ABSENT_RUN}
+    files["tune-segmentation"] = {
+        "family": "segmentation", "model": "unet", "metric": "val/miou", "mode": "max", "enabled": True,
+        "num_trials": 3, "num_stopped_early": 1, "best_value": 0.83, "best_config": {"lr": 0.004},
+        "default_value": 0.81, "wall_s": 95.0, "parent_run_id": run_ids["unet"], "experiment_id": "1",
+        "trials": [{"trial_id": f"t{i}", "config": {"lr": lr}, "value": v, "epochs": e, "stopped_early": s}
+                   for i, (lr, v, e, s) in enumerate(((0.004, 0.83, 3, False), (0.002, 0.81, 3, False),
+                                                      (0.0005, 0.4, 1, True)))],
+    }
+    files["tune-detection"] = {"family": "detection", "model": "fcos", "enabled": False}
+    return files
+
+
+def _curve(path, x, ys, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([x, *ys])
+        writer.writerows(rows)
+
+
+def _png(path, size, color):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, mlflow_store, dashboard):
+    root = tmp_path_factory.mktemp("report-fixture")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    (root / "metrics").mkdir()
+    files = _metrics(mlflow_store["run_ids"])
+    for name, data in files.items():
+        (root / "metrics" / f"{name}.json").write_text(json.dumps(data, indent=2))
+    (root / "plots").mkdir()
+    for model, miou in STORE_RUNS.items():
+        _curve(root / "plots" / f"segmentation-{model}.csv", "epoch", ["train/loss", "val/miou"],
+               [[e, 1 / e, miou * e / 3] for e in (1, 2, 3)])
+    _curve(root / "plots" / "generative-dcgan.csv", "epoch", ["train/loss_d", "val/fid_evaluator"],
+           [[1, 1.2, ""], [10, 1.1, 80.0], [20, 1.0, 19.16]])
+    _curve(root / "plots" / "rl-dqn.csv", "env_steps", ["rl/episode_return_mean"], [[1000, 20], [21000, 431.2]])
+    _curve(root / "plots" / "translation-gru.csv", "epoch", ["val/bleu"], [[1, 30.0], [2, 53.5]])
+    figures = {"segmentation-fcn": ["masks.png"], "segmentation-unet": ["masks.png"],
+               "generative-dcgan": ["samples.png", "interpolation.png"], "rl-dqn": ["learning_curve.png"]}
+    for i, (stage, names) in enumerate(figures.items()):
+        for j, name in enumerate(names):
+            _png(root / "figures" / stage / name, (120 + 10 * j, 90), (40 * i, 120, 200 - 30 * j))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "COURSELAB_"))}
+    env["MPLCONFIGDIR"] = str(root / ".mpl")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.report", "--metrics", "metrics", "--plots", "plots", "--figures", "figures",
+         "--params", "params.yaml", "--out", "reports", "--tracking-uri", mlflow_store["uri"],
+         "--dashboard-url", dashboard.url],
+        cwd=root, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {"root": root, "dir": root / "reports", "metrics": files, "figures": figures, "stdout": proc.stdout}
+
+
+def _open(driver, report):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get((report["dir"] / "index.html").as_uri())
+    WebDriverWait(driver, 30).until(
+        lambda d: d.execute_script("return document.readyState === 'complete' && "
+                                   "[...document.images].every(i => i.complete)"))
+
+
+def test_report_loads_every_image(driver, report):
+    _open(driver, report)
+    images = driver.execute_script(
+        "return [...document.images].map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])")
+    curves = {"segmentation", "generative", "rl", "translation"}  # the families with a CSV
+    assert len(images) == len(curves) + sum(map(len, report["figures"].values()))
+    broken = [src for src, complete, width in images if not (complete and width > 0)]
+    assert not broken, f"broken images: {broken}"
+    assert all(not src.startswith(("http:", "https:", "/")) for src, _, _ in images)  # relative: opens from disk
+    assert {f"assets/curves/{family}.png" for family in curves} <= {src for src, _, _ in images}
+    screenshot(driver, "report", full_page=True)
+
+
+def test_leaderboards_show_the_metrics_files_values(driver, report):
+    from selenium.webdriver.common.by import By
+
+    _open(driver, report)
+    shown = {}
+    for table in driver.find_elements(By.CSS_SELECTOR, "table.leaderboard"):
+        family, headline = table.get_attribute("data-family"), table.get_attribute("data-headline")
+        for row in table.find_elements(By.CSS_SELECTOR, "tbody tr"):
+            value = row.find_element(By.CSS_SELECTOR, "td.headline").text
+            shown[f"{family}-{row.get_attribute('data-model')}"] = (headline, float(value))
+    expected = {name: data for name, data in report["metrics"].items() if not name.startswith("tune-")}
+    assert set(shown) == set(expected)
+    for name, data in expected.items():
+        headline, value = shown[name]
+        assert headline == data["headline_metric"]
+        assert value == pytest.approx(data[headline], abs=5e-5), name  # shown with 4 decimals
+    rows = driver.find_elements(By.CSS_SELECTOR, "table.leaderboard[data-family='segmentation'] tbody tr")
+    assert [r.get_attribute("data-model") for r in rows] == ["unet", "fcn", "segnet"]  # best first
+
+    missing = driver.find_element(By.ID, "missing-stages").text
+    assert "train_segmentation@dilated" in missing and "rl@reinforce" in missing and "evaluator" in missing
+    assert "train_segmentation@unet" not in missing
+    segnet = driver.find_element(By.CSS_SELECTOR, "tr[data-model='segnet']").text
+    assert "no link: run not in the MLflow store" in segnet
+    sweep = driver.find_element(By.CSS_SELECTOR, "section.sweep[data-family='segmentation']").text
+    assert "3 trials of unet" in sweep and "lr=0.004" in sweep
+    assert "disabled" in driver.find_element(By.CSS_SELECTOR, "section.sweep[data-family='detection']").text
+    screenshot(driver, "report-leaderboards")
+
+
+def test_run_link_opens_the_run_in_the_dashboard(driver, report, dashboard, mlflow_store):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _open(driver, report)
+    link = driver.find_element(By.CSS_SELECTOR, "table.leaderboard tr[data-model='unet'] a")
+    run_id = mlflow_store["run_ids"]["unet"]
+    assert link.get_attribute("href") == (
+        f"{dashboard.url}/#/experiments/{mlflow_store['experiment_id']}/runs/{run_id}")
+    dashboard.wait()
+    driver.get(link.get_attribute("href"))
+    WebDriverWait(driver, 60).until(
+        lambda d: all(t in d.find_element(By.TAG_NAME, "body").text for t in ("unet", "val/miou", run_id)))
+    screenshot(driver, "report-link-run-page")

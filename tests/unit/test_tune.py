@@ -1,0 +1,242 @@
+"""The Ray Tune harness without running a sweep: search spaces, metric directions, schedulers'
+reference trial, concurrency, tuned overrides and PBT's hyperparameter hand-over."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import yaml
+from ray import tune
+from ray.tune.schedulers import TrialScheduler
+
+from components.config import parse_params
+from components.errors import UserError
+from components.metrics.direction import best_summaries, metric_mode
+from components.train.harness import _hyperparameters, _keep_hyperparameters
+from components.train.schedules import warmup_cosine
+from components.tune import space
+from components.tune.overrides import apply_overrides, read_tuned, tuned_file_text, tuned_path
+from components.tune.schedulers import ReferenceASHA, ReferencePBT
+
+
+def _sweep(tiny_params, family="segmentation", **changes):
+    tiny_params["tune"][family].update(changes)
+    return parse_params(tiny_params)
+
+
+# --- search spaces ------------------------------------------------------------------------------
+
+
+def test_search_space_maps_to_ray_tune_domains_with_the_bounds(tiny_params):
+    params = _sweep(tiny_params, search_space={
+        "lr": {"distribution": "loguniform", "low": 0.0003, "high": 0.01},
+        "warmup_fraction": {"distribution": "uniform", "low": 0.0, "high": 0.2},
+        "weight_decay": {"distribution": "qloguniform", "low": 1.0e-5, "high": 1.0e-2, "q": 1.0e-5},
+        "depth": {"distribution": "randint", "low": 2, "high": 5},
+        "base_channels": {"distribution": "quniform", "low": 8, "high": 16, "q": 4},
+        "lr_schedule": {"distribution": "choice", "values": ["cosine", "constant"]},
+    })
+    domains = space.param_space(params.tune.segmentation)
+    lr = domains["lr"]
+    assert isinstance(lr, tune.search.sample.Float) and (lr.lower, lr.upper) == (0.0003, 0.01)
+    assert type(lr.get_sampler()).__name__ == "_LogUniform"
+    assert type(domains["warmup_fraction"].get_sampler()).__name__ == "_Uniform"
+    assert (domains["warmup_fraction"].lower, domains["warmup_fraction"].upper) == (0.0, 0.2)
+    assert domains["weight_decay"].get_sampler().q == 1.0e-5
+    depth = domains["depth"]
+    assert isinstance(depth, tune.search.sample.Integer) and (depth.lower, depth.upper) == (2, 5)
+    assert domains["base_channels"].get_sampler().q == 4
+    assert domains["lr_schedule"].categories == ["cosine", "constant"]
+    samples = [{k: d.sample() for k, d in domains.items()} for _ in range(200)]
+    assert all(0.0003 <= s["lr"] <= 0.01 and 2 <= s["depth"] <= 4 for s in samples)  # randint excludes high
+    assert {s["depth"] for s in samples} == {2, 3, 4}
+    assert {s["base_channels"] for s in samples} <= {8, 12, 16}
+    # log-uniform: about as many samples below the geometric midpoint as above
+    below = sum(s["lr"] < math.sqrt(0.0003 * 0.01) for s in samples)
+    assert 70 < below < 130
+
+
+def test_default_point_is_the_models_current_values(tiny_params):
+    tiny_params["tune"]["segmentation"]["trial_trainer"] = {"batch_size": 4}
+    params = _sweep(tiny_params, search_space={
+        "lr": {"distribution": "loguniform", "low": 0.0003, "high": 0.01},
+        "trainer.batch_size": {"distribution": "choice", "values": [4, 8]},
+    })
+    unet = params.segmentation.models.unet
+    assert space.default_point(params, "segmentation") == {"lr": unet.lr, "trainer.batch_size": 4}
+
+
+def test_trial_epochs_default_to_the_models(tiny_params):
+    assert space.max_epochs(_sweep(tiny_params, trial_epochs=3), "segmentation") == 3
+    params = _sweep(tiny_params, trial_epochs=None)
+    assert space.max_epochs(params, "segmentation") == params.segmentation.models.unet.epochs
+
+
+def test_concurrency_from_the_cluster_and_a_trials_workers(tiny_params):
+    params = _sweep(tiny_params, num_samples=8, max_concurrent_trials=None)
+    sweep, trainer = params.tune.segmentation, params.segmentation.trainer
+    two_cpu = trainer.model_copy(update={"num_workers": 1, "cpus_per_worker": 2})
+    assert space.max_concurrent(sweep, two_cpu, {"CPU": 2.0}) == 1
+    assert space.max_concurrent(sweep, two_cpu.model_copy(update={"cpus_per_worker": 1}), {"CPU": 2.0}) == 2
+    assert space.max_concurrent(sweep, two_cpu, {"CPU": 64.0}) == 8  # never more than num_samples
+    gpus = two_cpu.model_copy(update={"use_gpu": True, "num_workers": 2, "gpus_per_worker": 1})
+    assert space.max_concurrent(sweep, gpus, {"CPU": 64.0, "GPU": 4.0}) == 2  # 4 GPUs / 2 per trial
+    assert space.max_concurrent(sweep, two_cpu, {"CPU": 1.0}) == 1  # at least 1 (check_resources fails first)
+    fixed = _sweep(tiny_params, num_samples=8, max_concurrent_trials=3).tune.segmentation
+    assert space.max_concurrent(fixed, two_cpu, {"CPU": 2.0}) == 3
+
+
+# --- metric directions --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "mode"), [
+    ("val/miou", "max"), ("val/map", "max"), ("val/map_50", "max"), ("val/bleu", "max"), ("val/accuracy", "max"),
+    ("test/accuracy", "max"), ("rl/episode_return_mean", "max"), ("val/fid_evaluator", "min"),
+    ("val/fid_inception", "min"), ("train/loss", "min"), ("val/perplexity", "min"),
+    ("val/fid_evaluator_floor", None), ("val/iou/background", None), ("time/epoch_s", None), ("train/loss_g", None),
+    ("best/val/miou", None), ("miou", None),
+])
+def test_metric_direction(key, mode):
+    assert metric_mode(key) == mode
+
+
+def test_best_summaries_take_each_metrics_direction_and_skip_the_rest():
+    history = [
+        {"epoch": 1.0, "val/miou": 0.3, "train/loss": 0.9, "val/fid_evaluator": 40.0, "time/epoch_s": 3.0},
+        {"epoch": 2.0, "val/miou": 0.5, "train/loss": 0.7, "val/fid_evaluator": 55.0, "time/epoch_s": 2.0},
+        {"epoch": 3.0, "val/miou": 0.4, "train/loss": 0.8, "val/fid_evaluator": float("nan")},
+    ]
+    assert best_summaries(history) == {"best/val/miou": 0.5, "best/train/loss": 0.7, "best/val/fid_evaluator": 40.0}
+    assert best_summaries([]) == {}
+
+
+# --- schedulers: the reference trial ------------------------------------------------------------
+
+
+class _Trial:
+    def __init__(self, trial_id: str, config: dict):
+        self.trial_id, self.config, self.experiment_tag = trial_id, config, trial_id
+
+
+def test_asha_stops_a_trial_below_the_cutoff_but_never_the_reference():
+    reference = {"lr": 0.002}
+    asha = ReferenceASHA(reference, time_attr="training_iteration", max_t=4, grace_period=1, reduction_factor=2)
+    asha.set_search_properties("val/miou", "max")
+    strong, reference_trial, weak = _Trial("a", {"lr": 0.01}), _Trial("b", dict(reference)), _Trial("c", {"lr": 0.1})
+    for trial in (strong, reference_trial, weak):
+        asha.on_trial_add(None, trial)
+    result = {"training_iteration": 1}
+    assert asha.on_trial_result(None, strong, {**result, "val/miou": 0.6}) == TrialScheduler.CONTINUE
+    assert asha.on_trial_result(None, reference_trial, {**result, "val/miou": 0.2}) == TrialScheduler.CONTINUE
+    assert asha.on_trial_result(None, weak, {**result, "val/miou": 0.1}) == TrialScheduler.STOP
+    # a completed trial ends on its own (stop_last_trials=False): "stopped early" means a rung stopped it
+    assert asha.on_trial_result(None, strong, {"training_iteration": 4, "val/miou": 0.7}) == TrialScheduler.CONTINUE
+
+
+def test_pbt_reference_trial_is_never_in_the_exploiting_quantile():
+    from ray.tune.schedulers.pbt import _PBTTrialState
+
+    reference = {"lr": 0.002}
+    pbt = ReferencePBT(reference, time_attr="training_iteration", perturbation_interval=1,
+                       hyperparam_mutations={"lr": tune.loguniform(1e-4, 1e-1)})
+    exploited = []
+    pbt._exploit = lambda controller, trial, donor: exploited.append((trial.trial_id, donor.trial_id))
+    reference_trial, other = _Trial("ref", dict(reference)), _Trial("other", {"lr": 0.01})
+    pbt._trial_state = {trial: _PBTTrialState(trial) for trial in (reference_trial, other)}
+    pbt._trial_state[other].last_checkpoint = object()
+    pbt._checkpoint_or_exploit(reference_trial, None, upper_quantile=[other], lower_quantile=[reference_trial])
+    assert exploited == []  # the reference keeps its own config and weights
+    pbt._trial_state[reference_trial].last_checkpoint = object()
+    pbt._checkpoint_or_exploit(other, None, upper_quantile=[reference_trial], lower_quantile=[other])
+    assert exploited == [("other", "ref")]  # any other trial still copies a better one (the reference too)
+
+
+# --- tuned overrides ----------------------------------------------------------------------------
+
+
+def test_tuned_file_round_trip_gives_each_model_its_section(tmp_path, tiny_params):
+    models = ["fcn", "unet", "segnet", "dilated"]
+    text = tuned_file_text(models, "unet", {"lr": 0.004, "base_channels": 12}, {"parent_run_id": "abc"})
+    path = tuned_path(tmp_path, "segmentation")
+    path.parent.mkdir()
+    path.write_text(text)
+    data = yaml.safe_load(text)
+    assert {k: data[k] for k in models} == {"fcn": {}, "unet": {"lr": 0.004, "base_channels": 12}, "segnet": {},
+                                              "dilated": {}}
+    assert read_tuned(tmp_path, "segmentation", "unet") == ({"lr": 0.004, "base_channels": 12},
+                                                            {"parent_run_id": "abc"}, path)
+    assert read_tuned(tmp_path, "segmentation", "fcn")[0] == {}
+    assert read_tuned(tmp_path, "detection", "fcos")[0] == {}  # no file: no overrides
+
+
+def test_overrides_apply_to_the_model_and_its_trainer_only(tiny_params):
+    params = parse_params(tiny_params)
+    tuned = apply_overrides(params, "segmentation", "unet",
+                            {"lr": 0.004, "base_channels": 12, "trainer.batch_size": 4}, "tuned/segmentation.yaml")
+    assert tuned.segmentation.models.unet.lr == 0.004 and tuned.segmentation.models.unet.base_channels == 12
+    assert tuned.segmentation.trainer.batch_size == 4
+    assert tuned.segmentation.models.fcn == params.segmentation.models.fcn
+    assert tuned.segmentation.models.unet.depth == params.segmentation.models.unet.depth
+    assert tuned.detection == params.detection
+    assert params.segmentation.models.unet.lr != 0.004  # the original is untouched
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ({"lr": -1.0}, "tuned/segmentation.yaml: unet.lr: Input should be greater than 0 (got -1.0)"),
+    ({"lrr": 0.1}, "tuned/segmentation.yaml: unet.lrr: unknown key"),
+    ({"trainer.batch_size": 0}, "tuned/segmentation.yaml: unet.trainer.batch_size: Input should be greater than 0"),
+])
+def test_invalid_tuned_value_is_a_user_error_naming_the_file_and_key(tiny_params, values, expected):
+    with pytest.raises(UserError, match="^" + expected.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        apply_overrides(parse_params(tiny_params), "segmentation", "unet", values, "tuned/segmentation.yaml")
+
+
+# --- PBT: another trial's state, this trial's hyperparameters -----------------------------------
+
+
+class _Task:
+    """The optimizer/scheduler shape of a ModuleTask: AdamW + LambdaLR (warm-up, cosine)."""
+
+    def __init__(self, lr: float, weight_decay: float):
+        torch.manual_seed(0)
+        self.net = torch.nn.Linear(3, 2)
+        self.optimizers = {"net": torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=weight_decay)}
+        self.schedulers = {"net": torch.optim.lr_scheduler.LambdaLR(self.optimizers["net"], warmup_cosine(2, 20))}
+
+    def step(self):
+        loss = self.net(torch.ones(4, 3)).square().sum()
+        loss.backward()
+        self.optimizers["net"].step()
+        self.schedulers["net"].step()
+
+    def state_dict(self):
+        return {"net": self.net.state_dict(), "opt": self.optimizers["net"].state_dict(),
+                "sched": self.schedulers["net"].state_dict()}
+
+    def load_state_dict(self, state):
+        self.net.load_state_dict(state["net"])
+        self.optimizers["net"].load_state_dict(state["opt"])
+        self.schedulers["net"].load_state_dict(state["sched"])
+
+
+def test_starting_from_another_trial_keeps_its_state_and_this_trials_hyperparameters():
+    donor = _Task(lr=0.1, weight_decay=0.0)
+    for _ in range(5):
+        donor.step()
+    state = donor.state_dict()
+    task = _Task(lr=0.01, weight_decay=0.05)
+    groups, base_lrs = _hyperparameters(task)
+    task.load_state_dict(state)
+    assert task.optimizers["net"].param_groups[0]["weight_decay"] == 0.0  # the donor's, before the hand-over
+    _keep_hyperparameters(task, groups, base_lrs)
+    group = task.optimizers["net"].param_groups[0]
+    assert group["weight_decay"] == 0.05 and task.schedulers["net"].base_lrs == [0.01]
+    assert group["lr"] == pytest.approx(0.01 * warmup_cosine(2, 20)(5))  # this trial's peak, the donor's step
+    assert task.schedulers["net"].last_epoch == 5
+    moments = task.optimizers["net"].state_dict()["state"][0]["exp_avg"]
+    torch.testing.assert_close(moments, donor.optimizers["net"].state_dict()["state"][0]["exp_avg"])
+    torch.testing.assert_close(task.net.weight, donor.net.weight)
+    task.step()  # and the schedule goes on from there with this trial's peak
+    assert task.optimizers["net"].param_groups[0]["lr"] == pytest.approx(0.01 * warmup_cosine(2, 20)(6))
