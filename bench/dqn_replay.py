@@ -17,10 +17,10 @@ import argparse
 import platform
 import time
 from datetime import date
-from pathlib import Path
 
 import torch
 
+from bench.rows import emit
 from components.config import load_params
 from components.rl.envs import register_envs
 from components.rl.runner import config_builder
@@ -76,10 +76,7 @@ def main() -> None:
         f" {per_update[side]:.1f} | {best[side] / best['episodes']:.2f} | {platform.machine()}, 2 cores |"
         for side in SIDES
     ]
-    print("\n".join(rows))
-    if args.append:
-        with Path("BENCHMARKS.md").open("a") as f:
-            f.write("\n".join(rows) + "\n")
+    emit(rows, args.append)
 
 
 if __name__ == "__main__":

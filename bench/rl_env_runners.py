@@ -14,8 +14,8 @@ import argparse
 import platform
 import time
 from datetime import date
-from pathlib import Path
 
+from bench.rows import emit
 from components.config import load_params
 from components.rl.envs import register_envs
 from components.rl.runner import config_builder
@@ -56,10 +56,7 @@ def main() -> None:
             f"| {date.today()} | {algo} on {cfg.env} | {cfg.num_envs_per_env_runner} | {args.iterations} |"
             f" {rates[0]:.0f} | {rates[1]:.0f} | {rates[0] / rates[1]:.2f} | {platform.machine()}, 2 cores |"
         )
-    print("\n".join(rows))
-    if args.append:
-        with Path("BENCHMARKS.md").open("a") as f:
-            f.write("\n".join(rows) + "\n")
+    emit(rows, args.append)
 
 
 if __name__ == "__main__":

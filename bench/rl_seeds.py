@@ -18,6 +18,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from bench.rows import emit
 from components.config import load_params
 from components.rl.runner import train_rllib
 from components.runtime import ray_init
@@ -60,10 +61,7 @@ def main() -> None:
             f"| {date.today()} | {algo} on {cfg.env} | {cfg.return_threshold:g} | {reached}/{len(args.seeds)} |"
             f" {_mean_std(steps)} | {_mean_std(walls)} | {_mean_std(greedy)} | {platform.machine()}, 2 cores |"
         )
-    print("\n".join(rows))
-    if args.append:
-        with Path("BENCHMARKS.md").open("a") as f:
-            f.write("\n".join(rows) + "\n")
+    emit(rows, args.append)
 
 
 if __name__ == "__main__":
