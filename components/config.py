@@ -751,12 +751,41 @@ class SweepConfig(Section):
         return metric
 
 
+# rl.algos.<algo> keys a sweep may not search: the environment and the stop/evaluation rules
+# (each trial runs tune.rl.trial_env_steps on the algorithm's env, and is scored by its return)
+RL_NOT_SEARCHED = ("env", "max_env_steps", "return_threshold", "stop_at_threshold", "eval_episodes",
+                   "checkpoint_every")
+
+
+class RLSweepConfig(Section):
+    """A Ray Tune sweep over one RLlib algorithm's params (stage ``tune_rl``). Each trial is the
+    RLlib algorithm itself as a Tune trainable; trials are compared at equal env steps, so ASHA's
+    ``grace_period`` and PBT's ``perturbation_interval`` count env steps here, not epochs."""
+
+    enabled: bool
+    algo: Literal["dqn", "reinforce"]  # the rl.algos section whose params are searched
+    metric: Literal["rl/episode_return_mean", "rl/iteration_return_mean"]  # maximised
+    num_samples: PositiveInt  # trials, the first of them the algorithm's current (default) values
+    trial_env_steps: PositiveInt  # env steps per trial (ASHA's max_t)
+    scheduler: Literal["asha", "pbt", "fifo"]
+    asha: ASHAConfig
+    pbt: PBTConfig
+    max_concurrent_trials: PositiveInt | None  # null: as many as the cluster's CPUs/GPUs fit at once
+    search_space: Annotated[dict[str, SearchDistribution], Field(min_length=1)]  # keys of rl.algos.<algo>
+
+    @property
+    def model(self) -> str:
+        """What the sweep tunes, named as in a family's sweep (the tuned file's key)."""
+        return self.algo
+
+
 class TuneSection(Section):
     segmentation: SweepConfig
     detection: SweepConfig
     generative: SweepConfig
     translation: SweepConfig
     captioning: SweepConfig
+    rl: RLSweepConfig
 
 
 # --- the whole file -----------------------------------------------------------------------------
@@ -791,6 +820,9 @@ def _integer_field(section: type[BaseModel], name: str) -> bool:
 def _search_target(params: Params, family: str, key: str) -> tuple[type[BaseModel], dict[str, Any], str, str]:
     """What a search key of ``tune.<family>`` overrides: (section class, its current values, field, label)."""
     sweep = getattr(params.tune, family)
+    if family == "rl":
+        cfg = getattr(params.rl.algos, sweep.algo)
+        return type(cfg), cfg.model_dump(), key, f"rl.algos.{sweep.algo}"
     section = getattr(params, family)
     if key.startswith("trainer."):
         trainer = {**section.trainer.model_dump(), **sweep.trial_trainer}
@@ -810,6 +842,10 @@ def _check_sweep(params: Params, family: str) -> None:
     Raises ``ValueError("<full key>: <message>")``."""
     sweep = getattr(params.tune, family)
     prefix = f"tune.{family}"
+    if family == "rl":
+        _check_search_space(params, family, excluded=RL_NOT_SEARCHED,
+                            why="each trial runs tune.rl.trial_env_steps on the algorithm's env")
+        return
     models = getattr(params, family).models
     if sweep.model not in type(models).model_fields:
         raise ValueError(f"{prefix}.model: unknown {family} model {sweep.model!r}; known: "
@@ -822,14 +858,22 @@ def _check_sweep(params: Params, family: str) -> None:
         msg = (f"unknown key; allowed: {', '.join(TrainerConfig.model_fields)}" if first["type"] == "extra_forbidden"
                else f"{_first_error(err)} (got {first.get('input')!r})")
         raise ValueError(f"{prefix}.trial_trainer.{field}: {msg}") from None
+    _check_search_space(params, family, excluded=("epochs",), why=f"each trial trains {prefix}.trial_epochs epochs")
+
+
+def _check_search_space(params: Params, family: str, excluded: tuple[str, ...], why: str) -> None:
+    """Every search key of ``tune.<family>`` is a field of what it overrides (but not one of
+    ``excluded``), and every value its distribution can produce validates there."""
+    sweep = getattr(params.tune, family)
+    prefix = f"tune.{family}"
     for key, dist in sweep.search_space.items():
         where = f"{prefix}.search_space.{key}"
         section, current, field, label = _search_target(params, family, key)
-        if field == "epochs":
-            raise ValueError(f"{where}: epochs is not searched; each trial trains {prefix}.trial_epochs epochs")
+        if field in excluded:
+            raise ValueError(f"{where}: {field} is not searched; {why}")
         if field not in section.model_fields:
-            allowed = [name for name in section.model_fields if name != "epochs"]
-            hint = "" if key.startswith("trainer.") else " or trainer.<key>"
+            allowed = [name for name in section.model_fields if name not in excluded]
+            hint = "" if key.startswith("trainer.") or family == "rl" else " or trainer.<key>"
             raise ValueError(f"{where}: unknown key (not a field of {label}); allowed: {', '.join(allowed)}{hint}")
         if _integer_field(section, field) and dist.distribution in ("loguniform", "uniform"):
             raise ValueError(f"{where}.distribution: {label}.{field} is an integer; use randint, choice, "

@@ -9,8 +9,10 @@ default). Writes (each atomically):
     metrics/rl-<algo>.json       final metrics (DVC metrics)
     plots/rl-<algo>.csv          the learning curve: one row per iteration (DVC plots)
     figures/rl-<algo>/*.png      learning curve; utilities and policy arrows on the grid
-and one MLflow run in the experiment ``rl``. A rerun of an interrupted RLlib run resumes from its
-checkpoint under ``runtime.storage_path``; raising ``max_env_steps`` continues the same run.
+and one MLflow run in the experiment ``rl``. The algorithm's section of ``tuned/rl.yaml`` (the
+``tune_rl`` sweep's best values, ``{}`` for an algorithm it did not tune) applies over params.yaml.
+A rerun of an interrupted RLlib run resumes from its checkpoint under ``runtime.storage_path``;
+raising ``max_env_steps`` continues the same run.
 """
 
 from __future__ import annotations
@@ -31,23 +33,15 @@ from components.config import Params, flatten, load_params, params_hash
 from components.errors import UserError, exit_on_user_error
 from components.io import atomic_directory, atomic_write_text
 from components.metrics.direction import best_summaries
-from components.rl.envs import GRIDWORLD
+from components.rl.envs import TABULAR, env_config
 from components.runtime import git_commit, ray_init, repo_root, resolve, with_absolute_paths
+from components.tune.overrides import apply_tuned
 
 ALGOS = ("value_iteration", "q_learning", "dqn", "reinforce")
-TABULAR = ("value_iteration", "q_learning")
 EXPERIMENT = "rl"
 # knobs that do not change what is learned up to a point: left out of the run's identity, so that
 # raising max_env_steps (say) continues the same run from its checkpoint
 _NOT_IDENTITY = {"max_env_steps", "return_threshold", "stop_at_threshold", "eval_episodes", "checkpoint_every"}
-
-
-def env_config(algo: str, params: Params) -> dict[str, Any]:
-    """What the env creator receives: the grid world's settings when the algorithm runs on it."""
-    cfg = getattr(params.rl.algos, algo)
-    if algo in TABULAR or cfg.env == GRIDWORLD:
-        return params.rl.gridworld.model_dump()
-    return {}
 
 
 def run_identity(algo: str, params: Params) -> dict[str, Any]:
@@ -119,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"unknown rl algorithm {args.algo!r}; known: {', '.join(ALGOS)}")
 
     params = with_absolute_paths(load_params(args.params))
+    params, tuned_tags = apply_tuned(params, repo_root(), "rl", args.algo)  # tune_rl's best values, if any
     identity = run_identity(args.algo, params)
     digest = params_hash(identity)
     run_key = f"rl-{args.algo}-{digest}"
@@ -129,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         tracking.PARAMS_HASH_TAG: digest,
         "courselab.family": "rl",
         "courselab.model": args.algo,
+        **tuned_tags,
     }
     root = repo_root()
     paths = {

@@ -33,7 +33,7 @@ from components.families import get_family
 from components.io import atomic_directory, atomic_write_text
 from components.runtime import git_commit, ray_init, repo_root, with_absolute_paths
 from components.train.harness import TrainJob, TrainOutcome, check_resources, fit
-from components.tune.overrides import apply_overrides, read_tuned
+from components.tune.overrides import apply_tuned
 
 
 def run_identity(family: str, model: str, params: Params) -> dict[str, Any]:
@@ -123,22 +123,6 @@ def test_evaluation(family: Any, outcome: TrainOutcome, params: Params) -> dict[
     return {"metrics": metrics, "tags": dict(result.get("tags", {})), "figures": list(result.get("figures", {}))}
 
 
-def apply_tuned(params: Params, family: str, model: str) -> tuple[Params, dict[str, str]]:
-    """``params`` with the model's section of ``tuned/<family>.yaml`` (the tune stage's best values)
-    applied, and the MLflow tags that say so; unchanged when the section is empty or missing."""
-    values, provenance, path = read_tuned(repo_root(), family, model)
-    if not values:
-        return params, {}
-    source = str(path.relative_to(repo_root()))
-    params = apply_overrides(params, family, model, values, source)
-    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
-    print(f"[{family}/{model}] tuned values from {source} (over params.yaml): {shown}", flush=True)
-    tags = {"courselab.tuned_from": source}
-    if provenance.get("parent_run_id"):
-        tags["courselab.tuned_by_sweep_run"] = provenance["parent_run_id"]
-    return params, tags
-
-
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -151,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     family = get_family(args.family)
     if args.model not in family.MODELS:
         raise UserError(f"unknown {args.family} model {args.model!r}; known: {', '.join(family.MODELS)}")
-    params, tuned_tags = apply_tuned(params, args.family, args.model)
+    params, tuned_tags = apply_tuned(params, repo_root(), args.family, args.model)
     section = getattr(params, args.family)
     model_cfg = getattr(section.models, args.model)
     family.build_task(args.model, params).datasets()  # missing data fails here, before Ray starts

@@ -1,10 +1,12 @@
 """Stage `tune_<family>`: a Ray Tune sweep over one model of a family (``tune.<family>`` in params).
 
-    python -m pipelines.tune <family> [--params params.yaml]
+    python -m pipelines.tune <family | rl> [--params params.yaml]
 
-Writes (each atomically):
-    tuned/<family>.yaml          the best trial's values under the tuned model, {} under the others
-                                 (the family's train stages apply their own section)
+A family's trials are Ray Train runs of its harness, compared after equal epochs; ``rl`` sweeps
+one RLlib algorithm (``tune.rl.algo``) with the algorithm itself as the Tune trainable, compared
+after equal env steps. Writes (each atomically):
+    tuned/<family>.yaml          the best trial's values under the tuned model (algorithm), {} under
+                                 the others (the family's train stages / rl@<algo> apply their own section)
     metrics/tune-<family>.json   the sweep: best vs default value, every trial (DVC metrics)
 and, in the family's MLflow experiment, a parent run for the sweep with a child run per trial.
 With ``tune.<family>.enabled: false`` it writes empty overrides and ``{"enabled": false}`` at once.
@@ -59,14 +61,16 @@ def summarize(family: str, params: Params, outcome, wall_s: float, parent_run_id
 
     sweep = getattr(params.tune, family)
     mode = sweep_mode(sweep)
-    scored = [t for t in outcome.trials if _finite(t.value) is not None]
+    final = {t.trial_id: outcome.final(t) for t in outcome.trials}  # (time, value) compared
+    scored = [t for t in outcome.trials if _finite(final[t.trial_id][1]) is not None]
     if not scored:
         errors = [t.error for t in outcome.trials if t.error]
         cause = errors[0].strip().splitlines()[-1] if errors else "no trial reported a value"
         raise UserError(f"tune.{family}: every trial failed ({cause}); see the trial logs under "
                         f"{params.runtime.storage_path}")
-    best = (max if mode == "max" else min)(scored, key=lambda t: t.value)
+    best = (max if mode == "max" else min)(scored, key=lambda t: final[t.trial_id][1])
     reference = outcome.trials[0]
+    length_key = outcome.unit.replace(" ", "_")  # "epochs" | "env_steps"
     return {
         "family": family,
         "model": sweep.model,
@@ -75,15 +79,15 @@ def summarize(family: str, params: Params, outcome, wall_s: float, parent_run_id
         "enabled": True,
         "num_trials": len(outcome.trials),
         "num_stopped_early": sum(outcome.stopped_early(t) for t in outcome.trials),
-        "best_value": best.value,
+        "best_value": final[best.trial_id][1],
         "best_config": dict(best.config),
-        "default_value": _finite(reference.value),
+        "default_value": _finite(final[reference.trial_id][1]),
         "wall_s": round(wall_s, 1),
         "parent_run_id": parent_run_id,
         "experiment_id": experiment_id,
         "trials": [
-            {"trial_id": t.trial_id, "config": dict(t.config), "value": _finite(t.value), "epochs": t.epochs,
-             "stopped_early": outcome.stopped_early(t)}
+            {"trial_id": t.trial_id, "config": dict(t.config), "value": _finite(final[t.trial_id][1]),
+             length_key: final[t.trial_id][0], "stopped_early": outcome.stopped_early(t)}
             for t in outcome.trials
         ],
     }
@@ -106,12 +110,12 @@ def _close_trial_runs(parent_run_id: str, outcome) -> None:
         if trial is None or run.info.status != "RUNNING":
             continue
         tags = {"courselab.stopped_early": str(outcome.stopped_early(trial)).lower(),
-                "courselab.trial_epochs": str(trial.epochs)}
+                f"courselab.trial_{outcome.unit.replace(' ', '_')}": str(trial.progress)}
         status = "FAILED" if trial.error else "FINISHED"
         tracking.end_run(run.info.run_id, status, tags=tags)
 
 
-def _log_parent(params: Params, family: str, summary: dict[str, Any], epochs: int, outputs: dict[Path, str]) -> None:
+def _log_parent(params: Params, family: str, summary: dict[str, Any], length: str, outputs: dict[Path, str]) -> None:
     """The parent run: the best trial's values (params ``best.<key>``) and metric, the sweep
     summary, the tuned file and a figure of the metric against each searched parameter."""
     import mlflow
@@ -130,7 +134,7 @@ def _log_parent(params: Params, family: str, summary: dict[str, Any], epochs: in
     best_id = next(t["trial_id"] for t in trials if t["config"] == summary["best_config"]
                    and t["value"] == summary["best_value"])
     fig = metric_vs_params(trials, {k: d.distribution for k, d in sweep.search_space.items()}, sweep.metric,
-                           best_id, trials[0]["trial_id"], epochs)
+                           best_id, trials[0]["trial_id"], length)
     with tempfile.TemporaryDirectory(prefix="courselab-sweep-") as directory:  # logged before written
         (Path(directory) / "metric_vs_params.png").write_bytes(figure_png(fig))
         for path, text in outputs.items():
@@ -138,49 +142,64 @@ def _log_parent(params: Params, family: str, summary: dict[str, Any], epochs: in
         mlflow.log_artifacts(directory, "sweep")
 
 
-def _sweep_params(params: Params, family: str, epochs: int) -> dict[str, Any]:
+def _sweep_params(params: Params, family: str, length: dict[str, int]) -> dict[str, Any]:
     sweep = getattr(params.tune, family)
     logged = {"model": sweep.model, "metric": sweep.metric, "num_samples": sweep.num_samples,
-              "trial_epochs": epochs, "scheduler": sweep.scheduler, "seed": params.seed}
+              **length, "scheduler": sweep.scheduler, "seed": params.seed}
     if sweep.scheduler in ("asha", "pbt"):
         logged.update({f"{sweep.scheduler}.{k}": v for k, v in getattr(sweep, sweep.scheduler).model_dump().items()})
     for key, dist in sweep.search_space.items():
         spec = {k: v for k, v in dist.model_dump().items() if v is not None and k != "distribution"}
         logged[f"search_space.{key}"] = f"{dist.distribution}({', '.join(f'{k}={v}' for k, v in spec.items())})"
-    logged.update({f"trial_trainer.{k}": v for k, v in sweep.trial_trainer.items()})
+    logged.update({f"trial_trainer.{k}": v for k, v in getattr(sweep, "trial_trainer", {}).items()})
     return logged
+
+
+def tuned_names(params: Params, family: str) -> list[str]:
+    """The keys of ``tuned/<family>.yaml``: the family's models (for ``rl``, every algorithm)."""
+    section = params.rl.algos if family == "rl" else getattr(params, family).models
+    return list(type(section).model_fields)
 
 
 def run(family: str, params: Params, root: Path) -> dict[str, Any]:
     """Run the enabled sweep and write its outputs; returns the summary."""
     from components import tracking
-    from components.families import get_family
     from components.runtime import git_commit, ray_init, with_absolute_paths
-    from components.train.harness import check_resources
-    from components.tune.space import max_epochs, trial_trainer
-    from components.tune.sweep import run_sweep
+    from components.tune.sweep import run_rl_sweep, run_sweep
 
     started = time.perf_counter()
     params = with_absolute_paths(params)
     sweep = getattr(params.tune, family)
-    module = get_family(family)
-    module.build_task(sweep.model, params).datasets()  # missing data fails here, before Ray starts
     uri = tracking.configure(params.runtime.mlflow_tracking_uri)
-    ray_init(params.runtime.ray_address)
-    check_resources(trial_trainer(params, family))  # one trial must fit, before any run is opened
-    epochs = max_epochs(params, family)
+    if family == "rl":
+        from pipelines.rl import EXPERIMENT as experiment
+
+        length = {"trial_env_steps": sweep.trial_env_steps}
+        ray_init(params.runtime.ray_address)  # run_rl_sweep fails before any trial if one cannot fit
+    else:
+        from components.families import get_family
+        from components.train.harness import check_resources
+        from components.tune.space import max_epochs, trial_trainer
+
+        module = get_family(family)
+        module.build_task(sweep.model, params).datasets()  # missing data fails here, before Ray starts
+        experiment, length = module.EXPERIMENT, {"trial_epochs": max_epochs(params, family)}
+        ray_init(params.runtime.ray_address)
+        check_resources(trial_trainer(params, family))  # one trial must fit, before any run is opened
     name = f"tune-{family}-{sweep.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     tags = {tracking.SWEEP_TAG: name, tracking.GIT_COMMIT_TAG: git_commit(root),
             tracking.STAGE_TAG: os.environ.get("DVC_STAGE", f"tune_{family}"),
             "courselab.family": family, "courselab.model": sweep.model}
-    with tracking.sweep_run(module.EXPERIMENT, f"sweep-{sweep.model}", _sweep_params(params, family, epochs),
-                            tags) as parent:
-        outcome = run_sweep(family, params, name, parent.info.run_id, uri, str(root))
+    with tracking.sweep_run(experiment, f"sweep-{sweep.model}", _sweep_params(params, family, length), tags) as parent:
+        if family == "rl":
+            outcome = run_rl_sweep(params, name, parent.info.run_id, uri)
+        else:
+            outcome = run_sweep(family, params, name, parent.info.run_id, uri, str(root))
         _close_trial_runs(parent.info.run_id, outcome)
         summary = summarize(family, params, outcome, time.perf_counter() - started, parent.info.run_id,
                             parent.info.experiment_id)
-        outputs = _outputs(root, family, list(type(getattr(params, family).models).model_fields), summary)
-        _log_parent(params, family, summary, epochs, outputs)
+        outputs = _outputs(root, family, tuned_names(params, family), summary)
+        _log_parent(params, family, summary, f"{outcome.max_t} {outcome.unit}", outputs)
     _write(outputs)  # only after the parent run finished: a failed stage leaves no output that looks valid
     return summary
 
@@ -198,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"unknown family {args.family!r}; sweeps exist for: {known}")
     root = repo_root()
     sweep = getattr(params.tune, args.family)
-    models = list(type(getattr(params, args.family).models).model_fields)
+    models = tuned_names(params, args.family)
     if not sweep.enabled:
         _write(_outputs(root, args.family, models, {"family": args.family, "model": sweep.model, "enabled": False}))
         print(f"[tune {args.family}] disabled (tune.{args.family}.enabled: false): empty overrides written", flush=True)

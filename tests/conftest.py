@@ -63,8 +63,13 @@ def tiny_params_dict() -> dict:
                         train_batch_size=32, epsilon_timesteps=1000, checkpoint_every=1, eval_episodes=2)
     algos["reinforce"].update(max_env_steps=600, episodes_per_batch=4, num_envs_per_env_runner=2, hiddens=[16],
                               checkpoint_every=1, eval_episodes=2)
-    for sweep in params["tune"].values():  # the disabled ones too: a test may enable them
-        sweep.update(num_samples=2, trial_epochs=1)
+    for family, sweep in params["tune"].items():  # the disabled ones too: a test may enable them
+        if family != "rl":
+            sweep.update(num_samples=2, trial_epochs=1)
+    params["tune"]["rl"].update(
+        num_samples=2, trial_env_steps=1000, asha={"grace_period": 500, "reduction_factor": 2},
+        pbt={"perturbation_interval": 500, "quantile_fraction": 0.5, "resample_probability": 0.25},
+    )
     # The e2e repro's sweep: two concurrent one-worker trials of 2 tiny epochs. Tiny data teaches
     # U-Net too little for val/miou to separate trials (ties go to the default), while the training
     # loss falls strictly faster with a larger learning rate: every lr above the default's wins, so

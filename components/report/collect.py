@@ -106,7 +106,7 @@ class Trial:
     trial_id: str
     config: dict[str, Any]
     value: float | None
-    epochs: int | None
+    length: int | None  # how far it ran, in its sweep's unit (epochs; env steps for RL)
     stopped_early: bool
 
 
@@ -126,6 +126,7 @@ class Sweep:
     default_value: float | None = None
     wall_s: float | None = None
     trials: list[Trial] = field(default_factory=list)
+    unit: str = "epochs"  # of Trial.length: "epochs" | "env steps" (an RL sweep)
     link: RunLink = field(default_factory=lambda: RunLink(None, ""))
 
     @property
@@ -200,9 +201,9 @@ def model_params(params: Params, root: Path | None = None) -> tuple[dict[str, di
                                                                     dict[str, dict[str, set[str]]]]:
     """``{family: {model: the params it trains with}}`` and ``{family: {model: tuned keys}}``.
 
-    A trained family's model section of params.yaml, with the values its sweep chose
-    (``<root>/tuned/<family>.yaml``, which its train stage applies the same way) on top; trainer
-    overrides appear as ``trainer.<key>``.
+    A trained family's model section of params.yaml (an RL algorithm's section), with the values
+    its sweep chose (``<root>/tuned/<family>.yaml``, which its train stage applies the same way)
+    on top; trainer overrides appear as ``trainer.<key>``.
     """
     sections: dict[str, dict[str, dict[str, Any]]] = {}
     tuned: dict[str, dict[str, set[str]]] = {}
@@ -215,6 +216,11 @@ def model_params(params: Params, root: Path | None = None) -> tuple[dict[str, di
             tuned[family][model] = set(values)
     sections["evaluator"] = {params.generative.dataset: params.generative.evaluator.model_dump()}
     sections["rl"] = params.rl.algos.model_dump()
+    tuned["rl"] = {}
+    for algo, section in sections["rl"].items():  # tune_rl's values, as rl@<algo> applies them
+        values = read_tuned(root, "rl", algo)[0] if root is not None else {}
+        section.update(values)
+        tuned["rl"][algo] = set(values)
     return sections, tuned
 
 
@@ -265,11 +271,13 @@ def parse_sweep(data: dict[str, Any], store: RunStore) -> Sweep:
     family, model = str(data.get("family", "")), str(data.get("model", ""))
     if not data.get("enabled", True):
         return Sweep(family, model, enabled=False)
+    entries = [t for t in data.get("trials") or [] if isinstance(t, dict)]
+    length_key = "env_steps" if any("env_steps" in t for t in entries) else "epochs"
     trials = [
         Trial(trial_id=str(t.get("trial_id", "")), config=dict(t.get("config") or {}), value=_number(t.get("value")),
-              epochs=int(t["epochs"]) if _number(t.get("epochs")) is not None else None,
+              length=int(t[length_key]) if _number(t.get(length_key)) is not None else None,
               stopped_early=bool(t.get("stopped_early", False)))
-        for t in data.get("trials") or [] if isinstance(t, dict)
+        for t in entries
     ]
     parent = str(data.get("parent_run_id") or "")
     return Sweep(
@@ -280,7 +288,7 @@ def parse_sweep(data: dict[str, Any], store: RunStore) -> Sweep:
                            else sum(t.stopped_early for t in trials)),
         best_value=_number(data.get("best_value")), best_config=dict(data.get("best_config") or {}),
         default_value=_number(data.get("default_value")), wall_s=_number(data.get("wall_s")),
-        trials=trials,
+        trials=trials, unit=length_key.replace("_", " "),
         link=store.link(parent) if parent else RunLink(None, "the sweep names no parent run"),
     )
 

@@ -134,9 +134,9 @@ def sweep_section(sweep: Sweep, store: RunStore) -> str:
         parts.append(f"<p>Best config: <code>{e(text.params_line(sweep.best_config))}</code></p>")
     parts.append(f"<p>MLflow parent run: {run_cell(sweep.link, store, 'sweep')}</p>")
     if sweep.trials:
-        header = ["trial", sweep.metric, "epochs", "stopped early", "config"]
+        header = ["trial", sweep.metric, sweep.unit, "stopped early", "config"]
         rows = [f'<tr data-trial="{e(t.trial_id)}"><td>{e(t.trial_id)}</td>{num_cell(t.value)}'
-                f'{num_cell(t.epochs, "epochs")}<td>{"yes" if t.stopped_early else "no"}</td>'
+                f'{num_cell(t.length, "epochs")}<td>{"yes" if t.stopped_early else "no"}</td>'
                 f'<td class="params">{e(text.params_line(t.config))}</td></tr>' for t in sweep.ranked_trials()]
         parts += ['<div class="table-wrap"><table class="trials">',
                   "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr></thead><tbody>",

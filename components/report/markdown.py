@@ -81,9 +81,9 @@ def sweep_section(sweep: Sweep) -> list[str]:
         lines += ["", f"Best config: {esc(text.params_line(sweep.best_config))}."]
     lines += ["", f"MLflow parent run: {link('sweep', sweep.link.url) or esc('no link: ' + sweep.link.note)}"]
     if sweep.trials:
-        rows = [[esc(t.trial_id), text.number(t.value), text.number(t.epochs, "epochs"),
+        rows = [[esc(t.trial_id), text.number(t.value), text.number(t.length, "epochs"),
                  "yes" if t.stopped_early else "no", esc(text.params_line(t.config))] for t in sweep.ranked_trials()]
-        lines += ["", *_table(["trial", esc(sweep.metric), "epochs", "stopped early", "config"], rows)]
+        lines += ["", *_table(["trial", esc(sweep.metric), sweep.unit, "stopped early", "config"], rows)]
     return lines
 
 

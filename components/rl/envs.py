@@ -16,6 +16,16 @@ GRIDWORLD = "GridWorld-v0"
 CARTPOLE = "CartPole-v1"
 BREAKOUT = "ALE/Breakout-v5"
 ENV_NAMES = (CARTPOLE, GRIDWORLD, BREAKOUT)
+TABULAR = ("value_iteration", "q_learning")  # the grid-world planners / learners (no RLlib)
+
+
+def env_config(algo: str, params: Any) -> dict[str, Any]:
+    """What the env creator receives for ``rl.algos.<algo>`` (``params``: the validated params):
+    the grid world's settings when the algorithm runs on it, else nothing."""
+    cfg = getattr(params.rl.algos, algo)
+    if algo in TABULAR or cfg.env == GRIDWORLD:
+        return params.rl.gridworld.model_dump()
+    return {}
 
 
 def make_breakout(**kwargs: Any) -> gym.Env:

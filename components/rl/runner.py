@@ -117,7 +117,7 @@ def smoothed_return(history: list[dict[str, float]], episodes: int = SMOOTHING_E
     return total / count if count else math.nan
 
 
-def _iteration_row(result: dict[str, Any], iteration: int, wall_s: float,
+def iteration_row(result: dict[str, Any], iteration: int, wall_s: float,
                    history: list[dict[str, float]]) -> dict[str, float]:
     runners = result.get("env_runners", {})
     row = {
@@ -190,7 +190,7 @@ def train_rllib(
     while not done(history[-1] if history else None):
         iteration_started = time.perf_counter()
         result = algo.train()
-        row = _iteration_row(result, len(history) + 1, wall_before + time.perf_counter() - started, history)
+        row = iteration_row(result, len(history) + 1, wall_before + time.perf_counter() - started, history)
         history.append(row)
         logger.log_metrics({k: v for k, v in row.items() if k != "env_steps" and math.isfinite(v)},
                            step=int(row["env_steps"]))

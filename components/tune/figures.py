@@ -9,13 +9,14 @@ LOG_SCALE = ("loguniform", "qloguniform")
 
 
 def metric_vs_params(trials: Sequence[Mapping[str, Any]], distributions: Mapping[str, str], metric: str,
-                     best_id: str | None, reference_id: str | None, epochs: int):
+                     best_id: str | None, reference_id: str | None, length: str):
     """One panel per searched key: each trial's last ``metric`` against its value of that key.
 
-    ``trials``: ``{"trial_id", "config", "value", "epochs", "stopped_early"}`` (the metrics file's
+    ``trials``: ``{"trial_id", "config", "value", "stopped_early", ...}`` (the metrics file's
     entries); ``distributions``: key -> distribution name (log-scaled axes for log distributions).
-    Filled dots ran all ``epochs``; hollow ones were stopped early (their value is from fewer
-    epochs); the default (reference) trial is a square, the best a star.
+    Filled dots ran the whole trial ``length`` ("2 epochs", "50000 env steps"); hollow ones were
+    stopped early (their value is from a shorter run); the default (reference) trial is a square,
+    the best a star.
     """
     import matplotlib
 
@@ -37,7 +38,7 @@ def metric_vs_params(trials: Sequence[Mapping[str, Any]], distributions: Mapping
         ax.set_xlabel(key)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(metric)
-    fig.suptitle(f"{metric} per trial (filled: all {epochs} epochs, hollow: stopped early; "
+    fig.suptitle(f"{metric} per trial (filled: all {length}, hollow: stopped early; "
                  "square: default, star: best)", fontsize=9)
     fig.tight_layout()
     return fig

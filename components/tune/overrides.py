@@ -4,6 +4,7 @@ The file has one key per model of the family (``{}`` for models the sweep did no
 ``train_<family>@<model>`` stage depends on its own key only (``params: - tuned/<family>.yaml:
 [<model>]`` in dvc.yaml) and a new sweep retrains the tuned model and nothing else. Values are
 flat: a model key (``lr``) or ``trainer.<key>``. ``_sweep`` records where the values came from.
+``tuned/rl.yaml`` has one key per algorithm (``rl.algos``), read the same way by ``rl@<algo>``.
 """
 
 from __future__ import annotations
@@ -73,6 +74,39 @@ def apply_overrides(params: Params, family: str, model: str, values: Mapping[str
         raise UserError(_one_line(err, f"{source}: {model}.trainer")) from None
     models = section.models.model_copy(update={model: model_cfg})
     return params.model_copy(update={family: section.model_copy(update={"models": models, "trainer": trainer})})
+
+
+def apply_rl_overrides(params: Params, algo: str, values: Mapping[str, Any], source: str) -> Params:
+    """``params`` with ``values`` applied to ``rl.algos.<algo>`` (the RL sweep's keys are plain
+    fields of the algorithm's section), validated by the same schema as params.yaml."""
+    algos = params.rl.algos
+    cfg = getattr(algos, algo)
+    try:
+        cfg = type(cfg).model_validate({**cfg.model_dump(), **values})
+    except ValidationError as err:
+        raise UserError(_one_line(err, f"{source}: {algo}")) from None
+    rl = params.rl.model_copy(update={"algos": algos.model_copy(update={algo: cfg})})
+    return params.model_copy(update={"rl": rl})
+
+
+def apply_tuned(params: Params, root: Path, family: str, model: str) -> tuple[Params, dict[str, str]]:
+    """``params`` with the model's (for ``rl``, the algorithm's) section of ``tuned/<family>.yaml``
+    (the tune stage's best values) applied, and the MLflow tags that say so; unchanged when the
+    section is empty or missing."""
+    values, provenance, path = read_tuned(root, family, model)
+    if not values:
+        return params, {}
+    source = str(path.relative_to(root))
+    if family == "rl":
+        params = apply_rl_overrides(params, model, values, source)
+    else:
+        params = apply_overrides(params, family, model, values, source)
+    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+    print(f"[{family}/{model}] tuned values from {source} (over params.yaml): {shown}", flush=True)
+    tags = {"courselab.tuned_from": source}
+    if provenance.get("parent_run_id"):
+        tags["courselab.tuned_by_sweep_run"] = provenance["parent_run_id"]
+    return params, tags
 
 
 def _one_line(err: ValidationError, where: str) -> str:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from components.config import Params, SearchDistribution, SweepConfig, TrainerConfig
+from components.config import Params, RLSweepConfig, SearchDistribution, SweepConfig, TrainerConfig
 from components.metrics.direction import metric_mode
 from components.tune.overrides import TRAINER_PREFIX
 
@@ -34,16 +34,40 @@ def domain(spec: SearchDistribution):
     raise ValueError(f"unknown distribution {spec.distribution!r}")  # unreachable: the schema checks it
 
 
-def param_space(sweep: SweepConfig) -> dict[str, Any]:
+def plain(value: Any) -> Any:
+    """A sampled value as a Python scalar (Tune may hand out NumPy ones)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def param_space(sweep: SweepConfig | RLSweepConfig) -> dict[str, Any]:
     """``{search key: domain}``: the trial config is flat, keyed like ``search_space``."""
     return {key: domain(spec) for key, spec in sweep.search_space.items()}
 
 
-def mutations(sweep: SweepConfig) -> dict[str, Any]:
+def mutations(sweep: SweepConfig | RLSweepConfig) -> dict[str, Any]:
     """PBT's explore step per key: numbers are perturbed (x0.8 / x1.2) or resampled from their
     domain; ``choice`` keys move to a neighbouring value (a list, as PBT expects for categories)."""
     return {key: list(spec.values) if spec.distribution == "choice" else domain(spec)
             for key, spec in sweep.search_space.items()}
+
+
+def within_bounds(sweep: SweepConfig | RLSweepConfig, reference: Mapping[str, Any]):
+    """PBT's ``custom_explore_fn``: a perturbed value (x0.8 / x1.2) clipped back into the sweep's
+    range (the search bounds, widened to the default point's value when that lies outside), so that
+    it stays valid (a gamma of 0.99 x 1.2 is no discount factor) and within what the sweep
+    explores; integers stay integers."""
+
+    def clip(config: dict[str, Any]) -> dict[str, Any]:
+        for key, spec in sweep.search_space.items():
+            if spec.distribution == "choice" or key not in config:
+                continue
+            high = spec.high - 1 if spec.distribution == "randint" else spec.high
+            low, high = min(spec.low, reference.get(key, spec.low)), max(high, reference.get(key, high))
+            value = min(max(config[key], low), high)
+            config[key] = round(value) if isinstance(config[key], int) else value
+        return config
+
+    return clip
 
 
 def trial_trainer(params: Params, family: str) -> TrainerConfig:
@@ -53,9 +77,13 @@ def trial_trainer(params: Params, family: str) -> TrainerConfig:
 
 
 def default_point(params: Params, family: str) -> dict[str, Any]:
-    """The current values of every search key (the model's params, or the trials' trainer): the
-    first trial runs them, so "tuned beats default" is measured within the sweep."""
+    """The current values of every search key (the model's params, or the trials' trainer; for
+    ``rl``, the algorithm's section): the first trial runs them, so "tuned beats default" is
+    measured within the sweep."""
     sweep = getattr(params.tune, family)
+    if family == "rl":
+        cfg = getattr(params.rl.algos, sweep.algo)
+        return {key: getattr(cfg, key) for key in sweep.search_space}
     model_cfg = getattr(getattr(params, family).models, sweep.model)
     trainer = trial_trainer(params, family)
     return {
@@ -65,7 +93,7 @@ def default_point(params: Params, family: str) -> dict[str, Any]:
     }
 
 
-def mode(sweep: SweepConfig) -> str:
+def mode(sweep: SweepConfig | RLSweepConfig) -> str:
     return metric_mode(sweep.metric)
 
 
@@ -74,42 +102,49 @@ def max_epochs(params: Params, family: str) -> int:
     return sweep.trial_epochs or getattr(getattr(params, family).models, sweep.model).epochs
 
 
-def max_concurrent(sweep: SweepConfig, trainer: TrainerConfig, cluster: Mapping[str, float]) -> int:
-    """``max_concurrent_trials`` when set, else how many trials' Ray Train workers the cluster
-    holds at once (CPUs, GPUs and custom resources per trial = num_workers x per-worker amounts),
-    at least 1 and at most ``num_samples``."""
+def trial_resources(trainer: TrainerConfig) -> dict[str, float]:
+    """What one trial's Ray Train run reserves: num_workers x the per-worker CPUs, GPUs and
+    custom resources."""
+    per_trial = {"CPU": trainer.cpus_per_worker * trainer.num_workers,
+                 **{name: amount * trainer.num_workers for name, amount in trainer.resources_per_worker.items()}}
+    if trainer.use_gpu:
+        per_trial["GPU"] = trainer.gpus_per_worker * trainer.num_workers
+    return per_trial
+
+
+def max_concurrent(sweep: SweepConfig | RLSweepConfig, per_trial: Mapping[str, float],
+                   cluster: Mapping[str, float]) -> int:
+    """``max_concurrent_trials`` when set, else how many trials the cluster holds at once given
+    what one trial reserves (``per_trial``: CPUs, GPUs and custom resources, e.g. num_workers x
+    the per-worker amounts of a Ray Train trial), at least 1 and at most ``num_samples``."""
     if sweep.max_concurrent_trials is not None:
         return min(sweep.max_concurrent_trials, sweep.num_samples)
-    per_trial = {"CPU": trainer.cpus_per_worker, **trainer.resources_per_worker}
-    if trainer.use_gpu:
-        per_trial["GPU"] = trainer.gpus_per_worker
-    fits = min(
-        math.floor(cluster.get(name, 0) / (amount * trainer.num_workers) + 1e-9)
-        for name, amount in per_trial.items() if amount > 0
-    )
-    return max(1, min(fits, sweep.num_samples))
+    fits = [math.floor(cluster.get(name, 0) / amount + 1e-9) for name, amount in per_trial.items() if amount > 0]
+    return max(1, min(min(fits, default=sweep.num_samples), sweep.num_samples))
 
 
-def scheduler(sweep: SweepConfig, epochs: int, reference: Mapping[str, Any]):
+def scheduler(sweep: SweepConfig | RLSweepConfig, max_t: int, reference: Mapping[str, Any],
+              time_attr: str = TIME_ATTR):
     """The trial scheduler: ASHA (stops trials below the rung's quantile), PBT (copies better
     trials' weights and perturbs their hyperparameters) or FIFO (runs every trial to the end).
 
     ``reference`` is the default point: its trial always runs to the end (ASHA) and is never
     overwritten (PBT), so the default's value is measured at the same length as the best trial's.
+    ``time_attr``/``max_t``: the trials' time axis (epochs; env steps for RL) and length on it.
     """
     from components.tune.schedulers import ReferenceASHA, ReferencePBT
 
     match sweep.scheduler:
         case "asha":
             return ReferenceASHA(
-                reference, time_attr=TIME_ATTR, max_t=epochs, grace_period=min(sweep.asha.grace_period, epochs),
+                reference, time_attr=time_attr, max_t=max_t, grace_period=min(sweep.asha.grace_period, max_t),
                 reduction_factor=sweep.asha.reduction_factor,
             )
         case "pbt":
             return ReferencePBT(
-                reference, time_attr=TIME_ATTR, perturbation_interval=sweep.pbt.perturbation_interval,
+                reference, time_attr=time_attr, perturbation_interval=sweep.pbt.perturbation_interval,
                 hyperparam_mutations=mutations(sweep), quantile_fraction=sweep.pbt.quantile_fraction,
-                resample_probability=sweep.pbt.resample_probability,
+                resample_probability=sweep.pbt.resample_probability, custom_explore_fn=within_bounds(sweep, reference),
             )
     from ray.tune.schedulers import FIFOScheduler
 

@@ -1,5 +1,5 @@
-"""The sweep driver: a ``Tuner`` over :func:`components.tune.trial.run_trial`, one line per trial
-event, and the summary the tune stage writes (the metrics file's fields)."""
+"""The sweep driver: a ``Tuner`` over :func:`components.tune.trial.run_trial` (a family) or over the
+RLlib algorithm (``tune.rl``), one line per trial event, and each trial's record for the summary."""
 
 from __future__ import annotations
 
@@ -12,48 +12,69 @@ from components.errors import UserError
 from components.metrics.direction import best_value
 from components.tune import space
 from components.tune.schedulers import is_reference
-from components.tune.trial import SweepContext, plain, trainable
+from components.tune.space import plain
+from components.tune.trial import SweepContext, trainable
 
 
 @dataclass
 class TrialRecord:
-    """One trial as the sweep saw it: its config and the metric after each epoch it reported."""
+    """One trial as the sweep saw it: its config and the metric at each point of the sweep's time
+    axis it reported (epochs, or env steps for RL)."""
 
     trial_id: str
     config: dict[str, Any]
-    values: list[float] = field(default_factory=list)  # the metric per reported epoch
+    points: list[tuple[int, float]] = field(default_factory=list)  # (time, metric) per report
     status: str = "RUNNING"
     error: str | None = None
 
     @property
-    def epochs(self) -> int:
-        return len(self.values)
+    def progress(self) -> int:
+        """How far the trial got: its last reported epoch (env step count for RL)."""
+        return self.points[-1][0] if self.points else 0
+
+    @property
+    def reports(self) -> int:
+        return len(self.points)
 
     @property
     def value(self) -> float | None:
-        """The metric at the trial's last epoch (what its config reached in the epochs it got)."""
-        return self.values[-1] if self.values else None
+        """The metric at the trial's last report (what its config reached in the time it got)."""
+        return self.points[-1][1] if self.points else None
 
 
 @dataclass
 class SweepOutcome:
     trials: list[TrialRecord]  # in creation order: the first is the default point
-    epochs: int  # per trial
+    max_t: int  # per trial, in ``unit``
+    unit: str  # "epochs" | "env steps"
     scheduler: str
     concurrency: int
     fit_s: float
 
     def stopped_early(self, trial: TrialRecord) -> bool:
-        """Stopped by the scheduler before the last epoch (PBT and FIFO stop none)."""
-        return self.scheduler == "asha" and trial.error is None and trial.epochs < self.epochs
+        """Stopped by the scheduler before the end of the trial (PBT and FIFO stop none)."""
+        return self.scheduler == "asha" and trial.error is None and trial.progress < self.max_t
+
+    def final(self, trial: TrialRecord) -> tuple[int, float | None]:
+        """``(time, metric)`` that the sweep compares: at exactly ``max_t`` for a trial that got
+        there (linear between the two reports around it: an RL iteration may overshoot max_t by a
+        whole batch of episodes, so trials would otherwise be compared at different env steps),
+        else at the trial's last report."""
+        points = trial.points
+        if len(points) < 2 or points[-1][0] <= self.max_t or points[-2][0] > self.max_t:
+            return trial.progress, trial.value
+        (t0, v0), (t1, v1) = points[-2], points[-1]
+        return self.max_t, v0 + (v1 - v0) * (self.max_t - t0) / (t1 - t0)
 
 
 class ProgressLines:
-    """A Tune callback printing one line per trial event (start, epoch result, end) and keeping the
-    per-epoch values it prints (they are the sweep's record of each trial)."""
+    """A Tune callback printing one line per trial event (start, a result per tenth of the trial,
+    end) and keeping every reported value (they are the sweep's record of each trial)."""
 
-    def __init__(self, label: str, metric: str, mode: str, epochs: int, num_samples: int):
-        self.label, self.metric, self.mode, self.epochs, self.num_samples = label, metric, mode, epochs, num_samples
+    def __init__(self, label: str, metric: str, mode: str, time_attr: str, max_t: int, unit: str,
+                 num_samples: int):
+        self.label, self.metric, self.mode, self.num_samples = label, metric, mode, num_samples
+        self.time_attr, self.max_t, self.unit = time_attr, max_t, unit
         self.records: dict[str, TrialRecord] = {}
         self.started = time.perf_counter()
 
@@ -73,11 +94,13 @@ class ProgressLines:
     def on_trial_result(self, trial, result: dict) -> None:
         record = self.records[trial.trial_id]
         record.config = {k: plain(v) for k, v in trial.config.items()}  # PBT changes it
-        epoch = int(result[space.TIME_ATTR])
-        del record.values[epoch - 1:]  # PBT restarts a trial from a copied checkpoint's epoch
-        record.values.extend([float("nan")] * (epoch - 1 - len(record.values)))
-        record.values.append(float(result.get(self.metric, float("nan"))))
-        self._say(f"trial {trial.trial_id} epoch {epoch}/{self.epochs}: {self.metric} {record.value:.4f}"
+        now = int(result[self.time_attr])
+        before = record.progress
+        record.points = [p for p in record.points if p[0] < now]  # PBT restarts from a copied checkpoint
+        record.points.append((now, float(result.get(self.metric, float("nan")))))
+        if now < self.max_t and now * 10 // self.max_t == before * 10 // self.max_t:
+            return  # one line per tenth of the trial (every epoch of a short one; RL reports per iteration)
+        self._say(f"trial {trial.trial_id} {self.unit} {now}/{self.max_t}: {self.metric} {record.value:.4f}"
                   f"  (best so far {self._best():.4f})")
 
     def on_trial_end(self, trial, error: str | None = None) -> None:
@@ -85,10 +108,10 @@ class ProgressLines:
         record.status, record.error = ("ERROR", error) if error else ("TERMINATED", None)
         if error:
             how = f"failed: {error.strip().splitlines()[-1]}"
-        elif record.epochs < self.epochs:
-            how = f"stopped early after epoch {record.epochs} (below the rung's cutoff)"
+        elif record.progress < self.max_t:
+            how = f"stopped early after {record.progress} {self.unit} (below the rung's cutoff)"
         else:
-            how = f"completed {record.epochs} epochs"
+            how = f"completed {record.progress} {self.unit}"
         done = sum(r.status != "RUNNING" for r in self.records.values())
         self._say(f"trial {trial.trial_id} {how}  [{done}/{self.num_samples} done]")
 
@@ -124,46 +147,78 @@ def _error_text(trial) -> str:
 
 def run_sweep(family: str, params: Params, name: str, parent_run_id: str, tracking_uri: str,
               repo_root: str) -> SweepOutcome:
-    """Run the sweep ``tune.<family>`` (Ray initialised; MLflow parent run ``parent_run_id`` open)."""
+    """Run the sweep ``tune.<family>`` (Ray initialised; MLflow parent run ``parent_run_id`` open):
+    each trial a Ray Train run of the family's harness, reporting every epoch."""
     import ray
-    from ray import tune
-    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     sweep = getattr(params.tune, family)
     epochs = space.max_epochs(params, family)
-    mode = space.mode(sweep)
-    reference = space.default_point(params, family)
-    concurrency = space.max_concurrent(sweep, space.trial_trainer(params, family), ray.cluster_resources())
-    if sweep.scheduler == "pbt" and concurrency < 2:
-        raise UserError(
-            f"tune.{family}.scheduler: pbt needs a population of at least 2 trials at once, but only "
-            f"{concurrency} fits the cluster ({ray.cluster_resources().get('CPU', 0):g} CPUs); lower "
-            f"tune.{family}.trial_trainer.cpus_per_worker or use asha"
-        )
+    per_trial = space.trial_resources(space.trial_trainer(params, family))
+    concurrency = space.max_concurrent(sweep, per_trial, ray.cluster_resources())
     storage = params.runtime.storage_path.rstrip("/")
     context = SweepContext(
         family=family, model=sweep.model, params=params, name=name, storage_path=f"{storage}/{name}/train",
         parent_run_id=parent_run_id, tracking_uri=tracking_uri, repo_root=repo_root, epochs=epochs,
         forward_checkpoints=sweep.scheduler == "pbt",
     )
-    progress = ProgressLines(f"{family}/{sweep.model}", sweep.metric, mode, epochs, sweep.num_samples)
+    return _fit(trainable(context), params, family, f"{family}/{sweep.model}", space.default_point(params, family),
+                space.TIME_ATTR, epochs, "epochs", concurrency, name)
+
+
+def run_rl_sweep(params: Params, name: str, parent_run_id: str, tracking_uri: str) -> SweepOutcome:
+    """Run the sweep ``tune.rl``: each trial is the RLlib algorithm itself as the trainable
+    (:func:`components.tune.rl_trial.sweep_algorithm`), one report per ``train()`` iteration,
+    stopped at ``trial_env_steps``."""
+    import ray
+
+    from components.tune import rl_trial
+
+    sweep = params.tune.rl
+    context = rl_trial.RLSweepContext(algo=sweep.algo, params=params, name=name, parent_run_id=parent_run_id,
+                                      tracking_uri=tracking_uri, search_keys=tuple(sweep.search_space))
+    trainable_class = rl_trial.sweep_algorithm(context)
+    reference = space.default_point(params, "rl")
+    rl_trial.check_trial_fits(trainable_class, reference, ray.cluster_resources(), sweep.algo)
+    per_trial = rl_trial.trial_resources(trainable_class, reference)
+    concurrency = space.max_concurrent(sweep, per_trial, ray.cluster_resources())
+    return _fit(trainable_class, params, "rl", f"rl/{sweep.algo}", reference, rl_trial.TIME_ATTR,
+                sweep.trial_env_steps, "env steps", concurrency, name, stop={rl_trial.TIME_ATTR: sweep.trial_env_steps})
+
+
+def _fit(trainable_: Any, params: Params, family: str, label: str, reference: dict[str, Any], time_attr: str,
+         max_t: int, unit: str, concurrency: int, name: str, stop: dict[str, int] | None = None) -> SweepOutcome:
+    """The Tuner of a sweep: the default point first, ``concurrency`` trials at a time (set on
+    the search generator: Tune ignores ``max_concurrent_trials`` next to one)."""
+    import ray
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    sweep = getattr(params.tune, family)
+    mode = space.mode(sweep)
+    if sweep.scheduler == "pbt" and concurrency < 2:
+        raise UserError(
+            f"tune.{family}.scheduler: pbt needs a population of at least 2 trials at once, but only "
+            f"{concurrency} fits the cluster ({ray.cluster_resources().get('CPU', 0):g} CPUs); lower "
+            f"the trials' CPUs or use asha"
+        )
+    progress = ProgressLines(label, sweep.metric, mode, time_attr, max_t, unit, sweep.num_samples)
     direction = "maximising" if mode == "max" else "minimising"
-    print(f"[tune {family}/{sweep.model}] {sweep.num_samples} trials x {epochs} epochs, {sweep.scheduler}, "
+    print(f"[tune {label}] {sweep.num_samples} trials x {max_t} {unit}, {sweep.scheduler}, "
           f"{concurrency} at a time, {direction} {sweep.metric}", flush=True)
+    storage = params.runtime.storage_path.rstrip("/")
     tuner = tune.Tuner(
-        trainable(context),
+        trainable_,
         param_space=space.param_space(sweep),
         tune_config=tune.TuneConfig(
             metric=sweep.metric, mode=mode, num_samples=sweep.num_samples,
-            scheduler=space.scheduler(sweep, epochs, reference),
-            # The generator limits concurrency itself (Tune ignores max_concurrent_trials next to one).
+            scheduler=space.scheduler(sweep, max_t, reference, time_attr),
             search_alg=BasicVariantGenerator(points_to_evaluate=[reference], random_state=params.seed,
                                              max_concurrent=concurrency),
         ),
         run_config=tune.RunConfig(
-            name=name, storage_path=storage, verbose=0, callbacks=[_tune_callback(progress)],
+            name=name, storage_path=storage, verbose=0, callbacks=[_tune_callback(progress)], stop=stop,
             failure_config=tune.FailureConfig(max_failures=0),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None, checkpoint_at_end=False),
         ),
     )
     started = time.perf_counter()
@@ -171,5 +226,5 @@ def run_sweep(family: str, params: Params, name: str, parent_run_id: str, tracki
     fit_s = time.perf_counter() - started
     trials = sorted(progress.records.values(), key=lambda r: r.trial_id)  # creation order
     trials.sort(key=lambda r: not is_reference(r.config, reference))  # stable: the default point first
-    return SweepOutcome(trials=trials, epochs=epochs, scheduler=sweep.scheduler, concurrency=concurrency,
+    return SweepOutcome(trials=trials, max_t=max_t, unit=unit, scheduler=sweep.scheduler, concurrency=concurrency,
                         fit_s=fit_s)

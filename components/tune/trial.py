@@ -20,7 +20,7 @@ from components import tracking
 from components.config import Params, flatten, model_trainer
 from components.train.harness import TrainJob, fit
 from components.tune.overrides import apply_overrides
-from components.tune.space import trial_trainer
+from components.tune.space import plain, trial_trainer
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,6 @@ def trainable(context: SweepContext):
     # trial plus a 2-CPU Train worker would never fit a 2-CPU machine. Tune rejects an all-zero
     # request, so the trial asks for a nominal amount of Ray's (logical) memory resource instead.
     return ray.tune.with_resources(SweepTrial, {"cpu": 0, "memory": 2**20})
-
-
-def plain(value: Any) -> Any:
-    """A sampled value as a Python scalar (Tune may hand out NumPy ones)."""
-    return value.item() if hasattr(value, "item") else value
 
 
 def trial_params(context: SweepContext, config: dict[str, Any]) -> Params:

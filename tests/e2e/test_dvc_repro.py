@@ -67,10 +67,10 @@ def repo(tmp_path_factory):
         _sh(root, env, *cmd)
     with _ray_head(tmp_path_factory.mktemp("ray"), env) as address:
         # Every stage joins one Ray instance (RAY_ADDRESS, as on a cluster) instead of starting
-        # its own: 32 stages x ~15 s of Ray start-up would not fit the e2e budget.
+        # its own: 38 stages x ~15 s of Ray start-up would not fit the e2e budget.
         repro_env = {**env, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "disabled"}
         started = time.perf_counter()
-        proc = _sh(root, repro_env, "dvc", "repro", timeout=1800)  # 32 stages; the per-stage bound is asserted below
+        proc = _sh(root, repro_env, "dvc", "repro", timeout=1800)  # 38 stages; the per-stage bound is asserted below
         repro_s = time.perf_counter() - started
         yield {"root": root, "env": env, "repro_env": repro_env, "repro": proc, "repro_s": repro_s}
 
@@ -164,7 +164,7 @@ def test_repro_logged_one_finished_mlflow_run_per_model(repo):
         ).fetchone()[0]
         rl_runs = db.execute(
             "SELECT r.name, r.status FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id "
-            "WHERE e.name = 'rl'"
+            f"WHERE e.name = 'rl' AND r.run_uuid NOT IN ({sweep_runs})"
         ).fetchall()
         generative_runs = db.execute(
             "SELECT r.name, r.status FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id "
@@ -239,6 +239,28 @@ def test_sweep_ran_and_the_tuned_model_trained_with_its_result(repo):
         ).fetchall()
     assert children == 2
     assert [float(v) for (v,) in unet_lr] == [summary["best_config"]["lr"]]
+
+
+def test_rl_sweep_ran_rllib_trials_and_rl_stage_applied_its_result(repo):
+    """tune_rl swept REINFORCE (tiny: 2 trials of 1000 env steps) with RLlib's algorithm as the
+    trainable; tuned/rl.yaml has a section per algorithm and rl@reinforce trained with its own."""
+    root = repo["root"]
+    summary = json.loads((root / "metrics" / "tune-rl.json").read_text())
+    assert summary["enabled"] and (summary["family"], summary["model"]) == ("rl", "reinforce")
+    assert summary["num_trials"] == 2 and all(t["env_steps"] >= 1000 or t["stopped_early"] for t in summary["trials"])
+    tuned = yaml.safe_load((root / "tuned" / "rl.yaml").read_text())
+    assert tuned["reinforce"] == summary["best_config"]
+    assert tuned["dqn"] == tuned["value_iteration"] == tuned["q_learning"] == {}
+    with sqlite3.connect(root / "mlflow.db") as db:
+        children = db.execute(
+            "SELECT COUNT(*) FROM tags WHERE key = 'mlflow.parentRunId' AND value = ?", (summary["parent_run_id"],)
+        ).fetchone()[0]
+        reinforce_lr = db.execute(
+            "SELECT p.value FROM params p JOIN tags t ON p.run_uuid = t.run_uuid "
+            "WHERE p.key = 'cfg.lr' AND t.key = 'courselab.tuned_from' AND t.value = 'tuned/rl.yaml'"
+        ).fetchall()
+    assert children == 2
+    assert [float(v) for (v,) in reinforce_lr] == [summary["best_config"]["lr"]]
 
 
 def test_changed_search_bound_reruns_the_sweep_and_the_tuned_model_only(repo):

@@ -17,7 +17,14 @@ from components.metrics.direction import best_summaries, metric_mode
 from components.train.harness import _hyperparameters, _keep_hyperparameters
 from components.train.schedules import warmup_cosine
 from components.tune import space
-from components.tune.overrides import apply_overrides, read_tuned, tuned_file_text, tuned_path
+from components.tune.overrides import (
+    apply_overrides,
+    apply_rl_overrides,
+    apply_tuned,
+    read_tuned,
+    tuned_file_text,
+    tuned_path,
+)
 from components.tune.schedulers import ReferenceASHA, ReferencePBT
 
 
@@ -78,14 +85,19 @@ def test_concurrency_from_the_cluster_and_a_trials_workers(tiny_params):
     params = _sweep(tiny_params, num_samples=8, max_concurrent_trials=None)
     sweep, trainer = params.tune.segmentation, params.segmentation.trainer
     two_cpu = trainer.model_copy(update={"num_workers": 1, "cpus_per_worker": 2})
-    assert space.max_concurrent(sweep, two_cpu, {"CPU": 2.0}) == 1
-    assert space.max_concurrent(sweep, two_cpu.model_copy(update={"cpus_per_worker": 1}), {"CPU": 2.0}) == 2
-    assert space.max_concurrent(sweep, two_cpu, {"CPU": 64.0}) == 8  # never more than num_samples
+    one_cpu = two_cpu.model_copy(update={"cpus_per_worker": 1})
     gpus = two_cpu.model_copy(update={"use_gpu": True, "num_workers": 2, "gpus_per_worker": 1})
-    assert space.max_concurrent(sweep, gpus, {"CPU": 64.0, "GPU": 4.0}) == 2  # 4 GPUs / 2 per trial
-    assert space.max_concurrent(sweep, two_cpu, {"CPU": 1.0}) == 1  # at least 1 (check_resources fails first)
+
+    def fits(trainer, cluster, sweep=sweep):
+        return space.max_concurrent(sweep, space.trial_resources(trainer), cluster)
+
+    assert fits(two_cpu, {"CPU": 2.0}) == 1
+    assert fits(one_cpu, {"CPU": 2.0}) == 2
+    assert fits(two_cpu, {"CPU": 64.0}) == 8  # never more than num_samples
+    assert fits(gpus, {"CPU": 64.0, "GPU": 4.0}) == 2  # 4 GPUs / 2 per trial
+    assert fits(two_cpu, {"CPU": 1.0}) == 1  # at least 1 (check_resources fails first)
     fixed = _sweep(tiny_params, num_samples=8, max_concurrent_trials=3).tune.segmentation
-    assert space.max_concurrent(fixed, two_cpu, {"CPU": 2.0}) == 3
+    assert fits(two_cpu, {"CPU": 2.0}, fixed) == 3
 
 
 # --- metric directions --------------------------------------------------------------------------
@@ -153,6 +165,22 @@ def test_pbt_reference_trial_is_never_in_the_exploiting_quantile():
     assert exploited == [("other", "ref")]  # any other trial still copies a better one (the reference too)
 
 
+def test_pbt_perturbations_stay_within_the_search_range(tiny_params):
+    params = _sweep(tiny_params, "rl", search_space={
+        "gamma": {"distribution": "uniform", "low": 0.97, "high": 0.999},
+        "episodes_per_batch": {"distribution": "randint", "low": 4, "high": 17},
+        "baseline": {"distribution": "choice", "values": ["none", "normalize"]},
+    })
+    clip = space.within_bounds(params.tune.rl, {"gamma": 0.99, "episodes_per_batch": 32, "baseline": "value"})
+    assert clip({"gamma": 0.99 * 1.2, "episodes_per_batch": 40, "baseline": "none"}) == {
+        "gamma": 0.999, "episodes_per_batch": 32, "baseline": "none"}  # the default (32) widens the range
+    assert clip({"gamma": 0.99 * 0.8, "episodes_per_batch": 3}) == {"gamma": 0.97, "episodes_per_batch": 4}
+    assert clip({"gamma": 0.98, "episodes_per_batch": 8}) == {"gamma": 0.98, "episodes_per_batch": 8}
+    scheduler = space.scheduler(params.tune.rl.model_copy(update={"scheduler": "pbt"}), 1000, {"gamma": 0.99},
+                                "rl/env_steps")
+    assert scheduler._custom_explore_fn is not None
+
+
 # --- tuned overrides ----------------------------------------------------------------------------
 
 
@@ -191,6 +219,40 @@ def test_overrides_apply_to_the_model_and_its_trainer_only(tiny_params):
 def test_invalid_tuned_value_is_a_user_error_naming_the_file_and_key(tiny_params, values, expected):
     with pytest.raises(UserError, match="^" + expected.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
         apply_overrides(parse_params(tiny_params), "segmentation", "unet", values, "tuned/segmentation.yaml")
+
+
+def test_rl_tuned_values_reach_their_algorithm_only(tmp_path, tiny_params, capsys):
+    """tuned/rl.yaml as tune_rl writes it (a key per rl.algos entry) and as rl@<algo> applies it."""
+    params = parse_params(tiny_params)
+    algos = ["value_iteration", "q_learning", "dqn", "reinforce"]
+    path = tuned_path(tmp_path, "rl")
+    path.parent.mkdir()
+    path.write_text(tuned_file_text(algos, "reinforce", {"lr": 0.02, "episodes_per_batch": 8},
+                                    {"parent_run_id": "p1"}))
+    tuned, tags = apply_tuned(params, tmp_path, "rl", "reinforce")
+    assert (tuned.rl.algos.reinforce.lr, tuned.rl.algos.reinforce.episodes_per_batch) == (0.02, 8)
+    assert tuned.rl.algos.reinforce.gamma == params.rl.algos.reinforce.gamma
+    assert tuned.rl.algos.dqn == params.rl.algos.dqn and tuned.rl.gridworld == params.rl.gridworld
+    assert tags == {"courselab.tuned_from": "tuned/rl.yaml", "courselab.tuned_by_sweep_run": "p1"}
+    assert "[rl/reinforce] tuned values from tuned/rl.yaml (over params.yaml): lr=0.02, episodes_per_batch=8" in (
+        capsys.readouterr().out)
+    assert apply_tuned(params, tmp_path, "rl", "dqn") == (params, {})  # {}: params.yaml as it is
+    assert apply_tuned(params, tmp_path / "nowhere", "rl", "reinforce") == (params, {})  # no sweep ran yet
+
+
+def test_invalid_rl_tuned_value_names_the_file_and_key(tiny_params):
+    with pytest.raises(UserError, match=r"^tuned/rl\.yaml: reinforce\.baseline: Input should be 'none', "):
+        apply_rl_overrides(parse_params(tiny_params), "reinforce", {"baseline": "critic"}, "tuned/rl.yaml")
+
+
+def test_rl_default_point_is_the_algorithms_current_values(tiny_params):
+    params = _sweep(tiny_params, "rl", algo="dqn", search_space={
+        "lr": {"distribution": "loguniform", "low": 1.0e-4, "high": 1.0e-3},
+        "train_batch_size": {"distribution": "choice", "values": [32, 64]},
+    })
+    dqn = params.rl.algos.dqn
+    assert space.default_point(params, "rl") == {"lr": dqn.lr, "train_batch_size": dqn.train_batch_size}
+    assert params.tune.rl.model == "dqn"  # the tuned file's key, as a family sweep's model
 
 
 # --- PBT: another trial's state, this trial's hyperparameters -----------------------------------

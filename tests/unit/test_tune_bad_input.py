@@ -77,9 +77,47 @@ def test_disabled_family_is_still_checked(workdir, tiny_params):
     assert "tune.translation.search_space.hidden_dimm: unknown key (not a field of translation.models." in line
 
 
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (_space(lrr={"distribution": "loguniform", "low": 0.001, "high": 0.01}),
+         ["tune.rl.search_space.lrr: unknown key (not a field of rl.algos.reinforce); allowed: num_env_runners",
+          "lr", "episodes_per_batch", "baseline"]),
+        (_space(max_env_steps={"distribution": "choice", "values": [1000, 2000]}),
+         ["tune.rl.search_space.max_env_steps: max_env_steps is not searched", "tune.rl.trial_env_steps"]),
+        (_space(env={"distribution": "choice", "values": ["CartPole-v1"]}),
+         ["tune.rl.search_space.env: env is not searched"]),
+        (_space(episodes_per_batch={"distribution": "choice", "values": [8, 0]}),
+         ["tune.rl.search_space.episodes_per_batch.values: 0 is not a valid rl.algos.reinforce.episodes_per_batch",
+          "greater than 0"]),
+        (_space(baseline={"distribution": "choice", "values": ["normalize", "critic"]}),
+         ["tune.rl.search_space.baseline.values: 'critic' is not a valid rl.algos.reinforce.baseline"]),
+        (_space(episodes_per_batch={"distribution": "loguniform", "low": 4, "high": 32}),
+         ["tune.rl.search_space.episodes_per_batch.distribution:", "is an integer"]),
+        (_space(gamma={"distribution": "uniform", "low": 0.9, "high": 1.5}),
+         ["tune.rl.search_space.gamma.high: 1.5 is not a valid rl.algos.reinforce.gamma"]),
+        ({"algo": "ppo"}, ["tune.rl.algo:", "'dqn'", "'reinforce'", "'ppo'"]),
+        ({"metric": "val/miou"}, ["tune.rl.metric:", "'rl/episode_return_mean'"]),
+        ({"trial_epochs": 2}, ["tune.rl.trial_epochs: unknown key; allowed:", "trial_env_steps"]),
+    ],
+    ids=["unknown-key", "stop-rule", "env", "invalid-choice", "invalid-literal", "float-for-integer",
+         "gamma-above-1", "unknown-algo", "non-rl-metric", "epochs-instead-of-env-steps"],
+)
+def test_bad_rl_sweep_is_one_line_naming_the_key(workdir, tiny_params, changes, expected):
+    line = _sweep_error(workdir, tiny_params, "rl", **changes)
+    for part in expected:
+        assert part in line, line
+
+
+def test_dqn_sweep_keys_are_checked_against_dqn(workdir, tiny_params):
+    line = _sweep_error(workdir, tiny_params, "rl", algo="dqn")  # reinforce's episodes_per_batch is no DQN key
+    assert "tune.rl.search_space.episodes_per_batch: unknown key (not a field of rl.algos.dqn)" in line, line
+
+
 def test_unknown_family(workdir):
-    line = _one_error_line(_run(workdir, "pipelines.tune", "rl"))
-    assert "unknown family 'rl'" in line and "segmentation, detection, generative, translation, captioning" in line
+    line = _one_error_line(_run(workdir, "pipelines.tune", "vision"))
+    assert "unknown family 'vision'" in line
+    assert "segmentation, detection, generative, translation, captioning, rl" in line
 
 
 def test_missing_data_fails_before_ray(workdir):
