@@ -764,7 +764,7 @@ class RLSweepConfig(Section):
 
     enabled: bool
     algo: Literal["dqn", "reinforce"]  # the rl.algos section whose params are searched
-    metric: Literal["rl/episode_return_mean", "rl/iteration_return_mean"]  # maximised
+    metric: Literal["rl/episode_return_mean"]  # the 100-episode mean (the rl stage's), maximised
     num_samples: PositiveInt  # trials, the first of them the algorithm's current (default) values
     trial_env_steps: PositiveInt  # env steps per trial (ASHA's max_t)
     scheduler: Literal["asha", "pbt", "fifo"]

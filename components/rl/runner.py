@@ -139,6 +139,12 @@ def iteration_row(result: dict[str, Any], iteration: int, wall_s: float,
     return row
 
 
+def loggable(row: dict[str, float]) -> dict[str, float]:
+    """An iteration row as MLflow metrics: the env-step count is the step, not a metric; NaNs
+    (no episode finished yet) are left out."""
+    return {k: v for k, v in row.items() if k != "env_steps" and math.isfinite(v)}
+
+
 def steps_to_threshold(history: list[dict[str, float]], threshold: float) -> int | None:
     """The first lifetime env-step count at which ``rl/episode_return_mean`` reached ``threshold``."""
     for row in history:
@@ -192,8 +198,7 @@ def train_rllib(
         result = algo.train()
         row = iteration_row(result, len(history) + 1, wall_before + time.perf_counter() - started, history)
         history.append(row)
-        logger.log_metrics({k: v for k, v in row.items() if k != "env_steps" and math.isfinite(v)},
-                           step=int(row["env_steps"]))
+        logger.log_metrics(loggable(row), step=int(row["env_steps"]))
         iteration_s = time.perf_counter() - iteration_started
         steps_per_s = (row["env_steps"] - (history[-2]["env_steps"] if len(history) > 1 else 0)) / iteration_s
         eta = max(0, cfg.max_env_steps - row["env_steps"]) / max(steps_per_s, 1e-9)

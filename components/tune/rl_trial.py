@@ -15,7 +15,6 @@ smoothing over the episodes it inherited.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +67,11 @@ def trial_resources(trainable: type, values: dict[str, Any]) -> dict[str, float]
     return dict(trainable.default_resource_request(dict(values)).required_resources)
 
 
-def check_trial_fits(trainable: type, values: dict[str, Any], cluster: dict[str, float], algo: str) -> None:
-    """A trial the cluster can never hold is an error, not a sweep that waits forever."""
+def check_trial_fits(need: dict[str, float], cluster: dict[str, float], algo: str) -> None:
+    """A trial (needing ``need``, see :func:`trial_resources`) the cluster can never hold is an
+    error, not a sweep that waits forever."""
     from components.errors import UserError
 
-    need = trial_resources(trainable, values)
     if any(amount > cluster.get(name, 0) for name, amount in need.items()):
         have = {name: cluster.get(name, 0) for name in need}
         raise UserError(f"tune.rl: one {algo} trial needs {need} but the Ray cluster has {have}; "
@@ -81,7 +80,7 @@ def check_trial_fits(trainable: type, values: dict[str, Any], cluster: dict[str,
 
 def sweep_algorithm(context: RLSweepContext) -> type:
     """The trainable class of an RL sweep: a subclass of the algorithm's RLlib ``Algorithm``."""
-    from components.rl.runner import iteration_row
+    from components.rl.runner import iteration_row, loggable
 
     base_config = trial_algo_config(context, {})[1]
     algo_class = base_config.algo_class
@@ -122,8 +121,7 @@ def sweep_algorithm(context: RLSweepContext) -> type:
             wall = self._wall_before + time.perf_counter() - self._started
             row = iteration_row(result, len(self._history) + 1, wall, self._history)
             self._history.append(row)
-            logged = {k: v for k, v in row.items() if k != "env_steps" and math.isfinite(v)}
-            self._mlflow.log_metrics({**logged, **best_summaries(self._history)}, step=int(row["env_steps"]))
+            self._mlflow.log_metrics({**loggable(row), **best_summaries(self._history)}, step=int(row["env_steps"]))
             result.update({k: v for k, v in row.items() if k.startswith("rl/")})
             result[TIME_ATTR] = row["env_steps"]
             return result

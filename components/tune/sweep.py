@@ -33,10 +33,6 @@ class TrialRecord:
         return self.points[-1][0] if self.points else 0
 
     @property
-    def reports(self) -> int:
-        return len(self.points)
-
-    @property
     def value(self) -> float | None:
         """The metric at the trial's last report (what its config reached in the time it got)."""
         return self.points[-1][1] if self.points else None
@@ -178,8 +174,8 @@ def run_rl_sweep(params: Params, name: str, parent_run_id: str, tracking_uri: st
                                       tracking_uri=tracking_uri, search_keys=tuple(sweep.search_space))
     trainable_class = rl_trial.sweep_algorithm(context)
     reference = space.default_point(params, "rl")
-    rl_trial.check_trial_fits(trainable_class, reference, ray.cluster_resources(), sweep.algo)
     per_trial = rl_trial.trial_resources(trainable_class, reference)
+    rl_trial.check_trial_fits(per_trial, ray.cluster_resources(), sweep.algo)
     concurrency = space.max_concurrent(sweep, per_trial, ray.cluster_resources())
     return _fit(trainable_class, params, "rl", f"rl/{sweep.algo}", reference, rl_trial.TIME_ATTR,
                 sweep.trial_env_steps, "env steps", concurrency, name, stop={rl_trial.TIME_ATTR: sweep.trial_env_steps})

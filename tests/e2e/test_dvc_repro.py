@@ -214,6 +214,20 @@ def _ran(proc: subprocess.CompletedProcess) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", proc.stdout))
 
 
+def _sweep_children_and_tuned_param(root, summary: dict, param: str, tuned_file: str) -> tuple[int, list]:
+    """How many child runs the sweep's parent run has, and the rows ``(value,)`` of ``param`` in
+    the runs tagged as trained with ``tuned_file``'s values."""
+    with sqlite3.connect(root / "mlflow.db") as db:
+        children = db.execute(
+            "SELECT COUNT(*) FROM tags WHERE key = 'mlflow.parentRunId' AND value = ?", (summary["parent_run_id"],)
+        ).fetchone()[0]
+        values = db.execute(
+            "SELECT p.value FROM params p JOIN tags t ON p.run_uuid = t.run_uuid "
+            "WHERE p.key = ? AND t.key = 'courselab.tuned_from' AND t.value = ?", (param, tuned_file)
+        ).fetchall()
+    return children, values
+
+
 def test_sweep_ran_and_the_tuned_model_trained_with_its_result(repo):
     """tune_segmentation swept U-Net (tiny: 2 trials, train/loss; see tests/conftest.py), the
     disabled families wrote empty overrides, and train_segmentation@unet applied the best values."""
@@ -229,14 +243,7 @@ def test_sweep_ran_and_the_tuned_model_trained_with_its_result(repo):
         assert not any(yaml.safe_load((root / "tuned" / f"{family}.yaml").read_text())[m] for m in
                        {"detection": DETECTION, "generative": GENERATIVE, "translation": TRANSLATION,
                         "captioning": CAPTIONING}[family])
-    with sqlite3.connect(root / "mlflow.db") as db:
-        children = db.execute(
-            "SELECT COUNT(*) FROM tags WHERE key = 'mlflow.parentRunId' AND value = ?", (summary["parent_run_id"],)
-        ).fetchone()[0]
-        unet_lr = db.execute(
-            "SELECT p.value FROM params p JOIN tags t ON p.run_uuid = t.run_uuid "
-            "WHERE p.key = 'model.lr' AND t.key = 'courselab.tuned_from' AND t.value = 'tuned/segmentation.yaml'"
-        ).fetchall()
+    children, unet_lr = _sweep_children_and_tuned_param(root, summary, "model.lr", "tuned/segmentation.yaml")
     assert children == 2
     assert [float(v) for (v,) in unet_lr] == [summary["best_config"]["lr"]]
 
@@ -251,14 +258,7 @@ def test_rl_sweep_ran_rllib_trials_and_rl_stage_applied_its_result(repo):
     tuned = yaml.safe_load((root / "tuned" / "rl.yaml").read_text())
     assert tuned["reinforce"] == summary["best_config"]
     assert tuned["dqn"] == tuned["value_iteration"] == tuned["q_learning"] == {}
-    with sqlite3.connect(root / "mlflow.db") as db:
-        children = db.execute(
-            "SELECT COUNT(*) FROM tags WHERE key = 'mlflow.parentRunId' AND value = ?", (summary["parent_run_id"],)
-        ).fetchone()[0]
-        reinforce_lr = db.execute(
-            "SELECT p.value FROM params p JOIN tags t ON p.run_uuid = t.run_uuid "
-            "WHERE p.key = 'cfg.lr' AND t.key = 'courselab.tuned_from' AND t.value = 'tuned/rl.yaml'"
-        ).fetchall()
+    children, reinforce_lr = _sweep_children_and_tuned_param(root, summary, "cfg.lr", "tuned/rl.yaml")
     assert children == 2
     assert [float(v) for (v,) in reinforce_lr] == [summary["best_config"]["lr"]]
 
