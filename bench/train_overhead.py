@@ -1,14 +1,15 @@
 """Benchmark: the same model, data and epochs in a plain PyTorch loop vs our Ray Train harness.
 
     python -m bench.train_overhead [--family segmentation] [--model unet] [--epochs N]
-                                   [--controller-poll-s S] [--append]
+                                   [--num-workers N] [--controller-poll-s S] [--append]
 
 Both sides use the family's own task (same network, optimizer, batches, evaluation every
 ``trainer.eval_every`` epochs and after the last) and the same thread count; they run one after
 the other in one process, so the ratio is measured under the same machine conditions. The harness
-side is ``fit()`` (1 worker): worker start-up, DDP setup, per-epoch checkpoints and MLflow-free
-reporting included; ``ray.init`` is timed separately because a stage pays it once however many
-jobs it runs. Run from the repository root after `dvc repro prepare`.
+side is ``fit()`` with params.yaml's trainer (``--num-workers`` overrides it): on the local path
+(0, the default) in this process, per-epoch checkpoints written to storage; with workers, their
+start-up and DDP setup included, and ``ray.init`` timed separately because a stage pays it once
+however many jobs it runs. Run from the repository root after `dvc repro prepare`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def main() -> None:
     parser.add_argument("--family", default="segmentation")
     parser.add_argument("--model", default="unet")
     parser.add_argument("--epochs", type=int, default=None, help="default: the model's epochs in params.yaml")
+    parser.add_argument("--num-workers", type=int, default=None,
+                        help="trainer.num_workers for the harness side (default: params.yaml's; 0 = local path)")
     parser.add_argument("--controller-poll-s", type=float, default=None,
                         help="trainer.controller_poll_s for the harness side (default: params.yaml's)")
     parser.add_argument("--append", action="store_true", help="append the result row to BENCHMARKS.md")
@@ -69,10 +72,13 @@ def main() -> None:
     plain_s, plain_metric = plain_loop(args.family, args.model, params, epochs)
     print(f"plain PyTorch loop: {plain_s:.1f}s, headline metric {plain_metric:.4f}", flush=True)
 
-    started = time.perf_counter()
-    ray_init(params.runtime.ray_address)
-    init_s = time.perf_counter() - started
     trainer = model_trainer(params, args.family, args.model)
+    if args.num_workers is not None:
+        trainer = trainer.model_copy(update={"num_workers": args.num_workers})
+    started = time.perf_counter()
+    if trainer.num_workers:
+        ray_init(params.runtime.ray_address)
+    init_s = time.perf_counter() - started
     if args.controller_poll_s is not None:
         trainer = trainer.model_copy(update={"controller_poll_s": args.controller_poll_s})
     with tempfile.TemporaryDirectory() as storage:
@@ -88,8 +94,8 @@ def main() -> None:
     print(f"Ray Train harness:  {harness_s:.1f}s (+ ray.init {init_s:.1f}s), headline metric {harness_metric:.4f}")
     ratio = harness_s / plain_s
     row = (
-        f"| {date.today()} | {args.family}/{args.model} | {epochs} | {section.trainer.num_workers} x "
-        f"{section.trainer.cpus_per_worker:g} CPU | {plain_s:.1f} | {harness_s:.1f} | {init_s:.1f} | {ratio:.3f} |"
+        f"| {date.today()} | {args.family}/{args.model} | {epochs} | "
+        f"{f'{trainer.num_workers} x' if trainer.num_workers else 'local,'} {trainer.cpus_per_worker:g} CPU | {plain_s:.1f} | {harness_s:.1f} | {init_s:.1f} | {ratio:.3f} |"
         f" {platform.machine()}, {torch.get_num_threads()} threads |"
     )
     print(f"ratio harness/plain: {ratio:.3f}\n{row}")

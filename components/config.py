@@ -168,7 +168,10 @@ class DataConfig(Section):
 class TrainerConfig(Section):
     """Scaling and loop knobs shared by every model of a family."""
 
-    num_workers: PositiveInt
+    num_workers: NonNegativeInt  # 0: Ray Train's local mode, the loop in the stage's own process (no Ray
+    # start-up; see components/train/harness.py); >= 1: that many Ray Train workers (DDP from 2; a cluster
+    # through RAY_ADDRESS). placement_strategy, resources_per_worker, max_failures and controller_poll_s
+    # apply to workers only
     use_gpu: bool
     cpus_per_worker: PositiveFloat
     batch_size: PositiveInt

@@ -36,6 +36,18 @@ from components.train.harness import TrainJob, TrainOutcome, check_resources, fi
 from components.tune.overrides import apply_tuned
 
 
+def on_cluster_if_addressed(params: Params, family: str) -> Params:
+    """``params`` with ``<family>.trainer.num_workers`` 0 raised to 1 when a Ray address is set
+    (``runtime.ray_address`` or ``RAY_ADDRESS``): the local path trains in this process, which on a
+    cluster is the driver's node; with an address the model trains on one of the cluster's workers.
+    The run identity then says so (another run name, another MLflow param)."""
+    section = getattr(params, family)
+    if section.trainer.num_workers or not (params.runtime.ray_address or os.environ.get("RAY_ADDRESS")):
+        return params
+    trainer = section.trainer.model_copy(update={"num_workers": 1})
+    return params.model_copy(update={family: section.model_copy(update={"trainer": trainer})})
+
+
 def run_identity(family: str, model: str, params: Params) -> dict[str, Any]:
     """The params that define a training run (its Ray run name hashes them).
 
@@ -112,7 +124,7 @@ def test_evaluation(family: Any, outcome: TrainOutcome, params: Params) -> dict[
     tags go into the summary, its figures beside the training figures (``test_*.png``)."""
     hook = getattr(family, "evaluate_test", None)
     if hook is None:
-        return {"metrics": {}, "tags": {}, "figures": []}
+        return {"metrics": {}, "tags": {}, "figures": [], "seconds": 0.0}
     started = time.perf_counter()
     result = hook(outcome.export, params)
     for name, fig in result.get("figures", {}).items():
@@ -120,7 +132,8 @@ def test_evaluation(family: Any, outcome: TrainOutcome, params: Params) -> dict[
     metrics = {k: float(v) for k, v in result["metrics"].items() if math.isfinite(v)}
     print(f"[{family.EXPERIMENT}] test evaluation in {time.perf_counter() - started:.0f}s: "
           + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.count("/") == 1), flush=True)
-    return {"metrics": metrics, "tags": dict(result.get("tags", {})), "figures": list(result.get("figures", {}))}
+    return {"metrics": metrics, "tags": dict(result.get("tags", {})), "figures": list(result.get("figures", {})),
+            "seconds": time.perf_counter() - started}
 
 
 @exit_on_user_error
@@ -136,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.model not in family.MODELS:
         raise UserError(f"unknown {args.family} model {args.model!r}; known: {', '.join(family.MODELS)}")
     params, tuned_tags = apply_tuned(params, repo_root(), args.family, args.model)
+    params = on_cluster_if_addressed(params, args.family)
     section = getattr(params, args.family)
     model_cfg = getattr(section.models, args.model)
     family.build_task(args.model, params).datasets()  # missing data fails here, before Ray starts
@@ -144,8 +158,10 @@ def main(argv: list[str] | None = None) -> None:
     digest = params_hash(identity)
     run_key = f"{args.family}-{args.model}-{digest}"
     uri = tracking.configure(params.runtime.mlflow_tracking_uri)
-    ray_init(params.runtime.ray_address)
-    check_resources(model_trainer(params, args.family, args.model))  # before an MLflow run is opened
+    trainer = model_trainer(params, args.family, args.model)
+    if trainer.num_workers:  # Ray Train workers; num_workers 0 trains in this process without Ray
+        ray_init(params.runtime.ray_address)
+    check_resources(trainer)  # before an MLflow run is opened
     tags = {
         tracking.GIT_COMMIT_TAG: git_commit(repo_root()),
         tracking.STAGE_TAG: os.environ.get("DVC_STAGE", f"train_{args.family}@{args.model}"),
@@ -162,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
             family=args.family,
             model=args.model,
             params=params,
-            trainer=model_trainer(params, args.family, args.model),
+            trainer=trainer,
             epochs=model_cfg.epochs,
             run_name=run_key,
             storage_path=params.runtime.storage_path,
@@ -179,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
             **test["tags"],  # e.g. sacrebleu's signature beside its score
             "epochs": outcome.epochs_done,
             "train_wall_s": round(wall_s, 1),
+            "test_eval_s": round(test["seconds"], 1),
             "params_hash": digest,
             "git_commit": tags[tracking.GIT_COMMIT_TAG],
             "mlflow_run_id": run.info.run_id,

@@ -18,11 +18,11 @@ def tiny_params_dict() -> dict:
     params = copy.deepcopy(raw)
     params["data"]["scenes"].update(num_train=96, num_val=32, num_test=32)
     trainer = params["segmentation"]["trainer"]
-    trainer.update(num_workers=1, cpus_per_worker=1, batch_size=16, eval_batch_size=32, figure_every=1)
+    trainer.update(num_workers=0, cpus_per_worker=1, batch_size=16, eval_batch_size=32, figure_every=1)
     for model in params["segmentation"]["models"].values():
         model.update(epochs=1, base_channels=8)
     detection = params["detection"]
-    detection["trainer"].update(num_workers=1, cpus_per_worker=1, batch_size=16, eval_batch_size=32, figure_every=1)
+    detection["trainer"].update(num_workers=0, cpus_per_worker=1, batch_size=16, eval_batch_size=32, figure_every=1)
     for model in detection["models"].values():
         model["epochs"] = 1
         if "channels" in model:
@@ -37,14 +37,14 @@ def tiny_params_dict() -> dict:
     generative["evaluator"].update(epochs=2, channels=[8], feature_dim=16, min_test_accuracy=0.0)
     generative["fid"].update(num_generated=64)
     generative["backbone"].update(latent_dim=8, g_channels=8, d_channels=8)
-    generative["trainer"].update(num_workers=1, cpus_per_worker=1, batch_size=64, eval_batch_size=64, figure_every=1)
+    generative["trainer"].update(num_workers=0, cpus_per_worker=1, batch_size=64, eval_batch_size=64, figure_every=1)
     for model in generative["models"].values():
         model.update(epochs=1)
     params["data"]["grammar_en_de"].update(num_train=300, num_val=40, num_test=40, max_words=20, num_longer=10,
                                            longer_max_words=26)
     params["translation"]["length_buckets"] = [10]
     for family in ("translation", "captioning"):
-        params[family]["trainer"].update(num_workers=1, cpus_per_worker=1, batch_size=32, eval_batch_size=64,
+        params[family]["trainer"].update(num_workers=0, cpus_per_worker=1, batch_size=32, eval_batch_size=64,
                                          figure_every=1)
         params[family]["decoding"]["beam_width"] = 2
         for model in params[family]["models"].values():

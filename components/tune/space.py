@@ -103,12 +103,15 @@ def max_epochs(params: Params, family: str) -> int:
 
 
 def trial_resources(trainer: TrainerConfig) -> dict[str, float]:
-    """What one trial's Ray Train run reserves: num_workers x the per-worker CPUs, GPUs and
-    custom resources."""
-    per_trial = {"CPU": trainer.cpus_per_worker * trainer.num_workers,
-                 **{name: amount * trainer.num_workers for name, amount in trainer.resources_per_worker.items()}}
+    """What one trial reserves: num_workers x the per-worker CPUs, GPUs and custom resources of
+    its Ray Train workers, or on the local path (``num_workers: 0``) one worker's CPUs and GPUs,
+    held by the trial's own process, which trains."""
+    workers = max(trainer.num_workers, 1)
+    per_trial = {"CPU": trainer.cpus_per_worker * workers}
+    if trainer.num_workers:
+        per_trial.update({name: amount * workers for name, amount in trainer.resources_per_worker.items()})
     if trainer.use_gpu:
-        per_trial["GPU"] = trainer.gpus_per_worker * trainer.num_workers
+        per_trial["GPU"] = trainer.gpus_per_worker * workers
     return per_trial
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -65,44 +63,14 @@ def repo(tmp_path_factory):
         ("git", "commit", "-qm", "tiny params"),
     ):
         _sh(root, env, *cmd)
-    with _ray_head(tmp_path_factory.mktemp("ray"), env) as address:
-        # Every stage joins one Ray instance (RAY_ADDRESS, as on a cluster) instead of starting
-        # its own: 38 stages x ~15 s of Ray start-up would not fit the e2e budget.
-        repro_env = {**env, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "disabled"}
-        started = time.perf_counter()
-        proc = _sh(root, repro_env, "dvc", "repro", timeout=1800)  # 38 stages; the per-stage bound is asserted below
-        repro_s = time.perf_counter() - started
-        yield {"root": root, "env": env, "repro_env": repro_env, "repro": proc, "repro_s": repro_s}
-
-
-@contextlib.contextmanager
-def _ray_head(temp_dir: Path, env: dict):
-    """A local one-node Ray cluster (``ray start --head --block``) for the test's stages; yields its address."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    head = subprocess.Popen(
-        ["ray", "start", "--head", f"--port={port}", "--num-cpus=2",
-         "--include-dashboard=false", f"--temp-dir={temp_dir}", "--block"],
-        # A throwaway loopback cluster: no token auth (stages would otherwise need the head's token).
-        env={**env, "RAY_AUTH_MODE": "disabled"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert head.poll() is None, "ray start --head exited"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        yield f"127.0.0.1:{port}"
-    finally:
-        head.terminate()
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            head.kill()
+    # Train stages run on the local path (num_workers 0: no Ray); the tune and rl stages start a
+    # local Ray each. No RAY_ADDRESS: with one, every train stage would train on a cluster worker.
+    repro_env = {**env, "RAY_AUTH_MODE": "disabled"}
+    started = time.perf_counter()
+    proc = _sh(root, repro_env, "dvc", "repro", timeout=1800)
+    repro_s = time.perf_counter() - started  # printed for the log; bounds on time live in bench/stage_overhead.py
+    print(f"e2e dvc repro: {proc.stdout.count('Running stage ')} stages in {repro_s:.0f}s")
+    yield {"root": root, "env": env, "repro_env": repro_env, "repro": proc, "repro_s": repro_s}
 
 
 def test_repro_writes_every_metrics_file_and_report(repo):
@@ -146,9 +114,10 @@ def test_repro_writes_every_metrics_file_and_report(repo):
     page = (root / "reports" / "index.html").read_text()  # the HTML page: every model, every image copied in
     assert all(f">{model}<" in page for model in every_model)
     assert all((root / "reports" / src).is_file() for src in re.findall(r'<img[^>]* src="([^"]+)"', page))
-    stages = repo["repro"].stdout.count("Running stage ")
-    # ARCHITECTURE.md's e2e budget: 30 s per stage (each Ray Train stage pays ~15 s of fixed start-up).
-    assert repo["repro_s"] < 30 * stages, f"e2e dvc repro took {repo['repro_s']:.0f}s for {stages} stages"
+    out = repo["repro"].stdout
+    assert "Ray Train worker(s)" not in out  # every train stage ran on the local path
+    trained = MODELS + DETECTION + GENERATIVE + TRANSLATION + CAPTIONING
+    assert out.count("training in this process (Ray Train local mode") >= len(trained)  # + the sweep's trials
 
 
 def test_repro_logged_one_finished_mlflow_run_per_model(repo):
@@ -176,12 +145,9 @@ def test_repro_logged_one_finished_mlflow_run_per_model(repo):
     assert sorted(generative_runs) == sorted((model, "FINISHED") for model in (*GENERATIVE, "evaluator"))
 
 
-def test_second_repro_is_a_fast_noop(repo):
-    started = time.perf_counter()
+def test_second_repro_is_a_noop(repo):
     proc = _sh(repo["root"], repo["env"], "dvc", "repro")
-    elapsed = time.perf_counter() - started
     assert "Data and pipelines are up to date." in proc.stdout
-    assert elapsed < 15, f"no-op dvc repro took {elapsed:.1f}s"
 
 
 def test_exp_run_with_changed_param_is_a_new_experiment(repo):
@@ -279,3 +245,20 @@ def test_changed_search_bound_reruns_the_sweep_and_the_tuned_model_only(repo):
     assert {k: after[k] for k in ("fcn", "segnet", "dilated")} == {k: before[k] for k in ("fcn", "segnet", "dilated")}
     assert _ran(proc) == {"tune_segmentation", "train_segmentation@unet", "report"}, proc.stdout
 
+
+
+def test_exp_run_with_two_workers_takes_the_distributed_path(repo):
+    """`dvc exp run -S captioning.trainer.num_workers=2`: the captioning models retrain on two Ray
+    Train workers (DDP; the stage starts its own local Ray), nothing else trains."""
+    root, env = repo["root"], repo["env"]
+    _sh(root, env, "git", "add", "-A")
+    _sh(root, env, "git", "commit", "-qm", "results before the two-worker run")
+    proc = _sh(root, repo["repro_env"], "dvc", "exp", "run", "-S", "captioning.trainer.num_workers=2", "-n",
+               "captioning-ddp", timeout=900)
+    trained = {stage for stage in _ran(proc) if stage.startswith("train_")}
+    assert trained == {f"train_captioning@{model}" for model in CAPTIONING}, proc.stdout
+    assert proc.stdout.count("training on 2 Ray Train worker(s)") == len(CAPTIONING)
+    for model in CAPTIONING:
+        metrics = json.loads((root / "metrics" / f"captioning-{model}.json").read_text())
+        assert metrics["ddp/param_max_abs_diff"] == 0.0 and metrics["ddp/num_nodes"] == 1
+        assert 0.0 <= metrics["test/bleu"] <= 100.0

@@ -68,6 +68,7 @@ def test_worker_death_mid_epoch_restarts_from_the_last_checkpoint(prepared, tmp_
     restarts it from the latest checkpoint the controller received, and the run still ends after
     its 3 epochs with each epoch once in its history."""
     _set_epochs(prepared, "unet", 3)
+    _set_trainer(prepared, num_workers=1)  # the worker path: restarts are Ray Train's
     marker = tmp_path / "failed-once"
     result = _train(prepared, {**run_env(prepared), "COURSELAB_FAIL_ONCE": f"2:2:{marker}"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -90,6 +91,7 @@ def dvc_repo(tmp_path):
     _copy_repository(root)
     params = tiny_params_dict()
     params["segmentation"]["models"]["fcn"]["epochs"] = 15
+    params["segmentation"]["trainer"]["num_workers"] = 0  # the local path: checkpoints are the harness's
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSELAB_", "MLFLOW_", "RAY_ADDRESS"))}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", DVC_NO_ANALYTICS="1",
@@ -101,8 +103,9 @@ def dvc_repo(tmp_path):
 
 
 def test_killed_dvc_repro_resumes_and_leaves_no_half_written_outputs(dvc_repo):
-    """SIGKILL to the whole `dvc repro` process group once a checkpoint exists: no model or
-    metrics file is left behind; the rerun resumes from the checkpoint instead of epoch 0."""
+    """SIGKILL to the whole `dvc repro` process group once a checkpoint exists, the stage training
+    in its own process (local path): no model or metrics file is left behind; the rerun resumes
+    from the last checkpoint instead of epoch 0."""
     root, env = dvc_repo
     stage = "train_segmentation@fcn"
     proc = subprocess.Popen(["dvc", "repro", stage], cwd=root, env=env, stdout=subprocess.PIPE,
@@ -128,9 +131,11 @@ def test_killed_dvc_repro_resumes_and_leaves_no_half_written_outputs(dvc_repo):
     assert [float(row.split(",")[0]) for row in history[1:]] == [float(e) for e in range(1, 16)]
 
 
-def test_checkpoints_on_a_uri_storage_path_resume(prepared, ray_session, tmp_path):
-    """runtime.storage_path as a URI (pyarrow filesystems: s3://, gs://, here file://): Ray Train
-    writes the checkpoints through it and a rerun of the same run resumes from them."""
+@pytest.mark.parametrize("num_workers", [0, 1], ids=["local", "worker"])
+def test_checkpoints_on_a_uri_storage_path_resume(prepared, ray_session, tmp_path, num_workers):
+    """runtime.storage_path as a URI (pyarrow filesystems: s3://, gs://, here file://): the
+    checkpoints are written through it (by Ray Train on the worker path, by the harness on the
+    local path) and a rerun of the same run resumes from them."""
     from components.config import load_params, model_trainer
     from components.runtime import storage_uri, with_absolute_paths
     from components.train.harness import TrainJob, fit
@@ -141,7 +146,8 @@ def test_checkpoints_on_a_uri_storage_path_resume(prepared, ray_session, tmp_pat
 
     def job(epochs: int) -> TrainJob:
         return TrainJob(family="segmentation", model="fcn", params=params, epochs=epochs, run_name="on-uri",
-                        trainer=model_trainer(params, "segmentation", "fcn"), storage_path=storage)
+                        trainer=model_trainer(params, "segmentation", "fcn").model_copy(
+                            update={"num_workers": num_workers}), storage_path=storage)
 
     assert fit(job(1)).epochs_done == 1
     assert list((tmp_path / "shared" / "on-uri").glob("checkpoint_*/state.pt"))
