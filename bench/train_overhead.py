@@ -93,10 +93,11 @@ def main() -> None:
     harness_metric = outcome.final_metrics.get(get_family(args.family).HEADLINE_METRIC, float("nan"))
     print(f"Ray Train harness:  {harness_s:.1f}s (+ ray.init {init_s:.1f}s), headline metric {harness_metric:.4f}")
     ratio = harness_s / plain_s
+    workers = f"{trainer.num_workers} x" if trainer.num_workers else "local,"
     row = (
-        f"| {date.today()} | {args.family}/{args.model} | {epochs} | "
-        f"{f'{trainer.num_workers} x' if trainer.num_workers else 'local,'} {trainer.cpus_per_worker:g} CPU | {plain_s:.1f} | {harness_s:.1f} | {init_s:.1f} | {ratio:.3f} |"
-        f" {platform.machine()}, {torch.get_num_threads()} threads |"
+        f"| {date.today()} | {args.family}/{args.model} | {epochs} | {workers} {trainer.cpus_per_worker:g} CPU | "
+        f"{plain_s:.1f} | {harness_s:.1f} | {init_s:.1f} | {ratio:.3f} | {platform.machine()}, "
+        f"{torch.get_num_threads()} threads |"
     )
     print(f"ratio harness/plain: {ratio:.3f}\n{row}")
     if args.append:
