@@ -494,7 +494,7 @@ class QLearningConfig(Section):
 
 
 def _check_env(name: str) -> str:
-    from components.rl.envs import ENV_NAMES  # lazy: the registry imports gymnasium
+    from components.rl.names import ENV_NAMES  # not components.rl.envs: that imports gymnasium
 
     if name not in ENV_NAMES:
         raise ValueError(f"unknown env {name!r}; registered: {', '.join(ENV_NAMES)}")

@@ -12,11 +12,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-GRIDWORLD = "GridWorld-v0"
-CARTPOLE = "CartPole-v1"
-BREAKOUT = "ALE/Breakout-v5"
-ENV_NAMES = (CARTPOLE, GRIDWORLD, BREAKOUT)
-TABULAR = ("value_iteration", "q_learning")  # the grid-world planners / learners (no RLlib)
+from components.rl.names import BREAKOUT, CARTPOLE, ENV_NAMES, GRIDWORLD, TABULAR
+
+__all__ = ["BREAKOUT", "CARTPOLE", "ENV_NAMES", "GRIDWORLD", "TABULAR", "env_config", "make_env", "make_rllib_env",
+           "register_envs"]
 
 
 def env_config(algo: str, params: Any) -> dict[str, Any]:
