@@ -185,7 +185,10 @@ def run(family: str, params: Params, root: Path) -> dict[str, Any]:
         module.build_task(sweep.model, params).datasets()  # missing data fails here, before Ray starts
         experiment, length = module.EXPERIMENT, {"trial_epochs": max_epochs(params, family)}
         ray_init(params.runtime.ray_address)
-        check_resources(trial_trainer(params, family))  # one trial must fit, before any run is opened
+        trainer = trial_trainer(params, family)
+        # One trial must fit, before any run is opened; a local-path trial (num_workers 0) trains
+        # in its own Ray actor, which must fit like one worker.
+        check_resources(trainer if trainer.num_workers else trainer.model_copy(update={"num_workers": 1}))
     name = f"tune-{family}-{sweep.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     tags = {tracking.SWEEP_TAG: name, tracking.GIT_COMMIT_TAG: git_commit(root),
             tracking.STAGE_TAG: os.environ.get("DVC_STAGE", f"tune_{family}"),

@@ -20,6 +20,10 @@ Two paths, one loop:
   run's checkpoints (same layout as the worker path, two kept), the device comes from
   ``trainer.use_gpu``, and ``fit``'s callbacks get each report. A crash ends the stage; its
   rerun resumes from the last checkpoint (there is no process to restart in-process).
+  Inside a Ray Tune trial (``job.trial_id`` set) Ray 2.60 refuses every ``ray.train`` call
+  ("deprecated when running in a function passed to Ray Tune", ``ray/train/v2/_internal/
+  util.py``), so there the loop runs without Train: rank 0 of 1, checkpoints in the same store,
+  and the trial's callback reports each epoch with ``ray.tune.report``.
 - **workers** (``num_workers >= 1``): a ``TorchTrainer`` of that many Ray Train workers (DDP
   from 2), restarts after worker failures (``max_failures``), placement strategies, inputs
   shipped to other nodes. Needs Ray (``ray_init``; ``RAY_ADDRESS`` joins a cluster).
@@ -91,6 +95,11 @@ class TrainJob:
     def local(self) -> bool:
         """Ray Train's local mode: the loop runs in this process (``trainer.num_workers == 0``)."""
         return self.trainer.num_workers == 0
+
+    @property
+    def in_tune_trial(self) -> bool:
+        """On the local path inside a Ray Tune trial, where Ray refuses ``ray.train`` calls."""
+        return self.local and self.trial_id is not None
 
     def checkpoints(self) -> RunCheckpoints:
         """Where the local path stores this run's checkpoints (the worker path lets Ray do it)."""
@@ -275,7 +284,7 @@ def _restore(task: Task, job: TrainJob, rank: int) -> _RunState:
     ``job.initial_checkpoint`` when given."""
     import ray.train
 
-    checkpoint = ray.train.get_checkpoint()
+    checkpoint = None if job.in_tune_trial else ray.train.get_checkpoint()
     if checkpoint is None and job.local:  # local mode hands a new process nothing: look in storage
         checkpoint = job.checkpoints().latest()
     if checkpoint is None:
@@ -350,7 +359,8 @@ def _report(task: Task, run: _RunState, rank: int, job: TrainJob, callbacks: Seq
             ray.train.report(scalars, checkpoint=ray.train.Checkpoint.from_directory(directory))
             return
         checkpoint = job.checkpoints().persist(directory)
-    ray.train.report(scalars, checkpoint=checkpoint)
+    if not job.in_tune_trial:
+        ray.train.report(scalars, checkpoint=checkpoint)
     for callback in callbacks:
         callback.after_report(run_context=None, metrics=[scalars], checkpoint=checkpoint)
 
@@ -367,8 +377,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     # local mode logs every report (the whole metrics dict) at INFO: the progress line says it.
     logging.getLogger(ray.train.v2._internal.execution.context.__file__).setLevel(job.ray_log_level)
     logging.getLogger("ray.train.v2._internal.execution.train_fn_utils").setLevel(logging.WARNING)
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
+    if job.in_tune_trial:
+        rank, world = 0, 1
+    else:
+        context = ray.train.get_context()
+        rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(max(1, int(job.trainer.cpus_per_worker)))
     seed_everything(job.params.seed)  # identical initial weights on every rank
 
@@ -509,6 +522,9 @@ def fit(job: TrainJob, callbacks: Sequence[Any] = ()) -> TrainOutcome:
     if job.local:
         _say(f"[{job.label}] training in this process (Ray Train local mode, trainer.num_workers 0)")
         logging.getLogger("ray.train.v2.api.config").setLevel(logging.WARNING)  # its "Running in local mode" line
+        if job.in_tune_trial:  # no ray.train here (see the module's docstring): the loop itself
+            train_loop_per_worker({"job": job, "local_callbacks": list(callbacks)})
+            return read_checkpoint_of(job.checkpoints().latest())
         result = TorchTrainer(
             train_loop_per_worker,
             train_loop_config={"job": job, "local_callbacks": list(callbacks)},
@@ -550,5 +566,10 @@ def _outcome(job: TrainJob, result: Any) -> TrainOutcome:
         raise result.error
     if result.checkpoint is None:
         raise RuntimeError(f"{job.label}: training finished without a checkpoint")
-    with result.checkpoint.as_directory() as directory:
+    return read_checkpoint_of(result.checkpoint)
+
+
+def read_checkpoint_of(checkpoint: Any) -> TrainOutcome:
+    """:func:`read_checkpoint` of a ``ray.train.Checkpoint`` (local or remote storage)."""
+    with checkpoint.as_directory() as directory:
         return read_checkpoint(Path(directory))

@@ -71,15 +71,9 @@ def within_bounds(sweep: SweepConfig | RLSweepConfig, reference: Mapping[str, An
 
 
 def trial_trainer(params: Params, family: str) -> TrainerConfig:
-    """The family's trainer as the sweep's trials use it (``tune.<family>.trial_trainer`` applied).
-
-    Trials train on Ray Train workers, at least one: Ray 2.60 refuses the ``ray.train`` API
-    inside a Tune function ("`ray.train.get_context` is deprecated when running in a function
-    passed to Ray Tune", ``ray/train/v2/_internal/util.py``), so Train's local mode cannot run in
-    a trial and ``num_workers: 0`` (the local path of the train stages) becomes 1 here."""
+    """The family's trainer as the sweep's trials use it (``tune.<family>.trial_trainer`` applied)."""
     sweep = getattr(params.tune, family)
-    trainer = getattr(params, family).trainer.model_copy(update=dict(sweep.trial_trainer))
-    return trainer if trainer.num_workers else trainer.model_copy(update={"num_workers": 1})
+    return getattr(params, family).trainer.model_copy(update=dict(sweep.trial_trainer))
 
 
 def default_point(params: Params, family: str) -> dict[str, Any]:
@@ -109,12 +103,15 @@ def max_epochs(params: Params, family: str) -> int:
 
 
 def trial_resources(trainer: TrainerConfig) -> dict[str, float]:
-    """What one trial's Ray Train run reserves: num_workers x the per-worker CPUs, GPUs and
-    custom resources."""
-    per_trial = {"CPU": trainer.cpus_per_worker * trainer.num_workers,
-                 **{name: amount * trainer.num_workers for name, amount in trainer.resources_per_worker.items()}}
+    """What one trial reserves: num_workers x the per-worker CPUs, GPUs and custom resources of
+    its Ray Train workers, or on the local path (``num_workers: 0``) one worker's CPUs and GPUs,
+    held by the trial's own process, which trains."""
+    workers = max(trainer.num_workers, 1)
+    per_trial = {"CPU": trainer.cpus_per_worker * workers}
+    if trainer.num_workers:
+        per_trial.update({name: amount * workers for name, amount in trainer.resources_per_worker.items()})
     if trainer.use_gpu:
-        per_trial["GPU"] = trainer.gpus_per_worker * trainer.num_workers
+        per_trial["GPU"] = trainer.gpus_per_worker * workers
     return per_trial
 
 

@@ -2,8 +2,15 @@
 
 The trial function is a Ray Train *driver* (Ray 2.60's Train V2 + Tune pattern): it builds its
 own ``TorchTrainer`` through ``harness.fit`` and forwards every epoch's report to Tune, so a
-scheduler can stop it after any epoch. Rank 0 of its Train workers logs the epochs into the child
-run; the sweep driver closes the child run afterwards (a stopped trial is killed mid-flight).
+scheduler can stop it after any epoch. Rank 0 logs the epochs into the child run; the sweep
+driver closes the child run afterwards (a stopped trial is killed mid-flight).
+
+On the local path (the trials' trainer has ``num_workers: 0``, the default) the trial's own
+process runs the harness's loop and reports each epoch with ``ray.tune.report``: no Train
+controller, worker actors or report queue per trial, and stopping the trial stops the training.
+(Not through Train's local mode: Ray 2.60 refuses ``ray.train`` calls inside a Tune function and
+points to the ``ray.tune`` API, see ``harness.fit``.) With workers, the trial reserves nothing
+itself and its Train run's workers hold the resources.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from components import tracking
 from components.config import Params, flatten, model_trainer
 from components.train.harness import TrainJob, fit
 from components.tune.overrides import apply_overrides
-from components.tune.space import plain, trial_trainer
+from components.tune.space import plain, trial_resources, trial_trainer
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,22 @@ def abort_train_run(timeout_s: float = 60.0) -> None:
         pass  # the controller exits as it aborts (or was gone already)
 
 
+class ReportToTune:
+    """The local path's report callback (the harness calls ``after_report`` in the trial's own
+    thread): each epoch's metrics, and with PBT its checkpoint, go to Tune."""
+
+    def __init__(self, forward_checkpoints: bool):
+        self.forward_checkpoints = forward_checkpoints
+
+    def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
+        import ray.tune
+
+        if self.forward_checkpoints and checkpoint is not None:
+            ray.tune.report(dict(metrics[0]), checkpoint=ray.tune.Checkpoint(checkpoint.path, checkpoint.filesystem))
+        else:
+            ray.tune.report(dict(metrics[0]))
+
+
 def trainable(context: SweepContext):
     """The Tune trainable of a sweep: :func:`run_trial` with ``context``, whose cleanup (Tune
     stopping, pausing or finishing the trial) aborts the trial's Train run first."""
@@ -86,6 +109,10 @@ def trainable(context: SweepContext):
             abort_train_run()
             super().cleanup()
 
+    trainer = trial_trainer(context.params, context.family)
+    if trainer.num_workers == 0:  # the trial's process trains: it holds one worker's CPUs (and GPU)
+        return ray.tune.with_resources(SweepTrial, {key.lower(): amount
+                                                    for key, amount in trial_resources(trainer).items()})
     # The trial only drives its Train run, so it reserves no CPU: Tune's default of 1 CPU per
     # trial plus a 2-CPU Train worker would never fit a 2-CPU machine. Tune rejects an all-zero
     # request, so the trial asks for a nominal amount of Ray's (logical) memory resource instead.
@@ -142,6 +169,9 @@ def run_trial(config: dict[str, Any], context: SweepContext) -> None:
         repo_root=context.repo_root, trial_id=trial_id, initial_checkpoint=start,
         ray_log_level="WARNING",  # Ray Train's per-report lines would double the trial's progress lines
     )
+    if job.local:
+        fit(job, callbacks=[ReportToTune(context.forward_checkpoints)])
+        return
     reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
     failure: list[BaseException] = []
 

@@ -55,18 +55,22 @@ def test_gpu_bf16_training_reports_peak_memory(prepared, ray_session):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without GPUs")
-def test_use_gpu_without_a_gpu_is_a_one_line_error(prepared):
-    """Not a hang waiting for resources: one line naming what was asked and what the cluster has,
-    before any output or MLflow run is written."""
+@pytest.mark.parametrize(("num_workers", "says"), [
+    (0, ["use_gpu is true but no CUDA GPU is visible"]),  # local path: this process must see one
+    (1, ["use_gpu", "need 1 GPU(s)", "has 0 GPU(s)"]),  # worker path: the Ray cluster must have one
+], ids=["local", "worker"])
+def test_use_gpu_without_a_gpu_is_a_one_line_error(prepared, num_workers, says):
+    """Not a hang waiting for resources: one line naming what was asked and what the machine or
+    cluster has, before any output or MLflow run is written."""
     params = yaml.safe_load((prepared / "params.yaml").read_text())
-    params["segmentation"]["trainer"]["use_gpu"] = True
+    params["segmentation"]["trainer"].update(use_gpu=True, num_workers=num_workers)
     (prepared / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = subprocess.run([sys.executable, "-m", "pipelines.train", "segmentation", "unet"], cwd=prepared,
                             env=run_env(prepared), capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
-    assert "use_gpu" in lines[0] and "need 1 GPU(s)" in lines[0] and "has 0 GPU(s)" in lines[0], lines[0]
+    assert all(part in lines[0] for part in says), lines[0]
     assert not (prepared / "models").exists()
     assert not (prepared / "mlflow.db").exists() or "segmentation" not in _experiment_names(prepared)
 

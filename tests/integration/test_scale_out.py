@@ -91,7 +91,8 @@ def dvc_repo(tmp_path):
     _copy_repository(root)
     params = tiny_params_dict()
     params["segmentation"]["models"]["fcn"]["epochs"] = 15
-    params["segmentation"]["trainer"]["num_workers"] = 0  # the local path: checkpoints are the harness's
+    params["segmentation"]["trainer"].update(num_workers=0,  # the local path: checkpoints are the harness's
+                                             figure_every=15)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSELAB_", "MLFLOW_", "RAY_ADDRESS"))}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", DVC_NO_ANALYTICS="1",
