@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     params = on_cluster_if_addressed(params, args.family)
     section = getattr(params, args.family)
     model_cfg = getattr(section.models, args.model)
-    family.build_task(args.model, params).datasets()  # missing data fails here, before Ray starts
+    task = family.build_task(args.model, params)
+    task.datasets()  # missing data fails here, before Ray starts (the local path trains this task)
 
     identity = run_identity(args.family, args.model, params)
     digest = params_hash(identity)
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
             mlflow_tracking_uri=uri,
             repo_root=str(repo_root()),
         )
-        outcome = fit(job)
+        outcome = fit(job, task=task)
         test = test_evaluation(family, outcome, params)
         wall_s = time.perf_counter() - started
         summary = {

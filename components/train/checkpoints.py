@@ -46,45 +46,36 @@ class RunCheckpoints:
         fs, root = _filesystem(self.storage_path)
         return fs, f"{root.rstrip('/')}/{self.run_name}"
 
-    def _complete(self, fs: Any, run_dir: str) -> list[str]:
-        """Names of the run's complete checkpoints, oldest first (timestamps sort as strings)."""
+    def _listing(self, fs: Any, run_dir: str) -> tuple[list[str], list[str]]:
+        """``(complete, unfinished)`` directory names of the run: complete checkpoints oldest first
+        (timestamps sort as strings); staging directories and checkpoints without their marker."""
         import pyarrow.fs
 
         listing = fs.get_file_info(pyarrow.fs.FileSelector(run_dir, allow_not_found=True))
-        names = sorted(info.base_name for info in listing
-                       if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(CHECKPOINT_PREFIX))
+        directories = [info.base_name for info in listing if info.type == pyarrow.fs.FileType.Directory]
+        names = sorted(name for name in directories if name.startswith(CHECKPOINT_PREFIX))
         markers = fs.get_file_info([f"{run_dir}/{name}/{COMPLETE_MARKER}" for name in names])
-        return [name for name, marker in zip(names, markers, strict=True) if marker.type == pyarrow.fs.FileType.File]
-
-    def _drop_unfinished(self, fs: Any, run_dir: str) -> None:
-        """Remove what an upload killed midway left: staging directories, unmarked checkpoints."""
-        import pyarrow.fs
-
-        listing = fs.get_file_info(pyarrow.fs.FileSelector(run_dir, allow_not_found=True))
-        complete = set(self._complete(fs, run_dir))
-        for info in listing:
-            name = info.base_name
-            if info.type == pyarrow.fs.FileType.Directory and (
-                    name.startswith(f".tmp-{CHECKPOINT_PREFIX}")
-                    or (name.startswith(CHECKPOINT_PREFIX) and name not in complete)):
-                fs.delete_dir(info.path)
+        complete = [name for name, marker in zip(names, markers, strict=True)
+                    if marker.type == pyarrow.fs.FileType.File]
+        unfinished = [name for name in directories
+                      if name.startswith(f".tmp-{CHECKPOINT_PREFIX}") or (name in names and name not in complete)]
+        return complete, unfinished
 
     def latest(self):
         """The newest complete checkpoint (a ``ray.train.Checkpoint``), or None."""
         import ray.train
 
         fs, run_dir = self._run_dir()
-        names = self._complete(fs, run_dir)
-        return ray.train.Checkpoint(f"{run_dir}/{names[-1]}", fs) if names else None
+        complete, _ = self._listing(fs, run_dir)
+        return ray.train.Checkpoint(f"{run_dir}/{complete[-1]}", fs) if complete else None
 
     def persist(self, directory: str):
         """Copy a local checkpoint directory into the run's storage, then drop all but the newest
-        ``num_to_keep``; returns the stored ``ray.train.Checkpoint``."""
+        ``num_to_keep`` and what an upload killed midway left; returns the stored ``ray.train.Checkpoint``."""
         import pyarrow.fs
         import ray.train
 
         fs, run_dir = self._run_dir()
-        self._drop_unfinished(fs, run_dir)
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d_%H-%M-%S.%f")
         name = f"{CHECKPOINT_PREFIX}{stamp}"
         final = f"{run_dir}/{name}"
@@ -97,6 +88,7 @@ class RunCheckpoints:
             marker.write(b"")
         if local:
             fs.move(staging, final)  # a rename: the checkpoint appears whole or not at all
-        for old in self._complete(fs, run_dir)[: -self.num_to_keep]:
+        complete, unfinished = self._listing(fs, run_dir)
+        for old in unfinished + complete[: -self.num_to_keep]:
             fs.delete_dir(f"{run_dir}/{old}")
         return ray.train.Checkpoint(final, fs)

@@ -390,7 +390,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     for path, (digest, ref) in config.get("inputs", {}).items():  # only on clusters of several nodes
         if materialize(Path(path), digest, lambda ref=ref: ray.get(ref)):
             _say(f"[{job.label}] rank {rank}: fetched {path} from the driver's node")
-    task: Task = get_family(job.family).build_task(job.model, job.params)
+    task: Task = config.get("task") or get_family(job.family).build_task(job.model, job.params)
     sampler, train_loader, val_loader = build_loaders(task, job.trainer, rank, world, job.params.seed)
     if job.local:  # no Ray resources are assigned in local mode: Ray's get_device would say CPU
         device = select_device(job.trainer.use_gpu)
@@ -481,14 +481,14 @@ def check_resources(trainer: TrainerConfig) -> None:
         )
 
 
-def _shipped_inputs(job: TrainJob) -> dict[str, Any]:
+def _shipped_inputs(job: TrainJob, task: Task | None) -> dict[str, Any]:
     """Object refs of the task's input files when the cluster has several nodes (see shipping.py)."""
     import ray
 
     if sum(node["Alive"] for node in ray.nodes()) < 2:
         return {}
     shipped = {}
-    for path in get_family(job.family).build_task(job.model, job.params).inputs():
+    for path in (task or get_family(job.family).build_task(job.model, job.params)).inputs():
         digest, blob = pack(path)
         shipped[str(path)] = (digest, ray.put(blob))
     return shipped
@@ -508,12 +508,15 @@ def read_checkpoint(directory: Path) -> TrainOutcome:
     )
 
 
-def fit(job: TrainJob, callbacks: Sequence[Any] = ()) -> TrainOutcome:
+def fit(job: TrainJob, callbacks: Sequence[Any] = (), task: Task | None = None) -> TrainOutcome:
     """Train ``job`` with Ray Train and return its final checkpoint: in this process on the local
     path (``num_workers: 0``, no Ray needed), else on Ray Train workers (Ray must be initialised).
 
     ``callbacks``: Ray Train ``UserCallback``s of the run (a Tune trial forwards each epoch's report);
     on the local path the harness calls their ``after_report`` itself, with ``run_context=None``.
+    ``task``: the job's task as the caller already built it (its datasets loaded, nothing set up):
+    the local path trains it instead of loading the data a second time in the same process; workers
+    build their own.
     """
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -523,11 +526,11 @@ def fit(job: TrainJob, callbacks: Sequence[Any] = ()) -> TrainOutcome:
         _say(f"[{job.label}] training in this process (Ray Train local mode, trainer.num_workers 0)")
         logging.getLogger("ray.train.v2.api.config").setLevel(logging.WARNING)  # its "Running in local mode" line
         if job.in_tune_trial:  # no ray.train here (see the module's docstring): the loop itself
-            train_loop_per_worker({"job": job, "local_callbacks": list(callbacks)})
+            train_loop_per_worker({"job": job, "local_callbacks": list(callbacks), "task": task})
             return read_checkpoint_of(job.checkpoints().latest())
         result = TorchTrainer(
             train_loop_per_worker,
-            train_loop_config={"job": job, "local_callbacks": list(callbacks)},
+            train_loop_config={"job": job, "local_callbacks": list(callbacks), "task": task},
             scaling_config=ScalingConfig(num_workers=0),
             run_config=RunConfig(name=job.run_name, storage_path=job.storage_path),
         ).fit()
@@ -544,7 +547,7 @@ def fit(job: TrainJob, callbacks: Sequence[Any] = ()) -> TrainOutcome:
         resources["GPU"] = job.trainer.gpus_per_worker
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"job": job, "inputs": _shipped_inputs(job)},
+        train_loop_config={"job": job, "inputs": _shipped_inputs(job, task)},
         scaling_config=ScalingConfig(
             num_workers=job.trainer.num_workers, use_gpu=job.trainer.use_gpu, resources_per_worker=resources,
             placement_strategy=job.trainer.placement_strategy,
