@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from components.errors import UserError
+from components.train.ray_internals import PLACEMENT_GROUP_CLEANER_LOGGER
 
 if TYPE_CHECKING:  # numpy and torch are imported where used: stages that never train skip them
     import torch
@@ -116,7 +117,7 @@ def _check_reachable(address: str) -> None:
 
 
 # Loggers of Ray's own helper actors that are noisy without the dashboard's state API.
-_QUIET_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
+_QUIET_LOGGERS = (PLACEMENT_GROUP_CLEANER_LOGGER,)
 
 
 def quiet_ray_worker_logs() -> None:

@@ -7,6 +7,10 @@ then per epoch trains on its shard, evaluates every ``trainer.eval_every`` epoch
 last (metrics reduced across ranks), logs from rank 0, and reports a checkpoint. Every worker
 calls ``ray.train.report`` once per epoch (it is a barrier).
 
+A train step that returns a non-finite loss (NaN or inf, on any rank) stops training at that step
+on every rank: no report and no checkpoint of that epoch (the earlier ones stay), and ``fit``
+raises a one-line ``UserError`` naming the epoch, the step and the last good checkpoint.
+
 Two paths, one loop:
 
 - **local** (``trainer.num_workers: 0``, the embedded default): Ray Train's local mode runs
@@ -54,8 +58,11 @@ from components.runtime import seed_everything, select_device
 from components.tracking import RunLogger, figure_png
 from components.train.checkpoints import RunCheckpoints
 from components.train.precision import MixedPrecision
+from components.train.ray_internals import quiet_train_report_loggers
 from components.train.shipping import materialize, pack
 from components.train.task import Task, unwrap
+from components.train.task import hyperparameters as _hyperparameters  # noqa: F401  (tests/unit/test_tune.py)
+from components.train.task import keep_hyperparameters as _keep_hyperparameters  # noqa: F401  (same)
 
 STATE_FILE = "state.pt"
 NUM_CHECKPOINTS = 2  # kept per run (the newest), on both paths
@@ -131,19 +138,19 @@ def build_loaders(task: Task, trainer: TrainerConfig, rank: int, world: int, see
     # runs the same number of DDP steps). Evaluation: a strided, unpadded shard, so that reduced
     # metrics count every sample exactly once.
     # A task may batch its own way (detection keeps lists of per-image targets): ``collate_fn``;
-    # and order its training items its own way (sequences: batches of similar lengths): ``train_sampler``.
-    collate = getattr(task, "collate_fn", None)
-    make_sampler = getattr(task, "train_sampler", None)
-    if make_sampler is not None:
-        sampler = make_sampler(num_replicas=world, rank=rank, seed=seed, batch_size=trainer.batch_size)
+    # and order its training items its own way (sequences: batches of similar lengths): ``train_sampler``
+    # (None, ModuleTask's defaults: PyTorch's collation, a shuffling DistributedSampler).
+    if task.train_sampler is not None:
+        sampler = task.train_sampler(num_replicas=world, rank=rank, seed=seed, batch_size=trainer.batch_size)
     else:
         sampler = DistributedSampler(data["train"], num_replicas=world, rank=rank, shuffle=True, seed=seed)
     # Pinned host memory lets batches copy to the GPU asynchronously (tasks move them non_blocking).
     workers = {"num_workers": trainer.loader_workers, "persistent_workers": trainer.loader_workers > 0}
-    train = DataLoader(data["train"], batch_size=trainer.batch_size, sampler=sampler, collate_fn=collate,
+    train = DataLoader(data["train"], batch_size=trainer.batch_size, sampler=sampler, collate_fn=task.collate_fn,
                        pin_memory=trainer.use_gpu, **workers)
     val_shard = Subset(data["val"], range(rank, len(data["val"]), world))
-    val = DataLoader(val_shard, batch_size=trainer.eval_batch_size, shuffle=False, collate_fn=collate, **workers)
+    val = DataLoader(val_shard, batch_size=trainer.eval_batch_size, shuffle=False, collate_fn=task.collate_fn,
+                     **workers)
     return sampler, train, val
 
 
@@ -236,41 +243,14 @@ class _RunState:
     history: list[dict[str, float]] = field(default_factory=list)
     resumes: list[dict[str, Any]] = field(default_factory=list)
     figures: dict[str, bytes] = field(default_factory=dict)  # the latest figure of each name, PNG
-
-
-def _hyperparameters(task: Task) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[float]]]:
-    """The task's optimizer hyperparameters (every param-group key but the parameters) and its
-    schedulers' base learning rates, as built from this job's params."""
-    groups = {name: [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
-              for name, optimizer in getattr(task, "optimizers", {}).items()}
-    base_lrs = {name: list(scheduler.base_lrs) for name, scheduler in getattr(task, "schedulers", {}).items()}
-    return groups, base_lrs
-
-
-def _keep_hyperparameters(task: Task, groups: Mapping[str, list[dict[str, Any]]],
-                          base_lrs: Mapping[str, list[float]]) -> None:
-    """After loading another run's state: this job's hyperparameters again (lr, weight decay, betas,
-    the schedules' peak), the loaded weights, moments and step counts kept; each learning rate is
-    re-derived from its schedule at the loaded step."""
-    for name, optimizer in getattr(task, "optimizers", {}).items():
-        for group, fresh in zip(optimizer.param_groups, groups[name], strict=True):
-            group.update(fresh)
-    for name, scheduler in getattr(task, "schedulers", {}).items():
-        scheduler.base_lrs = list(base_lrs[name])
-        factors = getattr(scheduler, "lr_lambdas", None)  # LambdaLR (components/train/schedules.py)
-        if factors is not None:
-            for group, base, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, factors, strict=True):
-                group["lr"] = base * factor(scheduler.last_epoch)
-            scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+    saved_epoch: int | None = None  # the epoch of this run's newest checkpoint in storage (None: none yet)
 
 
 def _start_from(task: Task, job: TrainJob, rank: int) -> _RunState:
     """Start from ``job.initial_checkpoint`` (another run's) with this job's hyperparameters."""
     with job.initial_checkpoint.as_directory() as directory:
         saved = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
-    groups, base_lrs = _hyperparameters(task)
-    task.load_state_dict(saved["task"])
-    _keep_hyperparameters(task, groups, base_lrs)
+    task.adopt_state_dict(saved["task"])  # its weights and moments, this job's hyperparameters
     run = _RunState(saved["epoch"], saved["history"])
     run.resumes.append({"epoch": run.epoch, "from": job.initial_checkpoint.path})
     if rank == 0:
@@ -293,7 +273,7 @@ def _restore(task: Task, job: TrainJob, rank: int) -> _RunState:
         saved = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
         figures = {png.stem: png.read_bytes() for png in (Path(directory) / FIGURES_DIR).glob("*.png")}
     task.load_state_dict(saved["task"])
-    run = _RunState(saved["epoch"], saved["history"], saved["resumes"], figures)
+    run = _RunState(saved["epoch"], saved["history"], saved["resumes"], figures, saved_epoch=saved["epoch"])
     run.resumes.append({"epoch": run.epoch, "optimizer_fingerprint": _optimizer_fingerprint(saved["task"])})
     if rank == 0:
         _say(f"[{job.label}] resumed from the checkpoint of epoch {run.epoch} ({job.run_name})")
@@ -317,19 +297,73 @@ def _failure_injection(rank: int, world: int) -> Callable[[int, int], None] | No
     return maybe_fail
 
 
+class NonFiniteLoss(Exception):
+    """A train step returned a NaN or infinite loss on some rank; every rank raises it at that step."""
+
+    def __init__(self, step: int, bad: Mapping[tuple[int, str], float], world: int):
+        self.step = step  # 0-based, in the epoch
+        self.bad = dict(bad)  # (rank, loss key) -> value, the non-finite ones
+        self.world = world
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """``"loss (nan)"``; under DDP the rank too: ``"loss_d (inf on rank 1)"``."""
+        (rank, key), value = next(iter(self.bad.items()))
+        return f"{key} ({value:g}" + (f" on rank {rank})" if self.world > 1 else ")")
+
+
+def _check_losses(losses: Mapping[str, torch.Tensor], step: int, world: int) -> None:
+    """Raise :class:`NonFiniteLoss` on every rank when any rank's step returned a non-finite loss
+    (``loss``, or each ``loss*`` key: a GAN has ``loss_d`` and ``loss_g``).
+
+    Under DDP the ranks exchange their values every step (one all-reduce of ``world x losses``
+    numbers, each rank filling its own row), so they stop at the same step and none waits in a
+    collective that the others never reach. One host sync per step (the check reads the values).
+    """
+    keys = [key for key in losses if key.startswith("loss")] or list(losses)[:1]
+    if not keys:
+        return
+    mine = torch.stack([losses[key].detach().reshape(()).double() for key in keys])
+    if world > 1 and dist.is_initialized():
+        rank = dist.get_rank()
+        on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        table = torch.zeros(world, len(keys), dtype=torch.float64, device=on)
+        table[rank] = mine.to(on)
+        dist.all_reduce(table)  # a sum of rows each filled by one rank: every rank's values, NaN kept
+        values = table.cpu().tolist()
+    else:
+        values = [mine.cpu().tolist()]
+    bad = {(rank, key): value for rank, row in enumerate(values)
+           for key, value in zip(keys, row, strict=True) if not math.isfinite(value)}
+    if bad:
+        raise NonFiniteLoss(step, bad, world)
+
+
 def _train_epoch(
     task: Task, loader: DataLoader, world: int, before_step: Callable[[int], None] | None = None
 ) -> dict[str, float]:
-    """One pass over this rank's shard; the mean of each loss over steps, averaged over ranks."""
+    """One pass over this rank's shard; the mean of each loss over steps, averaged over ranks.
+    Raises :class:`NonFiniteLoss` (on every rank) at the first step that returns a non-finite loss."""
     sums: dict[str, torch.Tensor] = {}
     steps = 0
     for batch in loader:
         if before_step is not None:
             before_step(steps)
-        for key, value in task.train_step(batch).items():
+        losses = task.train_step(batch)
+        _check_losses(losses, steps, world)
+        for key, value in losses.items():
             sums[key] = sums.get(key, 0) + value.detach()
         steps += 1
     return _mean_across_ranks({f"train/{k}": v / steps for k, v in sums.items()}, world)
+
+
+def _nonfinite_message(job: TrainJob, run: _RunState, epoch: int, stop: NonFiniteLoss) -> str:
+    """The one line a non-finite loss ends the stage with (epochs and steps counted from 1)."""
+    where = f"{job.storage_path.rstrip('/')}/{job.run_name}"
+    kept = (f"the last good checkpoint (epoch {run.saved_epoch}) is kept in {where}" if run.saved_epoch
+            else "no checkpoint of this run was written yet")
+    return (f"{job.label}: non-finite {stop.describe()} at epoch {epoch + 1}, step {stop.step + 1}; {kept}; "
+            "lower the learning rate or clip gradients (the model's grad_clip, where it has one)")
 
 
 def _report(task: Task, run: _RunState, rank: int, job: TrainJob, callbacks: Sequence[Any] = ()) -> None:
@@ -365,18 +399,19 @@ def _report(task: Task, run: _RunState, rank: int, job: TrainJob, callbacks: Seq
         callback.after_report(run_context=None, metrics=[scalars], checkpoint=checkpoint)
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Ray Train's per-worker entry point; ``config["job"]`` is a :class:`TrainJob`."""
+def train_loop_per_worker(config: dict[str, Any]) -> str | None:
+    """Ray Train's per-worker entry point; ``config["job"]`` is a :class:`TrainJob`.
+
+    Returns None, or the one-line reason training stopped early (a non-finite loss): every rank
+    returns it instead of raising, so Ray Train neither restarts the workers (``max_failures``)
+    nor wraps the reason in a traceback; :func:`fit` raises it on the driver as a ``UserError``.
+    """
     import ray.train
     import ray.train.torch
-    import ray.train.v2._internal.execution.context
 
     job: TrainJob = config["job"]
     callbacks = config.get("local_callbacks", ())  # the local path's: run in this process
-    # Ray Train logs each report under its source file's path, a logger its LoggingConfig misses;
-    # local mode logs every report (the whole metrics dict) at INFO: the progress line says it.
-    logging.getLogger(ray.train.v2._internal.execution.context.__file__).setLevel(job.ray_log_level)
-    logging.getLogger("ray.train.v2._internal.execution.train_fn_utils").setLevel(logging.WARNING)
+    quiet_train_report_loggers(job.ray_log_level)
     if job.in_tune_trial:
         rank, world = 0, 1
     else:
@@ -400,14 +435,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         task.setup(device, wrap=ray.train.torch.prepare_model, steps_per_epoch=len(train_loader))
     task.precision = MixedPrecision(job.trainer.precision, device.type)
     figure_batch = next(iter(DataLoader(
-        task.datasets()["val"], batch_size=job.trainer.eval_batch_size, collate_fn=getattr(task, "collate_fn", None)
+        task.datasets()["val"], batch_size=job.trainer.eval_batch_size, collate_fn=task.collate_fn
     )))
     run = _restore(task, job, rank)
     if run.epoch >= job.epochs:  # finished earlier: report it again so the driver gets its checkpoint
         if not any(key.startswith("val/") for key in run.history[-1]):  # epochs lowered below an unevaluated one
             run.history[-1].update({f"val/{k}": float(v) for k, v in task.evaluate(val_loader).items()})
         _report(task, run, rank, job, callbacks)
-        return
+        return None
     seed_everything(job.params.seed + 1000 * run.epoch + rank)
     logger = RunLogger(job.mlflow_run_id, job.mlflow_tracking_uri, active=rank == 0)
     nodes = _count_nodes(world)
@@ -417,7 +452,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         started = time.perf_counter()
         sampler.set_epoch(epoch)
         before_step = (lambda step, epoch=epoch: maybe_fail(epoch, step)) if maybe_fail else None
-        train_metrics = _train_epoch(task, train_loader, world, before_step)
+        try:
+            train_metrics = _train_epoch(task, train_loader, world, before_step)
+        except NonFiniteLoss as stop:  # every rank, at the same step: no report, no checkpoint of this epoch
+            return _nonfinite_message(job, run, epoch, stop)
         train_metrics["throughput/train_samples_per_s"] = len(sampler) * world / (time.perf_counter() - started)
         if device.type == "cuda":  # this rank's peak during the epoch (rank 0's is logged)
             train_metrics["memory/gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
@@ -441,6 +479,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                     logger.log_figure(fig, f"figures/epoch_{run.epoch:03d}/{name}.png")
                     run.figures[name] = figure_png(fig)
         _report(task, run, rank, job, callbacks)
+        run.saved_epoch = run.epoch
+    return None
 
 
 # --- driver side -------------------------------------------------------------------------------
@@ -526,7 +566,9 @@ def fit(job: TrainJob, callbacks: Sequence[Any] = (), task: Task | None = None) 
         _say(f"[{job.label}] training in this process (Ray Train local mode, trainer.num_workers 0)")
         logging.getLogger("ray.train.v2.api.config").setLevel(logging.WARNING)  # its "Running in local mode" line
         if job.in_tune_trial:  # no ray.train here (see the module's docstring): the loop itself
-            train_loop_per_worker({"job": job, "local_callbacks": list(callbacks), "task": task})
+            stopped = train_loop_per_worker({"job": job, "local_callbacks": list(callbacks), "task": task})
+            if stopped:
+                raise UserError(stopped)
             return read_checkpoint_of(job.checkpoints().latest())
         result = TorchTrainer(
             train_loop_per_worker,
@@ -567,6 +609,8 @@ def fit(job: TrainJob, callbacks: Sequence[Any] = (), task: Task | None = None) 
 def _outcome(job: TrainJob, result: Any) -> TrainOutcome:
     if result.error is not None:
         raise result.error
+    if result.return_value:  # rank 0's reason for stopping early (see train_loop_per_worker)
+        raise UserError(result.return_value)
     if result.checkpoint is None:
         raise RuntimeError(f"{job.label}: training finished without a checkpoint")
     return read_checkpoint_of(result.checkpoint)

@@ -12,21 +12,37 @@ small enough that a GAN (two networks, two optimizers, alternating steps) and a 
   the batch's scalar losses;
 - ``evaluate`` returns named metrics over a loader, reduced across ranks;
 - ``figures`` draws predictions for a human (rank 0 only, no collectives).
+
+Optional parts, with the defaults :class:`ModuleTask` gives every family's task:
+
+- ``collate_fn`` batches a list of dataset items (``None``: PyTorch's default collation, which
+  stacks tensors); ``train_sampler(num_replicas, rank, seed, batch_size)`` orders this rank's
+  training items (``None``: a shuffling ``DistributedSampler`` over the training set);
+- ``optimizers`` and ``schedulers``: the task's optimizers and learning-rate schedules by name
+  (empty: nothing to checkpoint or to give new hyperparameters);
+- ``adopt_state_dict`` loads another run's state (Population Based Training hands a trial a better
+  trial's checkpoint) and keeps this task's own hyperparameters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.optim.lr_scheduler import LRScheduler
+from torch.utils.data import Dataset, Sampler
 
 from components.train.precision import FP32, MixedPrecision
 
 Wrap = Callable[[nn.Module], nn.Module]
+Collate = Callable[[list[Any]], Any]
+# (num_replicas, rank, seed, batch_size) -> this rank's sampler of training items; it must have
+# ``set_epoch(epoch)`` and give every rank the same number of batches (DDP steps in lockstep).
+MakeSampler = Callable[..., Sampler]
 
 
 class Task(Protocol):
@@ -34,6 +50,15 @@ class Task(Protocol):
 
     modules: Mapping[str, nn.Module]  # the networks (DDP-wrapped after setup)
     precision: MixedPrecision  # set by the harness after setup (trainer.precision); train_step uses it
+    # How the harness batches both splits' items; None: PyTorch's default collation (stacks tensors).
+    collate_fn: Collate | None
+    # This rank's sampler of training items, called as ``train_sampler(num_replicas=, rank=, seed=,
+    # batch_size=)``; None: ``DistributedSampler(shuffle=True)`` over the training set.
+    train_sampler: MakeSampler | None
+    # The optimizers and schedules built by ``setup``, by name: checkpointed with the task, and given
+    # this task's hyperparameters again by ``adopt_state_dict``. Empty: nothing of the kind.
+    optimizers: Mapping[str, torch.optim.Optimizer]
+    schedulers: Mapping[str, LRScheduler]
 
     def datasets(self) -> Mapping[str, Dataset]:
         """``{"train": ..., "val": ...}``: map-style datasets yielding batches' items."""
@@ -61,6 +86,12 @@ class Task(Protocol):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
+    def adopt_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Load another run's ``state_dict`` (PBT: a better trial's checkpoint) but keep this task's
+        hyperparameters: weights, optimizer moments and step counts come from ``state``; learning
+        rates, weight decay, betas and the schedules' peaks stay this task's (see :func:`adopt_state_dict`)."""
+        ...
+
     def export(self) -> dict[str, Any]:
         """The trained weights (unwrapped) and what is needed to rebuild the network."""
         ...
@@ -75,12 +106,56 @@ def unwrap(module: nn.Module) -> nn.Module:
     return module.module if hasattr(module, "module") else module
 
 
+Hyperparameters = tuple[dict[str, list[dict[str, Any]]], dict[str, list[float]]]
+
+
+def hyperparameters(task: Any) -> Hyperparameters:
+    """``task``'s optimizer hyperparameters (every param-group key but the parameters) and its
+    schedulers' base learning rates, as built from its job's params. ``task``: anything with
+    ``optimizers`` and ``schedulers`` mappings."""
+    groups = {name: [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+              for name, optimizer in task.optimizers.items()}
+    base_lrs = {name: list(scheduler.base_lrs) for name, scheduler in task.schedulers.items()}
+    return groups, base_lrs
+
+
+def keep_hyperparameters(task: Any, groups: Mapping[str, list[dict[str, Any]]],
+                         base_lrs: Mapping[str, list[float]]) -> None:
+    """After loading another run's state: ``task``'s own hyperparameters again (lr, weight decay,
+    betas, the schedules' peak) from :func:`hyperparameters`, the loaded weights, moments and step
+    counts kept; each learning rate is re-derived from its schedule at the loaded step."""
+    for name, optimizer in task.optimizers.items():
+        for group, fresh in zip(optimizer.param_groups, groups[name], strict=True):
+            group.update(fresh)
+    for name, scheduler in task.schedulers.items():
+        scheduler.base_lrs = list(base_lrs[name])
+        factors = getattr(scheduler, "lr_lambdas", None)  # LambdaLR (components/train/schedules.py)
+        if factors is not None:
+            for group, base, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, factors, strict=True):
+                group["lr"] = base * factor(scheduler.last_epoch)
+            scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+
+
+def adopt_state_dict(task: Any, state: Mapping[str, Any]) -> None:
+    """``task.load_state_dict(state)`` between :func:`hyperparameters` and :func:`keep_hyperparameters`:
+    another run's weights, moments and steps with ``task``'s own hyperparameters."""
+    groups, base_lrs = hyperparameters(task)
+    task.load_state_dict(state)
+    keep_hyperparameters(task, groups, base_lrs)
+
+
+_NONE: Mapping[str, Any] = MappingProxyType({})  # a read-only empty default, shared safely
+
+
 class ModuleTask:
-    """State handling shared by tasks that keep ``modules``, ``optimizers`` and ``schedulers`` dicts."""
+    """The :class:`Task` defaults and state handling shared by tasks that keep ``modules``,
+    ``optimizers`` and ``schedulers`` dicts (every family's task subclasses it)."""
 
     modules: dict[str, nn.Module]
-    optimizers: dict[str, torch.optim.Optimizer]
-    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
+    optimizers: Mapping[str, torch.optim.Optimizer] = _NONE  # setup fills them
+    schedulers: Mapping[str, LRScheduler] = _NONE
+    collate_fn: Collate | None = None  # PyTorch's default collation
+    train_sampler: MakeSampler | None = None  # the harness's shuffling DistributedSampler
     precision: MixedPrecision = FP32  # the harness sets trainer.precision's after setup
     directory: Path  # the prepared dataset
 
@@ -91,7 +166,7 @@ class ModuleTask:
         return {
             "modules": {name: unwrap(m).state_dict() for name, m in self.modules.items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-            "schedulers": {name: s.state_dict() for name, s in getattr(self, "schedulers", {}).items()},
+            "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -99,5 +174,8 @@ class ModuleTask:
             unwrap(module).load_state_dict(state["modules"][name])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
-        for name, scheduler in getattr(self, "schedulers", {}).items():
+        for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])
+
+    def adopt_state_dict(self, state: Mapping[str, Any]) -> None:
+        adopt_state_dict(self, state)

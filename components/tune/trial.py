@@ -16,7 +16,6 @@ itself and its Train run's workers hold the resources.
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from ray.train import UserCallback
 from components import tracking
 from components.config import Params, flatten, model_trainer
 from components.train.harness import TrainJob, fit
+from components.train.ray_internals import quiet_tune_storage_logger
 from components.tune.overrides import apply_overrides
 from components.tune.space import plain, trial_resources, trial_trainer
 
@@ -148,7 +148,7 @@ def run_trial(config: dict[str, Any], context: SweepContext) -> None:
     from ray.util.queue import Queue
 
     # Tune logs each checkpoint it stores (PBT) at INFO: the trial's progress lines say enough.
-    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    quiet_tune_storage_logger()
     trial_id = ray.tune.get_context().get_trial_id()
     params = trial_params(context, config)
     start = ray.tune.get_checkpoint()  # PBT: the checkpoint of the trial this one now copies
