@@ -1,6 +1,7 @@
 # courselab: every target bootstraps the virtual environment it needs.
 #   make repro      create .venv if missing, then `dvc repro` (the whole embedded pipeline)
 #   make test       create .venv if missing, then the whole test suite (unit, slow, e2e, browser)
+#   make dvc-yaml   regenerate dvc.yaml from the family descriptors (after adding a model or a family)
 #   make dashboard  MLflow UI on http://127.0.0.1:5000 over the embedded store (PORT, HOST, MLFLOW_DB,
 #                   ALLOWED_HOSTS); the comparison report is reports/index.html (`dvc repro report`)
 #   make browser    install chromium + chromium-driver for the browser tests (apt-get, as root; else skip)
@@ -27,7 +28,7 @@ export DVC_NO_ANALYTICS := 1
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv repro test test-fast dashboard browser lint bench clean
+.PHONY: venv repro test test-fast dvc-yaml dashboard browser lint bench clean
 
 venv: $(STAMP)
 
@@ -45,6 +46,10 @@ test: $(STAMP) browser
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not e2e and not gpu and not browser"
+
+# dvc.yaml is generated from the family descriptors (components/families/*/family.py)
+dvc-yaml: $(STAMP)
+	$(BIN)/python -m tools.dvc_yaml
 
 # The browser tests (tests/browser) drive Debian's chromium through its chromedriver; without them
 # they skip. Installs only when missing, only as root, and never fails the build.

@@ -5,7 +5,7 @@
 Both sides are the default ``rl.algos.dqn`` params (same batch, replay ratio, vectorised envs,
 prioritisation and n-step range) with only ``replay_buffer`` changed: ``episodes`` is RLlib's
 ``PrioritizedEpisodeReplayBuffer`` and DQN training step, ``transitions`` is
-``components.rl.dqn.TransitionReplayDQN``. Each samples ``--env-steps`` env steps of CartPole in this
+``components.families.rl.dqn.TransitionReplayDQN``. Each samples ``--env-steps`` env steps of CartPole in this
 process (the sides alternate twice, so a busy moment hits both); env steps/s counts the steps after
 ``learning_starts`` only, and the per-update cost is RLlib's own replay-sampling + learner-update
 timers. Prints one row per side and the ratio; ``--append`` adds them to BENCHMARKS.md.
@@ -22,8 +22,8 @@ import torch
 
 from bench.rows import emit
 from components.config import load_params
-from components.rl.envs import register_envs
-from components.rl.runner import config_builder
+from components.families.rl.envs import register_envs
+from components.families.rl.runner import config_builder
 from components.runtime import ray_init
 
 SIDES = ("episodes", "transitions")

@@ -35,9 +35,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from components.config import TrainerConfig, load_params, model_trainer
+from components.config import load_params, model_trainer
 from components.families import FAMILIES, get_family
 from components.runtime import ray_init, seed_everything, with_absolute_paths
+from components.schema import TrainerConfig
 from components.train.harness import TrainJob, build_loaders, fit
 from components.train.precision import MixedPrecision
 
@@ -72,7 +73,7 @@ def gpu_trainer(params, family: str, model: str, precision: str, batch_size: int
 def _smoke_val_loader(task, trainer: TrainerConfig, limit: int) -> DataLoader:
     val = task.datasets()["val"]
     return DataLoader(Subset(val, range(min(limit, len(val)))), batch_size=trainer.eval_batch_size,
-                      collate_fn=getattr(task, "collate_fn", None))
+                      collate_fn=task.collate_fn)
 
 
 def _build(family: str, model: str, params, trainer: TrainerConfig, device: torch.device):
@@ -100,7 +101,7 @@ def plain_loop(family: str, model: str, params, trainer: TrainerConfig, epochs: 
         throughput.append(len(sampler) / (time.perf_counter() - started))
     peak = _peak_gib()
     metrics = task.evaluate(val)
-    headline = get_family(family).HEADLINE_METRIC.removeprefix("val/")
+    headline = get_family(family).headline.removeprefix("val/")
     return {"images_per_s": throughput, "gpu_peak_gib": peak, "metric": float(metrics[headline])}
 
 
@@ -116,7 +117,7 @@ def harness(family: str, model: str, params, trainer: TrainerConfig, epochs: int
     return {
         "images_per_s": [h["throughput/train_samples_per_s"] for h in history],
         "gpu_peak_gib": max(h.get("memory/gpu_peak_gib", float("nan")) for h in history),
-        "metric": outcome.final_metrics.get(get_family(family).HEADLINE_METRIC, float("nan")),
+        "metric": outcome.final_metrics.get(get_family(family).headline, float("nan")),
         "fit_wall_s": wall,
     }
 
@@ -143,7 +144,7 @@ def smoke(family: str, model: str, params, precision: str, batch_size: int | Non
         losses.append(float(next(iter(out.values()))))
     peak = _peak_gib()
     metrics = task.evaluate(_smoke_val_loader(task, trainer, limit=256))
-    headline = get_family(family).HEADLINE_METRIC.removeprefix("val/")
+    headline = get_family(family).headline.removeprefix("val/")
     return {"batch_size": trainer.batch_size, "ms_per_step": 1000 * sum(step_s) / len(step_s),
             "first_loss": losses[0], "last_loss": losses[-1], "finite": all(map(math.isfinite, losses)),
             "gpu_peak_gib": peak, "metric": float(metrics[headline]), "metric_name": headline}
@@ -190,7 +191,7 @@ def main() -> None:
               f"harness {[round(x) for x in ours['images_per_s']]}  fit wall {ours['fit_wall_s']:.1f}s", flush=True)
 
     for family in args.smoke_families if args.smoke_steps else []:
-        for model in get_family(family).MODELS:
+        for model in get_family(family).models:
             key = f"{family}/{model}"
             try:
                 row = smoke(family, model, params, args.precision, None, args.smoke_steps)

@@ -17,8 +17,8 @@ from datetime import date
 
 from bench.rows import emit
 from components.config import load_params
-from components.rl.envs import register_envs
-from components.rl.runner import config_builder
+from components.families.rl.envs import register_envs
+from components.families.rl.runner import config_builder
 from components.runtime import ray_init
 
 

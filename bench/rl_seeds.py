@@ -2,7 +2,7 @@
 
     python -m bench.rl_seeds [--algos dqn reinforce] [--seeds 0 1 2] [--variants default tuned] [--append]
 
-Each run is the stage's own loop (:func:`components.rl.runner.train_rllib`) on ``rl.algos.<algo>``
+Each run is the stage's own loop (:func:`components.families.rl.runner.train_rllib`) on ``rl.algos.<algo>``
 with only the seed changed, in a fresh run directory, without MLflow. ``--variants`` picks the
 params: ``default`` (params.yaml as it is) and/or ``tuned`` (with ``tuned/rl.yaml``'s values, as
 rl@<algo> applies them); both run seed by seed in one process, side by side. Prints one line per
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.rows import emit
 from components.config import load_params
-from components.rl.runner import train_rllib
+from components.families.rl.runner import train_rllib
 from components.runtime import ray_init, repo_root
 from components.tracking import RunLogger
 from components.tune.overrides import apply_tuned

@@ -39,7 +39,7 @@ def plain_loop(family: str, model: str, params, epochs: int) -> tuple[float, flo
     task = get_family(family).build_task(model, params)
     data = task.datasets()
     generator = torch.Generator().manual_seed(params.seed)
-    collate = getattr(task, "collate_fn", None)  # as the harness does (detection batches are lists)
+    collate = task.collate_fn  # as the harness does (detection batches are lists)
     train = DataLoader(data["train"], batch_size=trainer.batch_size, shuffle=True, generator=generator,
                        collate_fn=collate)
     task.setup(torch.device("cpu"), wrap=lambda module: module, steps_per_epoch=len(train))
@@ -90,7 +90,7 @@ def main() -> None:
         started = time.perf_counter()
         outcome = fit(job)
         harness_s = time.perf_counter() - started
-    harness_metric = outcome.final_metrics.get(get_family(args.family).HEADLINE_METRIC, float("nan"))
+    harness_metric = outcome.final_metrics.get(get_family(args.family).headline, float("nan"))
     print(f"Ray Train harness:  {harness_s:.1f}s (+ ray.init {init_s:.1f}s), headline metric {harness_metric:.4f}")
     ratio = harness_s / plain_s
     workers = f"{trainer.num_workers} x" if trainer.num_workers else "local,"

@@ -23,7 +23,7 @@ from components import tracking
 from components.config import flatten, load_params, params_hash
 from components.data.schema import read_meta
 from components.errors import UserError, exit_on_user_error
-from components.families.generative import EXPERIMENT
+from components.families import get_family
 from components.families.generative.evaluator import (
     EVALUATOR_FILE,
     Evaluator,
@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
             tracking.STAGE_TAG: os.environ.get("DVC_STAGE", "evaluator"),
             tracking.PARAMS_HASH_TAG: digest, "courselab.family": "generative", "courselab.model": "evaluator"}
     started = time.perf_counter()
-    with tracking.training_run(EXPERIMENT, f"evaluator-{digest}", "evaluator", flatten(identity), tags) as run:
+    experiment = get_family("generative").experiment
+    with tracking.training_run(experiment, f"evaluator-{digest}", "evaluator", flatten(identity), tags) as run:
         import mlflow
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:

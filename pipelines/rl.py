@@ -31,14 +31,14 @@ from typing import Any
 from components import tracking
 from components.config import Params, flatten, load_params, params_hash
 from components.errors import UserError, exit_on_user_error
+from components.families import get_family
+from components.families.rl.envs import TABULAR, env_config
 from components.io import atomic_directory, atomic_write_text
 from components.metrics.direction import best_summaries
-from components.rl.envs import TABULAR, env_config
 from components.runtime import git_commit, ray_init, repo_root, resolve, with_absolute_paths
 from components.tune.overrides import apply_tuned
 
-ALGOS = ("value_iteration", "q_learning", "dqn", "reinforce")
-EXPERIMENT = "rl"
+FAMILY = get_family("rl")  # the algorithms are FAMILY.models (rl.algos), the experiment FAMILY.experiment
 # knobs that do not change what is learned up to a point: left out of the run's identity, so that
 # raising max_env_steps (say) continues the same run from its checkpoint
 _NOT_IDENTITY = {"max_env_steps", "return_threshold", "stop_at_threshold", "eval_episodes", "checkpoint_every"}
@@ -68,15 +68,15 @@ def history_csv(history: list[dict[str, float]]) -> str:
 
 def run_tabular(algo: str, params: Params, logger: tracking.RunLogger, out: Path) -> dict[str, Any]:
     """Value iteration or Q-learning on the grid world; writes the model files into ``out``."""
-    from components.rl import tabular_runner
+    from components.families.rl import tabular_runner
 
     return tabular_runner.run(algo, params, logger, out)
 
 
 def run_rllib(algo: str, params: Params, run_key: str, logger: tracking.RunLogger, out: Path) -> dict[str, Any]:
-    """DQN or REINFORCE through :func:`components.rl.runner.train_rllib`; copies the final checkpoint."""
-    from components.rl.figures import learning_curve_figure
-    from components.rl.runner import train_rllib
+    """DQN or REINFORCE through :func:`components.families.rl.runner.train_rllib`; copies the final checkpoint."""
+    from components.families.rl.figures import learning_curve_figure
+    from components.families.rl.runner import train_rllib
 
     cfg = getattr(params.rl.algos, algo)
     if params.runtime.storage_path.startswith(("s3://", "gs://")):
@@ -106,23 +106,23 @@ def run_rllib(algo: str, params: Params, run_key: str, logger: tracking.RunLogge
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("algo", help=" | ".join(ALGOS))
+    parser.add_argument("algo", help=" | ".join(FAMILY.models))
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    if args.algo not in ALGOS:
-        raise UserError(f"unknown rl algorithm {args.algo!r}; known: {', '.join(ALGOS)}")
+    if args.algo not in FAMILY.models:
+        raise UserError(f"unknown rl algorithm {args.algo!r}; known: {', '.join(FAMILY.models)}")
 
     params = with_absolute_paths(load_params(args.params))
-    params, tuned_tags = apply_tuned(params, repo_root(), "rl", args.algo)  # tune_rl's best values, if any
+    params, tuned_tags = apply_tuned(params, repo_root(), FAMILY.name, args.algo)  # tune_rl's best values, if any
     identity = run_identity(args.algo, params)
     digest = params_hash(identity)
     run_key = f"rl-{args.algo}-{digest}"
     uri = tracking.configure(params.runtime.mlflow_tracking_uri)
     tags = {
         tracking.GIT_COMMIT_TAG: git_commit(repo_root()),
-        tracking.STAGE_TAG: os.environ.get("DVC_STAGE", f"rl@{args.algo}"),
+        tracking.STAGE_TAG: os.environ.get("DVC_STAGE", FAMILY.stage_of(args.algo)),
         tracking.PARAMS_HASH_TAG: digest,
-        "courselab.family": "rl",
+        "courselab.family": FAMILY.name,
         "courselab.model": args.algo,
         **tuned_tags,
     }
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         "figures": root / "figures" / f"rl-{args.algo}",
     }
     started = time.perf_counter()
-    with tracking.training_run(EXPERIMENT, run_key, args.algo, logged_params(args.algo, params), tags) as run:
+    with tracking.training_run(FAMILY.experiment, run_key, args.algo, logged_params(args.algo, params), tags) as run:
         logger = tracking.RunLogger(run.info.run_id, uri)
         with atomic_directory(paths["model"]) as out:
             if args.algo in TABULAR:
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
             "params_hash": digest,
             "git_commit": tags[tracking.GIT_COMMIT_TAG],
             "mlflow_run_id": run.info.run_id,
-            "headline_metric": "rl/greedy_return_mean",
+            "headline_metric": FAMILY.headline,
         }
         atomic_write_text(paths["history"], history_csv(result["history"]))
         atomic_write_text(paths["metrics"], json.dumps(summary, indent=2, sort_keys=True) + "\n")

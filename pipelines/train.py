@@ -29,7 +29,7 @@ import torch
 from components import tracking
 from components.config import Params, flatten, load_params, model_trainer, params_hash
 from components.errors import UserError, exit_on_user_error
-from components.families import get_family
+from components.families import Family, get_family
 from components.io import atomic_directory, atomic_write_text
 from components.runtime import git_commit, ray_init, repo_root, with_absolute_paths
 from components.train.harness import TrainJob, TrainOutcome, check_resources, fit
@@ -55,7 +55,7 @@ def run_identity(family: str, model: str, params: Params) -> dict[str, Any]:
     the trainer's reporting knobs (``eval_every``, ``figure_every``, ``max_failures``).
     """
     section = getattr(params, family)
-    model_cfg = getattr(section.models, model).model_dump(exclude={"epochs"})
+    model_cfg = get_family(family).model_config(params, model).model_dump(exclude={"epochs"})
     trainer = section.trainer.model_dump(exclude={"eval_every", "figure_every", "max_failures"})
     dataset = section.dataset
     identity = {
@@ -74,7 +74,7 @@ def run_identity(family: str, model: str, params: Params) -> dict[str, Any]:
 def _family_run_params(family: str, model: str, params: Params) -> dict[str, Any]:
     """What a family's run reads besides its model section and trainer (shared sections, input
     files' hashes), from the family's optional ``run_params(model, params)``; {} when it has none."""
-    hook = getattr(get_family(family), "run_params", None)
+    hook = getattr(get_family(family).task(), "run_params", None)
     return hook(model, params) if hook else {}
 
 
@@ -86,7 +86,7 @@ def logged_params(family: str, model: str, params: Params) -> dict[str, Any]:
         "dataset": section.dataset,
         "data": {section.dataset: getattr(params.data, section.dataset).model_dump()},
         "trainer": model_trainer(params, family, model).model_dump(),
-        "model": {"name": model, **getattr(section.models, model).model_dump()},
+        "model": {"name": model, **get_family(family).model_config(params, model).model_dump()},
         **_family_run_params(family, model, params),
     })
 
@@ -119,10 +119,10 @@ def write_outputs(family: str, model: str, outcome: TrainOutcome, summary: dict[
     return paths
 
 
-def test_evaluation(family: Any, outcome: TrainOutcome, params: Params) -> dict[str, dict[str, Any]]:
-    """The family's final test-split evaluation (``evaluate_test``), when it has one: its metrics and
-    tags go into the summary, its figures beside the training figures (``test_*.png``)."""
-    hook = getattr(family, "evaluate_test", None)
+def test_evaluation(family: Family, outcome: TrainOutcome, params: Params) -> dict[str, dict[str, Any]]:
+    """The family's final test-split evaluation (``evaluate_test`` in its task module), when it has
+    one: its metrics and tags go into the summary, its figures beside the training figures (``test_*.png``)."""
+    hook = getattr(family.task(), "evaluate_test", None)
     if hook is None:
         return {"metrics": {}, "tags": {}, "figures": [], "seconds": 0.0}
     started = time.perf_counter()
@@ -130,7 +130,7 @@ def test_evaluation(family: Any, outcome: TrainOutcome, params: Params) -> dict[
     for name, fig in result.get("figures", {}).items():
         outcome.figures[name] = tracking.figure_png(fig)
     metrics = {k: float(v) for k, v in result["metrics"].items() if math.isfinite(v)}
-    print(f"[{family.EXPERIMENT}] test evaluation in {time.perf_counter() - started:.0f}s: "
+    print(f"[{family.experiment}] test evaluation in {time.perf_counter() - started:.0f}s: "
           + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.count("/") == 1), flush=True)
     return {"metrics": metrics, "tags": dict(result.get("tags", {})), "figures": list(result.get("figures", {})),
             "seconds": time.perf_counter() - started}
@@ -146,12 +146,13 @@ def main(argv: list[str] | None = None) -> None:
 
     params = with_absolute_paths(load_params(args.params))
     family = get_family(args.family)
-    if args.model not in family.MODELS:
-        raise UserError(f"unknown {args.family} model {args.model!r}; known: {', '.join(family.MODELS)}")
+    if family.entry != __spec__.name:
+        raise UserError(f"{args.family} is not trained here; run python -m {family.entry}")
+    if args.model not in family.models:
+        raise UserError(f"unknown {args.family} model {args.model!r}; known: {', '.join(family.models)}")
     params, tuned_tags = apply_tuned(params, repo_root(), args.family, args.model)
     params = on_cluster_if_addressed(params, args.family)
-    section = getattr(params, args.family)
-    model_cfg = getattr(section.models, args.model)
+    model_cfg = family.model_config(params, args.model)
     task = family.build_task(args.model, params)
     task.datasets()  # missing data fails here, before Ray starts (the local path trains this task)
 
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     check_resources(trainer)  # before an MLflow run is opened
     tags = {
         tracking.GIT_COMMIT_TAG: git_commit(repo_root()),
-        tracking.STAGE_TAG: os.environ.get("DVC_STAGE", f"train_{args.family}@{args.model}"),
+        tracking.STAGE_TAG: os.environ.get("DVC_STAGE", family.stage_of(args.model)),
         tracking.PARAMS_HASH_TAG: digest,
         "courselab.family": args.family,
         "courselab.model": args.model,
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     started = time.perf_counter()
     with tracking.training_run(
-        family.EXPERIMENT, run_key, args.model, logged_params(args.family, args.model, params), tags
+        family.experiment, run_key, args.model, logged_params(args.family, args.model, params), tags
     ) as run:
         job = TrainJob(
             family=args.family,
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             "params_hash": digest,
             "git_commit": tags[tracking.GIT_COMMIT_TAG],
             "mlflow_run_id": run.info.run_id,
-            "headline_metric": family.HEADLINE_METRIC,
+            "headline_metric": family.headline,
         }
         paths = write_outputs(args.family, args.model, outcome, summary)
         import mlflow
@@ -214,8 +215,8 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.log_artifact(str(paths["metrics"]))
         mlflow.log_artifact(str(paths["history"]))
         mlflow.log_artifact(str(paths["model"] / "model.pt"), "model")
-    headline = outcome.final_metrics.get(family.HEADLINE_METRIC, float("nan"))
-    print(f"[{args.family}/{args.model}] done in {wall_s:.0f}s: {family.HEADLINE_METRIC} {headline:.4f}"
+    headline = outcome.final_metrics.get(family.headline, float("nan"))
+    print(f"[{args.family}/{args.model}] done in {wall_s:.0f}s: {family.headline} {headline:.4f}"
           f" -> {paths['metrics'].relative_to(repo_root())}", flush=True)
 
 

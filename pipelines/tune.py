@@ -25,6 +25,7 @@ from typing import Any
 
 from components.config import Params, load_params
 from components.errors import UserError, exit_on_user_error
+from components.families import get_family
 from components.io import atomic_write_text
 from components.runtime import repo_root
 from components.tune.overrides import tuned_file_text, tuned_path
@@ -155,53 +156,34 @@ def _sweep_params(params: Params, family: str, length: dict[str, int]) -> dict[s
     return logged
 
 
-def tuned_names(params: Params, family: str) -> list[str]:
-    """The keys of ``tuned/<family>.yaml``: the family's models (for ``rl``, every algorithm)."""
-    section = params.rl.algos if family == "rl" else getattr(params, family).models
-    return list(type(section).model_fields)
 
 
 def run(family: str, params: Params, root: Path) -> dict[str, Any]:
     """Run the enabled sweep and write its outputs; returns the summary."""
     from components import tracking
     from components.runtime import git_commit, ray_init, with_absolute_paths
-    from components.tune.sweep import run_rl_sweep, run_sweep
+    from components.tune import sweep as sweep_driver
 
     started = time.perf_counter()
     params = with_absolute_paths(params)
-    sweep = getattr(params.tune, family)
+    descriptor = get_family(family)
+    sweep = descriptor.sweep(params)
     uri = tracking.configure(params.runtime.mlflow_tracking_uri)
-    if family == "rl":
-        from pipelines.rl import EXPERIMENT as experiment
-
-        length = {"trial_env_steps": sweep.trial_env_steps}
-        ray_init(params.runtime.ray_address)  # run_rl_sweep fails before any trial if one cannot fit
-    else:
-        from components.families import get_family
-        from components.train.harness import check_resources
-        from components.tune.space import max_epochs, trial_trainer
-
-        module = get_family(family)
-        module.build_task(sweep.model, params).datasets()  # missing data fails here, before Ray starts
-        experiment, length = module.EXPERIMENT, {"trial_epochs": max_epochs(params, family)}
-        ray_init(params.runtime.ray_address)
-        trainer = trial_trainer(params, family)
-        # One trial must fit, before any run is opened; a local-path trial (num_workers 0) trains
-        # in its own Ray actor, which must fit like one worker.
-        check_resources(trainer if trainer.num_workers else trainer.model_copy(update={"num_workers": 1}))
+    sweep_driver.preflight(descriptor, params)  # missing data fails here, before Ray starts
+    ray_init(params.runtime.ray_address)
+    sweep_driver.check_trial_fits(descriptor, params)  # one trial must fit, before any run is opened
+    length = dict([descriptor.sweep_length(params)])
     name = f"tune-{family}-{sweep.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     tags = {tracking.SWEEP_TAG: name, tracking.GIT_COMMIT_TAG: git_commit(root),
             tracking.STAGE_TAG: os.environ.get("DVC_STAGE", f"tune_{family}"),
             "courselab.family": family, "courselab.model": sweep.model}
-    with tracking.sweep_run(experiment, f"sweep-{sweep.model}", _sweep_params(params, family, length), tags) as parent:
-        if family == "rl":
-            outcome = run_rl_sweep(params, name, parent.info.run_id, uri)
-        else:
-            outcome = run_sweep(family, params, name, parent.info.run_id, uri, str(root))
+    logged = _sweep_params(params, family, length)
+    with tracking.sweep_run(descriptor.experiment, f"sweep-{sweep.model}", logged, tags) as parent:
+        outcome = sweep_driver.run_sweep(descriptor, params, name, parent.info.run_id, uri, str(root))
         _close_trial_runs(parent.info.run_id, outcome)
         summary = summarize(family, params, outcome, time.perf_counter() - started, parent.info.run_id,
                             parent.info.experiment_id)
-        outputs = _outputs(root, family, tuned_names(params, family), summary)
+        outputs = _outputs(root, family, list(descriptor.models), summary)
         _log_parent(params, family, summary, f"{outcome.max_t} {outcome.unit}", outputs)
     _write(outputs)  # only after the parent run finished: a failed stage leaves no output that looks valid
     return summary
@@ -215,12 +197,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
-    if args.family not in type(params.tune).model_fields:
-        known = ", ".join(type(params.tune).model_fields)
-        raise UserError(f"unknown family {args.family!r}; sweeps exist for: {known}")
+    descriptor = get_family(args.family)
     root = repo_root()
-    sweep = getattr(params.tune, args.family)
-    models = tuned_names(params, args.family)
+    sweep = descriptor.sweep(params)
+    models = list(descriptor.models)
     if not sweep.enabled:
         _write(_outputs(root, args.family, models, {"family": args.family, "model": sweep.model, "enabled": False}))
         print(f"[tune {args.family}] disabled (tune.{args.family}.enabled: false): empty overrides written", flush=True)

@@ -2,7 +2,8 @@
 and leaderboards read.
 
 Metric keys are ``<split>/<name>`` (``val/miou``, ``train/loss``, ``rl/episode_return_mean``); the
-direction belongs to the name. Per-class entries (``val/iou/<class>``), reference points
+direction belongs to the name, and each family's descriptor declares its names' directions
+(``Family.higher_is_better`` / ``lower_is_better``). Per-class entries (``val/iou/<class>``), reference points
 (``val/fid_evaluator_floor``, ``val/map_untrained``) and bookkeeping (``time/epoch_s``) have none.
 """
 
@@ -11,19 +12,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-HIGHER_IS_BETTER = frozenset({
-    "miou", "pixel_accuracy",  # segmentation
-    "map", "map_50", "map_75", "map_small", "mar_100", "voc_map",  # detection (COCO / VOC AP)
-    "mask_map", "mask_map_50", "mask_map_75", "mask_map_small", "mask_mar_100",
-    "is_evaluator", "is_inception",  # generative: Inception Score
-    "bleu", "bleu1", "bleu2", "bleu3", "chrf", "exact_match",  # translation, captioning
-    "accuracy",
-    "episode_return_mean", "greedy_return_mean",  # reinforcement learning
-})
-LOWER_IS_BETTER = frozenset({
-    "fid_evaluator", "fid_inception",  # generative: Fréchet distances
-    "loss", "perplexity", "recon",
-})
+from components.families import FAMILIES
+
+# Directions every family shares; each family's own come from its descriptor (components/families).
+_SHARED_HIGHER = frozenset({"accuracy"})
+_SHARED_LOWER = frozenset({"loss"})
+HIGHER_IS_BETTER = _SHARED_HIGHER.union(*(family.higher_is_better for family in FAMILIES.values()))
+LOWER_IS_BETTER = _SHARED_LOWER.union(*(family.lower_is_better for family in FAMILIES.values()))
+if HIGHER_IS_BETTER & LOWER_IS_BETTER:
+    raise RuntimeError(f"metrics with both directions in the family descriptors: "
+                       f"{sorted(HIGHER_IS_BETTER & LOWER_IS_BETTER)}")
 BEST_PREFIX = "best/"
 
 

@@ -18,34 +18,22 @@ from typing import Any
 
 from components.config import Params
 from components.errors import UserError
+from components.families import FAMILIES
 from components.metrics.direction import metric_mode
 from components.report.runs import RunLink, RunStore
 from components.tune.overrides import read_tuned
 
-# Families in the order the course meets them; any other family found in metrics/ follows.
-FAMILY_TITLES = {
-    "segmentation": "Semantic segmentation",
-    "detection": "Object detection",
-    "generative": "Generative models",
-    "evaluator": "FID evaluator (the classifier behind val/fid_evaluator)",
-    "translation": "Translation (English -> German)",
-    "captioning": "Image captioning",
-    "rl": "Reinforcement learning",
-}
-# Families trained by `train_<family>@<model>` (the others: `evaluator`, `rl@<algo>`).
-TRAINED_FAMILIES = ("segmentation", "detection", "generative", "translation", "captioning")
+# Report sections in the order the course meets them (the family descriptors' order, each family's
+# other stages after it, e.g. the FID evaluator after the generative models); any other family
+# found in metrics/ follows.
+FAMILY_TITLES = {name: title for family in FAMILIES.values()
+                 for name, title in ((family.name, family.title), *((s.name, s.title) for s in family.extra_stages))}
 TUNE_PREFIX = "tune-"
-# Reference points of a headline metric: (label, metrics-file key or constant). A key absent from
-# a metrics file is skipped.
+# Reference points of a headline metric: (label, metrics-file key or constant), from the
+# descriptors. A key absent from a metrics file is skipped.
 REFERENCES: dict[str, tuple[tuple[str, str | float], ...]] = {
-    "val/miou": (("ceiling", 1.0),),
-    "val/map": (("untrained", "val/map_untrained"), ("ceiling", 1.0)),
-    "val/fid_evaluator": (("floor (real vs real)", "val/fid_evaluator_floor"),
-                          ("untrained", "val/fid_evaluator_untrained")),
-    "val/bleu": (("ceiling", 100.0),),
-    "test/accuracy": (("ceiling", 1.0),),
-    "rl/greedy_return_mean": (("solved threshold", "rl/return_threshold"),
-                              ("optimal", "rl/optimal_start_utility")),
+    section.headline: section.references
+    for family in FAMILIES.values() for section in (family, *family.extra_stages)
 }
 # Columns shown besides the headline metric when some model of the family has them.
 EXTRA_COLUMNS = (
@@ -189,11 +177,11 @@ class Report:
 def expected_stages(params: Params) -> dict[str, dict[str, str]]:
     """``{family: {model: stage}}`` for every model params.yaml configures (DVC's stage names)."""
     expected: dict[str, dict[str, str]] = {}
-    for family in TRAINED_FAMILIES:
-        models = getattr(params, family).models.model_dump()
-        expected[family] = {model: f"train_{family}@{model}" for model in models}
-    expected["evaluator"] = {params.generative.dataset: "evaluator"}
-    expected["rl"] = {algo: f"rl@{algo}" for algo in params.rl.algos.model_dump()}
+    for family in FAMILIES.values():
+        expected[family.name] = {model: family.stage_of(model) for model in family.model_sections(params)}
+        for stage in family.extra_stages:
+            if stage.rows is not None:
+                expected[stage.name] = {row: stage.name for row in stage.rows(params)}
     return expected
 
 
@@ -201,26 +189,22 @@ def model_params(params: Params, root: Path | None = None) -> tuple[dict[str, di
                                                                     dict[str, dict[str, set[str]]]]:
     """``{family: {model: the params it trains with}}`` and ``{family: {model: tuned keys}}``.
 
-    A trained family's model section of params.yaml (an RL algorithm's section), with the values
-    its sweep chose (``<root>/tuned/<family>.yaml``, which its train stage applies the same way)
-    on top; trainer overrides appear as ``trainer.<key>``.
+    A model's (an RL algorithm's) section of params.yaml, with the values its family's sweep chose
+    (``<root>/tuned/<family>.yaml``, which its stage applies the same way) on top; trainer
+    overrides appear as ``trainer.<key>``. A family's other stages (the evaluator) add their rows.
     """
     sections: dict[str, dict[str, dict[str, Any]]] = {}
     tuned: dict[str, dict[str, set[str]]] = {}
-    for family in TRAINED_FAMILIES:
-        sections[family] = getattr(params, family).models.model_dump()
-        tuned[family] = {}
-        for model, section in sections[family].items():
-            values = read_tuned(root, family, model)[0] if root is not None else {}
+    for family in FAMILIES.values():
+        sections[family.name] = family.model_sections(params)
+        tuned[family.name] = {}
+        for model, section in sections[family.name].items():
+            values = read_tuned(root, family.name, model)[0] if root is not None else {}
             section.update(values)
-            tuned[family][model] = set(values)
-    sections["evaluator"] = {params.generative.dataset: params.generative.evaluator.model_dump()}
-    sections["rl"] = params.rl.algos.model_dump()
-    tuned["rl"] = {}
-    for algo, section in sections["rl"].items():  # tune_rl's values, as rl@<algo> applies them
-        values = read_tuned(root, "rl", algo)[0] if root is not None else {}
-        section.update(values)
-        tuned["rl"][algo] = set(values)
+            tuned[family.name][model] = set(values)
+        for stage in family.extra_stages:
+            if stage.rows is not None:
+                sections[stage.name] = stage.rows(params)
     return sections, tuned
 
 

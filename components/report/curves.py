@@ -1,7 +1,7 @@
 """Learning-curve charts: one PNG per family from its ``plots/<family>-<model>.csv``, one line per model.
 
-The panels follow dvc.yaml's top-level ``plots:`` section (``dvc plots show`` draws the same
-curves as an HTML page of its own); a test keeps the two in step.
+The panels are the family descriptors' ``curves``, as are dvc.yaml's top-level ``plots:``
+(``dvc plots show`` draws the same curves as an HTML page of its own); a test keeps the two in step.
 """
 
 from __future__ import annotations
@@ -11,34 +11,23 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class Panel:
-    y: str  # the CSV column
-    title: str
-    log_y: bool = False
+from components.families import FAMILIES
+from components.families.base import Curve
 
 
 @dataclass(frozen=True)
 class CurveSpec:
     x: str
-    panels: tuple[Panel, ...]
+    panels: tuple[Curve, ...]
 
 
-CURVES = {
-    "segmentation": CurveSpec("epoch", (Panel("val/miou", "val mIoU"), Panel("train/loss", "training loss"))),
-    "detection": CurveSpec("epoch", (Panel("val/map", "COCO AP@[.5:.95] (val)"),)),
-    "generative": CurveSpec("epoch", (Panel("val/fid_evaluator", "FID on evaluator features (lower is better)",
-                                            log_y=True),)),
-    "translation": CurveSpec("epoch", (Panel("val/bleu", "BLEU (val, greedy)"),)),
-    "captioning": CurveSpec("epoch", (Panel("val/bleu", "BLEU-4 (val, greedy)"),)),
-    "rl": CurveSpec("env_steps", (Panel("rl/episode_return_mean", "mean episode return"),)),
-}
+# Each family's panels, from its descriptor (the same ones dvc.yaml's plots draw).
+CURVES = {family.name: CurveSpec(family.curve_x, family.panels) for family in FAMILIES.values()}
 
 
 def spec_for(family: str, headline: str) -> CurveSpec:
     """The family's chart; a family not listed in :data:`CURVES` plots its headline against epochs."""
-    return CURVES.get(family) or CurveSpec("epoch", (Panel(headline, headline),))
+    return CURVES.get(family) or CurveSpec("epoch", (Curve(headline, headline),))
 
 
 def read_series(path: Path, x: str, y: str) -> tuple[list[float], list[float]]:

@@ -50,11 +50,12 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from components.config import Params, TrainerConfig
+from components.config import Params
 from components.errors import UserError
 from components.families import get_family
 from components.metrics.direction import best_summaries
 from components.runtime import seed_everything, select_device
+from components.schema import TrainerConfig
 from components.tracking import RunLogger, figure_png
 from components.train.checkpoints import RunCheckpoints
 from components.train.precision import MixedPrecision

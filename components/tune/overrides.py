@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
-from components.config import Params, TrainerConfig
+from components.config import Params
 from components.errors import UserError
+from components.families import get_family
 
 TUNED_DIR = "tuned"
 PROVENANCE_KEY = "_sweep"
-TRAINER_PREFIX = "trainer."
 
 
 def tuned_path(root: Path, family: str) -> Path:
@@ -53,42 +52,6 @@ def read_tuned(root: Path, family: str, model: str) -> tuple[dict[str, Any], dic
     return values, data.get(PROVENANCE_KEY) or {}, path
 
 
-def apply_overrides(params: Params, family: str, model: str, values: Mapping[str, Any], source: str) -> Params:
-    """``params`` with ``values`` applied to ``<family>.models.<model>`` (plain keys) and to
-    ``<family>.trainer`` (``trainer.<key>``), validated by the same schema as params.yaml.
-
-    Only this process sees the result: a stage trains one model, so a trainer override reaches
-    that model alone.
-    """
-    section = getattr(params, family)
-    model_cfg = getattr(section.models, model)
-    model_values = {k: v for k, v in values.items() if not k.startswith(TRAINER_PREFIX)}
-    trainer_values = {k.removeprefix(TRAINER_PREFIX): v for k, v in values.items() if k.startswith(TRAINER_PREFIX)}
-    try:
-        model_cfg = type(model_cfg).model_validate({**model_cfg.model_dump(), **model_values})
-    except ValidationError as err:
-        raise UserError(_one_line(err, f"{source}: {model}")) from None
-    try:
-        trainer = TrainerConfig.model_validate({**section.trainer.model_dump(), **trainer_values})
-    except ValidationError as err:
-        raise UserError(_one_line(err, f"{source}: {model}.trainer")) from None
-    models = section.models.model_copy(update={model: model_cfg})
-    return params.model_copy(update={family: section.model_copy(update={"models": models, "trainer": trainer})})
-
-
-def apply_rl_overrides(params: Params, algo: str, values: Mapping[str, Any], source: str) -> Params:
-    """``params`` with ``values`` applied to ``rl.algos.<algo>`` (the RL sweep's keys are plain
-    fields of the algorithm's section), validated by the same schema as params.yaml."""
-    algos = params.rl.algos
-    cfg = getattr(algos, algo)
-    try:
-        cfg = type(cfg).model_validate({**cfg.model_dump(), **values})
-    except ValidationError as err:
-        raise UserError(_one_line(err, f"{source}: {algo}")) from None
-    rl = params.rl.model_copy(update={"algos": algos.model_copy(update={algo: cfg})})
-    return params.model_copy(update={"rl": rl})
-
-
 def apply_tuned(params: Params, root: Path, family: str, model: str) -> tuple[Params, dict[str, str]]:
     """``params`` with the model's (for ``rl``, the algorithm's) section of ``tuned/<family>.yaml``
     (the tune stage's best values) applied, and the MLflow tags that say so; unchanged when the
@@ -97,21 +60,10 @@ def apply_tuned(params: Params, root: Path, family: str, model: str) -> tuple[Pa
     if not values:
         return params, {}
     source = str(path.relative_to(root))
-    if family == "rl":
-        params = apply_rl_overrides(params, model, values, source)
-    else:
-        params = apply_overrides(params, family, model, values, source)
+    params = get_family(family).with_values(params, model, values, source)
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
     print(f"[{family}/{model}] tuned values from {source} (over params.yaml): {shown}", flush=True)
     tags = {"courselab.tuned_from": source}
     if provenance.get("parent_run_id"):
         tags["courselab.tuned_by_sweep_run"] = provenance["parent_run_id"]
     return params, tags
-
-
-def _one_line(err: ValidationError, where: str) -> str:
-    first = err.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
-    if first["type"] == "extra_forbidden":
-        return f"{where}.{key}: unknown key"
-    return f"{where}.{key}: {first['msg']} (got {first.get('input')!r})"

@@ -3,7 +3,7 @@ from params with the trial's sampled values, reporting the smoothed return the r
 
 Tune instantiates :func:`sweep_algorithm`'s class with the trial's flat config (``{search key:
 value}``); the class applies those values to ``rl.algos.<algo>`` (validated like params.yaml),
-builds the AlgorithmConfig with the rl stage's own builder (``components.rl.runner``), and hands
+builds the AlgorithmConfig with the rl stage's own builder (``components.families.rl.runner``), and hands
 it to RLlib's ``Algorithm``. Every ``step()`` is one ``algo.train()`` iteration whose result gains
 the rl stage's metrics (``rl/episode_return_mean``: the mean of the latest 100 episodes, and
 ``rl/env_steps``, the sweep's time axis) and is logged, with ``best/<metric>``, into the trial's
@@ -22,8 +22,8 @@ from typing import Any
 
 from components import tracking
 from components.config import Params, flatten
+from components.families import get_family
 from components.metrics.direction import best_summaries
-from components.tune.overrides import apply_rl_overrides
 from components.tune.space import plain
 
 TIME_ATTR = "rl/env_steps"  # the sweep's time axis: trials are compared at equal env steps
@@ -44,11 +44,11 @@ class RLSweepContext:
 
 def trial_algo_config(context: RLSweepContext, values: dict[str, Any]):
     """The RLlib AlgorithmConfig of a trial: ``rl.algos.<algo>`` with ``values`` applied."""
-    from components.rl.envs import env_config, register_envs
-    from components.rl.runner import config_builder
+    from components.families.rl.envs import env_config, register_envs
+    from components.families.rl.runner import config_builder
 
     register_envs()
-    params = apply_rl_overrides(context.params, context.algo, values, "tune.rl trial")
+    params = get_family("rl").with_values(context.params, context.algo, values, "tune.rl trial")
     cfg = getattr(params.rl.algos, context.algo)
     return cfg, config_builder(context.algo)(cfg, env_config(context.algo, params), params.seed)
 
@@ -80,7 +80,7 @@ def check_trial_fits(need: dict[str, float], cluster: dict[str, float], algo: st
 
 def sweep_algorithm(context: RLSweepContext) -> type:
     """The trainable class of an RL sweep: a subclass of the algorithm's RLlib ``Algorithm``."""
-    from components.rl.runner import iteration_row, loggable
+    from components.families.rl.runner import iteration_row, loggable
 
     base_config = trial_algo_config(context, {})[1]
     algo_class = base_config.algo_class

@@ -7,9 +7,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from components.config import Params, RLSweepConfig, SearchDistribution, SweepConfig, TrainerConfig
+from pydantic import BaseModel
+
 from components.metrics.direction import metric_mode
-from components.tune.overrides import TRAINER_PREFIX
+from components.schema import TrainerConfig
+from components.tune.config import SearchDistribution
 
 TIME_ATTR = "training_iteration"  # one Tune result per epoch (the harness reports every epoch)
 
@@ -39,19 +41,19 @@ def plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def param_space(sweep: SweepConfig | RLSweepConfig) -> dict[str, Any]:
+def param_space(sweep: BaseModel) -> dict[str, Any]:
     """``{search key: domain}``: the trial config is flat, keyed like ``search_space``."""
     return {key: domain(spec) for key, spec in sweep.search_space.items()}
 
 
-def mutations(sweep: SweepConfig | RLSweepConfig) -> dict[str, Any]:
+def mutations(sweep: BaseModel) -> dict[str, Any]:
     """PBT's explore step per key: numbers are perturbed (x0.8 / x1.2) or resampled from their
     domain; ``choice`` keys move to a neighbouring value (a list, as PBT expects for categories)."""
     return {key: list(spec.values) if spec.distribution == "choice" else domain(spec)
             for key, spec in sweep.search_space.items()}
 
 
-def within_bounds(sweep: SweepConfig | RLSweepConfig, reference: Mapping[str, Any]):
+def within_bounds(sweep: BaseModel, reference: Mapping[str, Any]):
     """PBT's ``custom_explore_fn``: a perturbed value (x0.8 / x1.2) clipped back into the sweep's
     range (the search bounds, widened to the default point's value when that lies outside), so that
     it stays valid (a gamma of 0.99 x 1.2 is no discount factor) and within what the sweep
@@ -70,36 +72,8 @@ def within_bounds(sweep: SweepConfig | RLSweepConfig, reference: Mapping[str, An
     return clip
 
 
-def trial_trainer(params: Params, family: str) -> TrainerConfig:
-    """The family's trainer as the sweep's trials use it (``tune.<family>.trial_trainer`` applied)."""
-    sweep = getattr(params.tune, family)
-    return getattr(params, family).trainer.model_copy(update=dict(sweep.trial_trainer))
-
-
-def default_point(params: Params, family: str) -> dict[str, Any]:
-    """The current values of every search key (the model's params, or the trials' trainer; for
-    ``rl``, the algorithm's section): the first trial runs them, so "tuned beats default" is
-    measured within the sweep."""
-    sweep = getattr(params.tune, family)
-    if family == "rl":
-        cfg = getattr(params.rl.algos, sweep.algo)
-        return {key: getattr(cfg, key) for key in sweep.search_space}
-    model_cfg = getattr(getattr(params, family).models, sweep.model)
-    trainer = trial_trainer(params, family)
-    return {
-        key: getattr(trainer, key.removeprefix(TRAINER_PREFIX)) if key.startswith(TRAINER_PREFIX)
-        else getattr(model_cfg, key)
-        for key in sweep.search_space
-    }
-
-
-def mode(sweep: SweepConfig | RLSweepConfig) -> str:
+def mode(sweep: BaseModel) -> str:
     return metric_mode(sweep.metric)
-
-
-def max_epochs(params: Params, family: str) -> int:
-    sweep = getattr(params.tune, family)
-    return sweep.trial_epochs or getattr(getattr(params, family).models, sweep.model).epochs
 
 
 def trial_resources(trainer: TrainerConfig) -> dict[str, float]:
@@ -115,7 +89,7 @@ def trial_resources(trainer: TrainerConfig) -> dict[str, float]:
     return per_trial
 
 
-def max_concurrent(sweep: SweepConfig | RLSweepConfig, per_trial: Mapping[str, float],
+def max_concurrent(sweep: BaseModel, per_trial: Mapping[str, float],
                    cluster: Mapping[str, float]) -> int:
     """``max_concurrent_trials`` when set, else how many trials the cluster holds at once given
     what one trial reserves (``per_trial``: CPUs, GPUs and custom resources, e.g. num_workers x
@@ -126,7 +100,7 @@ def max_concurrent(sweep: SweepConfig | RLSweepConfig, per_trial: Mapping[str, f
     return max(1, min(min(fits, default=sweep.num_samples), sweep.num_samples))
 
 
-def scheduler(sweep: SweepConfig | RLSweepConfig, max_t: int, reference: Mapping[str, Any],
+def scheduler(sweep: BaseModel, max_t: int, reference: Mapping[str, Any],
               time_attr: str = TIME_ATTR):
     """The trial scheduler: ASHA (stops trials below the rung's quantile), PBT (copies better
     trials' weights and perturbs their hyperparameters) or FIFO (runs every trial to the end).

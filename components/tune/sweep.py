@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import singledispatch
 from typing import Any
 
 from components.config import Params
 from components.errors import UserError
+from components.families import Family, RLFamily
 from components.metrics.direction import best_value
 from components.tune import space
 from components.tune.schedulers import is_reference
@@ -141,44 +143,79 @@ def _error_text(trial) -> str:
         return "error (no error file)"
 
 
-def run_sweep(family: str, params: Params, name: str, parent_run_id: str, tracking_uri: str,
+# What differs between the kinds of family (components/families/base.py) is dispatched on the
+# descriptor's class: a Ray Train family's trials run its harness, an RL family's trials are
+# RLlib algorithms.
+
+
+@singledispatch
+def preflight(family: Family, params: Params) -> None:
+    """Before Ray starts: the tuned model's data exist (a missing path fails here)."""
+    family.build_task(family.sweep(params).model, params).datasets()
+
+
+@preflight.register
+def _(family: RLFamily, params: Params) -> None:
+    pass  # the envs are generated or ship with their packages
+
+
+@singledispatch
+def check_trial_fits(family: Family, params: Params) -> None:
+    """After ``ray.init``, before any run is opened: one trial fits the cluster (a local-path
+    trial, num_workers 0, trains in its own Ray actor, which must fit like one worker)."""
+    from components.train.harness import check_resources
+
+    trainer = family.trial_trainer(params)
+    check_resources(trainer if trainer.num_workers else trainer.model_copy(update={"num_workers": 1}))
+
+
+@check_trial_fits.register
+def _(family: RLFamily, params: Params) -> None:
+    pass  # an RLlib trial's resources are known once its algorithm class is built: run_sweep checks them
+
+
+@singledispatch
+def run_sweep(family: Family, params: Params, name: str, parent_run_id: str, tracking_uri: str,
               repo_root: str) -> SweepOutcome:
     """Run the sweep ``tune.<family>`` (Ray initialised; MLflow parent run ``parent_run_id`` open):
     each trial a Ray Train run of the family's harness, reporting every epoch."""
     import ray
 
-    sweep = getattr(params.tune, family)
-    epochs = space.max_epochs(params, family)
-    per_trial = space.trial_resources(space.trial_trainer(params, family))
+    sweep = family.sweep(params)
+    epochs = family.sweep_length(params)[1]
+    per_trial = space.trial_resources(family.trial_trainer(params))
     concurrency = space.max_concurrent(sweep, per_trial, ray.cluster_resources())
     storage = params.runtime.storage_path.rstrip("/")
     context = SweepContext(
-        family=family, model=sweep.model, params=params, name=name, storage_path=f"{storage}/{name}/train",
+        family=family.name, model=sweep.model, params=params, name=name, storage_path=f"{storage}/{name}/train",
         parent_run_id=parent_run_id, tracking_uri=tracking_uri, repo_root=repo_root, epochs=epochs,
         forward_checkpoints=sweep.scheduler == "pbt",
     )
-    return _fit(trainable(context), params, family, f"{family}/{sweep.model}", space.default_point(params, family),
-                space.TIME_ATTR, epochs, "epochs", concurrency, name)
+    return _fit(trainable(context), params, family.name, f"{family.name}/{sweep.model}", family.default_point(params),
+                space.TIME_ATTR, epochs, family.sweep_unit, concurrency, name)
 
 
-def run_rl_sweep(params: Params, name: str, parent_run_id: str, tracking_uri: str) -> SweepOutcome:
-    """Run the sweep ``tune.rl``: each trial is the RLlib algorithm itself as the trainable
+@run_sweep.register
+def _(family: RLFamily, params: Params, name: str, parent_run_id: str, tracking_uri: str,
+      repo_root: str) -> SweepOutcome:
+    """Each trial is the RLlib algorithm itself as the trainable
     (:func:`components.tune.rl_trial.sweep_algorithm`), one report per ``train()`` iteration,
     stopped at ``trial_env_steps``."""
     import ray
 
     from components.tune import rl_trial
 
-    sweep = params.tune.rl
+    sweep = family.sweep(params)
     context = rl_trial.RLSweepContext(algo=sweep.algo, params=params, name=name, parent_run_id=parent_run_id,
                                       tracking_uri=tracking_uri, search_keys=tuple(sweep.search_space))
     trainable_class = rl_trial.sweep_algorithm(context)
-    reference = space.default_point(params, "rl")
+    reference = family.default_point(params)
     per_trial = rl_trial.trial_resources(trainable_class, reference)
     rl_trial.check_trial_fits(per_trial, ray.cluster_resources(), sweep.algo)
     concurrency = space.max_concurrent(sweep, per_trial, ray.cluster_resources())
-    return _fit(trainable_class, params, "rl", f"rl/{sweep.algo}", reference, rl_trial.TIME_ATTR,
-                sweep.trial_env_steps, "env steps", concurrency, name, stop={rl_trial.TIME_ATTR: sweep.trial_env_steps})
+    steps = family.sweep_length(params)[1]
+    return _fit(trainable_class, params, family.name, f"{family.name}/{sweep.algo}", reference, rl_trial.TIME_ATTR,
+                steps, family.sweep_unit, concurrency, name, stop={rl_trial.TIME_ATTR: steps})
 
 
 def _fit(trainable_: Any, params: Params, family: str, label: str, reference: dict[str, Any], time_attr: str,

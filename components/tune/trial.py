@@ -24,10 +24,10 @@ from ray.train import UserCallback
 
 from components import tracking
 from components.config import Params, flatten, model_trainer
+from components.families import get_family
 from components.train.harness import TrainJob, fit
 from components.train.ray_internals import quiet_tune_storage_logger
-from components.tune.overrides import apply_overrides
-from components.tune.space import plain, trial_resources, trial_trainer
+from components.tune.space import plain, trial_resources
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def trainable(context: SweepContext):
             abort_train_run()
             super().cleanup()
 
-    trainer = trial_trainer(context.params, context.family)
+    trainer = get_family(context.family).trial_trainer(context.params)
     if trainer.num_workers == 0:  # the trial's process trains: it holds one worker's CPUs (and GPU)
         return ray.tune.with_resources(SweepTrial, {key.lower(): amount
                                                     for key, amount in trial_resources(trainer).items()})
@@ -125,12 +125,12 @@ def trial_params(context: SweepContext, config: dict[str, Any]) -> Params:
     the metric), ``epochs`` = the trial length (learning-rate schedules complete within a trial),
     then the sampled values."""
     family, model = context.family, context.model
-    trainer = trial_trainer(context.params, family).model_copy(update={"eval_every": 1,
+    trainer = get_family(family).trial_trainer(context.params).model_copy(update={"eval_every": 1,
                                                                      "figure_every": context.epochs})
     params = context.params.model_copy(
         update={family: getattr(context.params, family).model_copy(update={"trainer": trainer})})
     values = {"epochs": context.epochs, **{key: plain(value) for key, value in config.items()}}
-    return apply_overrides(params, family, model, values, f"tune.{family} trial")
+    return get_family(family).with_values(params, model, values, f"tune.{family} trial")
 
 
 def _logged_params(context: SweepContext, params: Params) -> dict[str, Any]:

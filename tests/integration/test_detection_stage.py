@@ -10,8 +10,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from components.data.schema import read_meta
-from components.families.detection import load_exported
-from components.families.detection.task import DetectionDataset, collate
+from components.families.detection.task import DetectionDataset, collate, load_exported
 from components.metrics.detection import DetectionEvaluator
 
 pytestmark = pytest.mark.slow

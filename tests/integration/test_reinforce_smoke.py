@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from components.config import load_params
-from components.rl.envs import register_envs
-from components.rl.reinforce import Reinforce, build_reinforce_config
+from components.families.rl.envs import register_envs
+from components.families.rl.reinforce import Reinforce, build_reinforce_config
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow

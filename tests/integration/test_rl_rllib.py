@@ -7,8 +7,8 @@ import math
 import pytest
 
 from components.config import parse_params
-from components.rl.envs import BREAKOUT
-from components.rl.runner import latest_checkpoint, train_rllib
+from components.families.rl.envs import BREAKOUT
+from components.families.rl.runner import latest_checkpoint, train_rllib
 from components.tracking import RunLogger
 
 pytestmark = pytest.mark.slow
@@ -38,5 +38,9 @@ def test_dqn_on_breakout_runs_a_few_iterations(ray_session, tiny_params, tmp_pat
     })
     outcome = train_rllib("dqn", cfg, {"max_episode_steps": 200}, 0, tmp_path, RunLogger(None), "test/breakout")
     assert outcome.env_steps >= 1200 and len(outcome.history) == 2
-    assert outcome.history[-1]["train/qf_loss"] >= 0  # the Q-network was updated
-    assert outcome.greedy_returns[0] >= 0
+    loss = outcome.history[-1]["train/qf_loss"]  # logged once the learner has updated the Q-network
+    assert math.isfinite(loss) and loss > 0  # a Huber TD loss of exactly 0 would mean nothing was fitted
+    greedy = outcome.greedy_returns
+    # Breakout's score counts bricks (1, 4 or 7 points): a return that is not a whole number means
+    # a reward was scaled or clipped on the way to the metric
+    assert len(greedy) == 1 and math.isfinite(greedy[0]) and float(greedy[0]).is_integer()

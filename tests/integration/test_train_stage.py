@@ -10,8 +10,7 @@ import yaml
 
 from components.config import load_params
 from components.data.schema import read_meta
-from components.families.segmentation import load_exported
-from components.families.segmentation.task import load_split
+from components.families.segmentation.task import load_exported, load_split
 from components.metrics.segmentation import SegmentationMetrics
 from components.runtime import with_absolute_paths
 from components.train.harness import TrainJob, fit

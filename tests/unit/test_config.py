@@ -88,3 +88,27 @@ def test_flatten_and_hash_are_stable(tiny_params):
     assert params_hash(params.segmentation) == params_hash(parse_params(tiny_params).segmentation)
     tiny_params["segmentation"]["models"]["unet"]["lr"] = 0.5
     assert params_hash(params.segmentation) != params_hash(parse_params(tiny_params).segmentation)
+
+
+def test_a_family_trainer_is_the_defaults_under_its_own_keys(tiny_params):
+    tiny_params["trainer"]["eval_every"] = 3
+    tiny_params["captioning"]["trainer"] = {"batch_size": 7}
+    params = parse_params(tiny_params)
+    assert params.captioning.trainer.batch_size == 7  # its own key
+    assert params.captioning.trainer.eval_every == 3  # the default, which it does not list
+    assert params.segmentation.trainer.batch_size == tiny_params["segmentation"]["trainer"]["batch_size"]
+
+
+def test_an_unknown_family_trainer_key_names_the_family(tiny_params):
+    tiny_params["detection"]["trainer"]["num_workerz"] = 2
+    message = _error(tiny_params)
+    assert "detection.trainer.num_workerz: unknown key" in message and "num_workers" in message
+
+
+def test_the_repository_states_each_trainer_default_once():
+    """A family's trainer lists only what differs from the top-level defaults."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, section in raw.items():
+        if isinstance(section, dict) and isinstance(section.get("trainer"), dict):
+            same = {k for k, v in section["trainer"].items() if raw["trainer"].get(k) == v}
+            assert not same, f"{name}.trainer repeats the defaults of {sorted(same)}"

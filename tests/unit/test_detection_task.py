@@ -64,11 +64,11 @@ def test_torchvision_detectors_train_and_predict(model):
 
 def test_default_detectors_are_sized_for_the_scenes():
     """0.2M-2M parameters: torchvision's 19M MobileNetV3-FPN detector reached AP50 0.05 in 3 minutes here."""
-    from components.families.detection import MODELS
+    from components.families import FAMILIES
     from components.families.detection.task import TRAINING_KEYS
 
     params = parse_params(yaml.safe_load(open("params.yaml")))
-    for model in MODELS:
+    for model in FAMILIES["detection"].models:
         section = getattr(params.detection.models, model).model_dump()
         arch = {k: v for k, v in section.items() if k not in TRAINING_KEYS}
         count = sum(p.numel() for p in build_detector(model, NUM_CLASSES, CHANNELS, SIZE, arch).parameters())

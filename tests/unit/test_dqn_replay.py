@@ -11,7 +11,7 @@ import pytest
 from ray.rllib.core.columns import Columns
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
-from components.rl.dqn.replay import TransitionReplayBuffer
+from components.families.rl.dqn.replay import TransitionReplayBuffer
 
 GAMMA = 0.5
 

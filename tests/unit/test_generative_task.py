@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from components.config import load_params
-from components.families.generative import MODELS, build_task, load_exported
+from components.families import FAMILIES
+from components.families.generative.task import build_task, load_exported
 from components.runtime import with_absolute_paths
 
 
@@ -64,7 +65,7 @@ def test_before_training_the_model_scores_like_the_untrained_reference(tiny_repo
     assert scores["fid_num_real"] == len(task.datasets()["val"]) and scores["fid_num_generated"] == 64
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", FAMILIES["generative"].models)
 def test_every_model_steps_scores_draws_and_exports(tiny_repo, monkeypatch, model):
     task, train, val = _task(tiny_repo, model, monkeypatch)
     before = {k: v.clone() for k, v in task.export()["state_dict"].items()}

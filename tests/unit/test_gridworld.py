@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from components.rl.gridworld import ACTIONS, STATES, GridWorld, cell, format_grid, state_index
+from components.families.rl.gridworld import ACTIONS, STATES, GridWorld, cell, format_grid, state_index
 
 UP, RIGHT, DOWN, LEFT = (ACTIONS.index(name) for name in ("up", "right", "down", "left"))
 
@@ -34,7 +34,7 @@ def test_check_env_passes(render_mode):
 
 def test_check_env_through_gym_make_has_no_warnings():
     if "GridWorld-v0" not in gym.registry:
-        gym.register("GridWorld-v0", entry_point="components.rl.gridworld:GridWorld", max_episode_steps=100)
+        gym.register("GridWorld-v0", entry_point="components.families.rl.gridworld:GridWorld", max_episode_steps=100)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         check_env(gym.make("GridWorld-v0", render_mode="ansi").unwrapped, skip_render_check=False)

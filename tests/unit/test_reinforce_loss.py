@@ -11,9 +11,9 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.models.torch.torch_distributions import TorchCategorical
 
-from components.rl.reinforce import ReinforceAlgoConfig
-from components.rl.reinforce.connectors import ReturnsToGo, discounted_returns_to_go
-from components.rl.reinforce.learner import advantages, reinforce_loss
+from components.families.rl.reinforce import ReinforceAlgoConfig
+from components.families.rl.reinforce.connectors import ReturnsToGo, discounted_returns_to_go
+from components.families.rl.reinforce.learner import advantages, reinforce_loss
 
 # N = 4 timesteps of a 3-action categorical policy
 LOGITS = [[0.2, -1.0, 0.5], [1.5, 0.0, -0.3], [0.0, 0.0, 0.0], [-0.7, 2.0, 0.1]]

@@ -8,7 +8,15 @@ from gymnasium.utils.env_checker import check_env
 
 from components.config import parse_params
 from components.errors import UserError
-from components.rl.envs import BREAKOUT, CARTPOLE, ENV_NAMES, GRIDWORLD, make_env, make_rllib_env, register_envs
+from components.families.rl.envs import (
+    BREAKOUT,
+    CARTPOLE,
+    ENV_NAMES,
+    GRIDWORLD,
+    make_env,
+    make_rllib_env,
+    register_envs,
+)
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)

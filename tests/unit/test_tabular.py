@@ -8,9 +8,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from components.rl.figures import gridworld_figure, learning_curve_figure, trailing_mean
-from components.rl.gridworld import ACTIONS, GridWorld, cell, state_index
-from components.rl.tabular import NO_ACTION, evaluate_policy, q_learning, step_size, value_iteration
+from components.families.rl.figures import gridworld_figure, learning_curve_figure, trailing_mean
+from components.families.rl.gridworld import ACTIONS, GridWorld, cell, state_index
+from components.families.rl.tabular import NO_ACTION, evaluate_policy, q_learning, step_size, value_iteration
 
 UP, RIGHT, DOWN, LEFT = (ACTIONS.index(name) for name in ("up", "right", "down", "left"))
 

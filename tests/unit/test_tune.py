@@ -13,13 +13,12 @@ from ray.tune.schedulers import TrialScheduler
 
 from components.config import parse_params
 from components.errors import UserError
+from components.families import FAMILIES
 from components.metrics.direction import best_summaries, metric_mode
 from components.train.harness import _hyperparameters, _keep_hyperparameters
 from components.train.schedules import warmup_cosine
 from components.tune import space
 from components.tune.overrides import (
-    apply_overrides,
-    apply_rl_overrides,
     apply_tuned,
     read_tuned,
     tuned_file_text,
@@ -72,13 +71,13 @@ def test_default_point_is_the_models_current_values(tiny_params):
         "trainer.batch_size": {"distribution": "choice", "values": [4, 8]},
     })
     unet = params.segmentation.models.unet
-    assert space.default_point(params, "segmentation") == {"lr": unet.lr, "trainer.batch_size": 4}
+    assert FAMILIES["segmentation"].default_point(params) == {"lr": unet.lr, "trainer.batch_size": 4}
 
 
 def test_trial_epochs_default_to_the_models(tiny_params):
-    assert space.max_epochs(_sweep(tiny_params, trial_epochs=3), "segmentation") == 3
+    assert FAMILIES["segmentation"].sweep_length(_sweep(tiny_params, trial_epochs=3))[1] == 3
     params = _sweep(tiny_params, trial_epochs=None)
-    assert space.max_epochs(params, "segmentation") == params.segmentation.models.unet.epochs
+    assert FAMILIES["segmentation"].sweep_length(params)[1] == params.segmentation.models.unet.epochs
 
 
 def test_concurrency_from_the_cluster_and_a_trials_workers(tiny_params):
@@ -201,8 +200,9 @@ def test_tuned_file_round_trip_gives_each_model_its_section(tmp_path, tiny_param
 
 def test_overrides_apply_to_the_model_and_its_trainer_only(tiny_params):
     params = parse_params(tiny_params)
-    tuned = apply_overrides(params, "segmentation", "unet",
-                            {"lr": 0.004, "base_channels": 12, "trainer.batch_size": 4}, "tuned/segmentation.yaml")
+    values = {"lr": 0.004, "base_channels": 12, "trainer.batch_size": 4}
+    tuned = FAMILIES["segmentation"].with_values(params, "unet", values,
+                                                 "tuned/segmentation.yaml")
     assert tuned.segmentation.models.unet.lr == 0.004 and tuned.segmentation.models.unet.base_channels == 12
     assert tuned.segmentation.trainer.batch_size == 4
     assert tuned.segmentation.models.fcn == params.segmentation.models.fcn
@@ -218,7 +218,7 @@ def test_overrides_apply_to_the_model_and_its_trainer_only(tiny_params):
 ])
 def test_invalid_tuned_value_is_a_user_error_naming_the_file_and_key(tiny_params, values, expected):
     with pytest.raises(UserError, match="^" + expected.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
-        apply_overrides(parse_params(tiny_params), "segmentation", "unet", values, "tuned/segmentation.yaml")
+        FAMILIES["segmentation"].with_values(parse_params(tiny_params), "unet", values, "tuned/segmentation.yaml")
 
 
 def test_rl_tuned_values_reach_their_algorithm_only(tmp_path, tiny_params, capsys):
@@ -242,7 +242,7 @@ def test_rl_tuned_values_reach_their_algorithm_only(tmp_path, tiny_params, capsy
 
 def test_invalid_rl_tuned_value_names_the_file_and_key(tiny_params):
     with pytest.raises(UserError, match=r"^tuned/rl\.yaml: reinforce\.baseline: Input should be 'none', "):
-        apply_rl_overrides(parse_params(tiny_params), "reinforce", {"baseline": "critic"}, "tuned/rl.yaml")
+        FAMILIES["rl"].with_values(parse_params(tiny_params), "reinforce", {"baseline": "critic"}, "tuned/rl.yaml")
 
 
 def test_rl_default_point_is_the_algorithms_current_values(tiny_params):
@@ -251,7 +251,7 @@ def test_rl_default_point_is_the_algorithms_current_values(tiny_params):
         "train_batch_size": {"distribution": "choice", "values": [32, 64]},
     })
     dqn = params.rl.algos.dqn
-    assert space.default_point(params, "rl") == {"lr": dqn.lr, "train_batch_size": dqn.train_batch_size}
+    assert FAMILIES["rl"].default_point(params) == {"lr": dqn.lr, "train_batch_size": dqn.train_batch_size}
     assert params.tune.rl.model == "dqn"  # the tuned file's key, as a family sweep's model
 
 

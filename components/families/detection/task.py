@@ -19,13 +19,15 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from components.config import DetModelBase, Params, TrainerConfig
+from components.config import Params
 from components.data.schema import DatasetMeta, decode_images, read_meta, read_split
 from components.errors import UserError
+from components.families.detection.config import DetModelBase
 from components.families.detection.figures import pr_curve_figure, prediction_figure
 from components.families.detection.models import BUILDERS
 from components.metrics.detection import DetectionEvaluator
 from components.runtime import resolve
+from components.schema import TrainerConfig
 from components.train.schedules import adamw_with_schedule
 from components.train.task import ModuleTask, Wrap, unwrap
 

@@ -25,9 +25,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset, TensorDataset
 from torchmetrics import MeanMetric
 
-from components.config import GANBase, GenerativeConfig, Params, VAEConfig
+from components.config import Params
 from components.data.schema import DatasetMeta, decode_images, read_meta, read_split
 from components.errors import UserError
+from components.families.generative.config import GANBase, GenerativeConfig, VAEConfig
 from components.families.generative.evaluator import EvaluatorFeatures, evaluator_path, file_sha256, load_evaluator
 from components.families.generative.figures import interpolation_figure, reconstruction_figure, sample_grid
 from components.families.generative.inception import InceptionFeatures, check_inception_weights

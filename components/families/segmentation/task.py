@@ -11,12 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from components.config import Params, SegModelBase, TrainerConfig
+from components.config import Params
 from components.data.schema import DatasetMeta, decode_images, decode_semantic_masks, read_meta, read_split
+from components.families.segmentation.config import SegModelBase
 from components.families.segmentation.figures import mask_figure
 from components.families.segmentation.models import build_model
 from components.metrics.segmentation import SegmentationMetrics
 from components.runtime import resolve
+from components.schema import TrainerConfig
 from components.train.schedules import adamw_with_schedule
 from components.train.task import ModuleTask, Wrap, unwrap
 

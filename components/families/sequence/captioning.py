@@ -12,21 +12,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from components.config import CaptionerConfig, CaptioningConfig, Params
+from components.config import Params
 from components.data.schema import DatasetMeta, read_meta, read_split
 from components.data.text import Vocabulary
 from components.families.sequence.batches import CaptionCollate, CaptionDataset, caption_tokens, text
 from components.families.sequence.captioner import Captioner
+from components.families.sequence.config import CaptionerConfig, CaptioningConfig
 from components.families.sequence.decoding import beam_search, greedy_decode
 from components.families.sequence.figures import caption_attention_figure, caption_figure
 from components.families.sequence.task import TRAINING_KEYS, SequenceTask
 from components.metrics.sequence import TextCollector, corpus_bleu, perplexity
 from components.runtime import resolve
 from components.train.task import unwrap
-
-MODELS = ("show_tell", "show_attend_tell")
-EXPERIMENT = "captioning"
-HEADLINE_METRIC = "val/bleu"  # BLEU-4
 
 ATTENTION = {"show_tell": False, "show_attend_tell": True}
 FIGURE_IMAGES = 4

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.config import SeqModelBase
 from components.data.text import Vocabulary
+from components.families.sequence.config import SeqModelBase
 from components.train.samplers import LengthGroupedSampler
 from components.train.schedules import adamw_with_schedule
 from components.train.task import ModuleTask, Wrap

@@ -13,10 +13,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from components.config import Params, SeqModelBase, TranslationConfig
+from components.config import Params
 from components.data.schema import DatasetMeta, read_meta, read_split
 from components.data.text import Vocabulary, tokenize
 from components.families.sequence.batches import PairCollate, ParallelDataset, text
+from components.families.sequence.config import SeqModelBase, TranslationConfig
 from components.families.sequence.decoding import beam_search, greedy_decode
 from components.families.sequence.figures import attention_figure, bleu_by_length_figure, samples_figure
 from components.families.sequence.seq2seq import RNNSeq2Seq
@@ -33,10 +34,6 @@ from components.metrics.sequence import (
 )
 from components.runtime import resolve
 from components.train.task import unwrap
-
-MODELS = ("rnn", "lstm", "gru", "attention_gru", "transformer")
-EXPERIMENT = "translation"
-HEADLINE_METRIC = "val/bleu"
 
 # The recurrent models: (cell, attention) by model name.
 RNN_MODELS = {"rnn": ("rnn", False), "lstm": ("lstm", False), "gru": ("gru", False), "attention_gru": ("gru", True)}

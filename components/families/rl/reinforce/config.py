@@ -18,7 +18,7 @@ class ReinforceAlgoConfig(AlgorithmConfig):
     """
 
     def __init__(self, algo_class=None) -> None:
-        from components.rl.reinforce.algorithm import Reinforce
+        from components.families.rl.reinforce.algorithm import Reinforce
 
         super().__init__(algo_class=algo_class or Reinforce)
         self.episodes_per_batch = 16
@@ -54,7 +54,7 @@ class ReinforceAlgoConfig(AlgorithmConfig):
         return RLModuleSpec(module_class=DefaultPPOTorchRLModule, catalog_class=PPOCatalog)
 
     def get_default_learner_class(self):
-        from components.rl.reinforce.learner import ReinforceTorchLearner
+        from components.families.rl.reinforce.learner import ReinforceTorchLearner
 
         return ReinforceTorchLearner
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from components.rl.reinforce.algorithm import Reinforce
-from components.rl.reinforce.config import ReinforceAlgoConfig
+from components.families.rl.reinforce.algorithm import Reinforce
+from components.families.rl.reinforce.config import ReinforceAlgoConfig
 
 if TYPE_CHECKING:
-    from components.config import ReinforceConfig
+    from components.families.rl.config import ReinforceConfig
 
 __all__ = ["Reinforce", "ReinforceAlgoConfig", "build_reinforce_config"]
 
@@ -20,7 +20,7 @@ __all__ = ["Reinforce", "ReinforceAlgoConfig", "build_reinforce_config"]
 def build_reinforce_config(cfg: ReinforceConfig, env_config: dict[str, Any], seed: int) -> ReinforceAlgoConfig:
     """The RLlib config for ``params.yaml``'s ``rl.algos.reinforce`` section.
 
-    Call ``components.rl.envs.register_envs()`` first (the env runners build ``cfg.env`` by its
+    Call ``components.families.rl.envs.register_envs()`` first (the env runners build ``cfg.env`` by its
     registered name) and start Ray before ``.build_algo()``. No evaluation runners are configured:
     the greedy evaluation (``cfg.eval_episodes``) is the caller's, after training.
 
@@ -28,7 +28,7 @@ def build_reinforce_config(cfg: ReinforceConfig, env_config: dict[str, Any], see
     policy's features); without it the unused value head sits on the policy encoder, out of the
     optimizer, and costs next to nothing.
     """
-    from components.rl.rllib_config import with_common_settings
+    from components.families.rl.rllib_config import with_common_settings
 
     algo_config = with_common_settings(
         ReinforceAlgoConfig(), cfg, env_config, seed, vf_share_layers=cfg.baseline != "value"

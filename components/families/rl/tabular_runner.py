@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from components.config import Params
-from components.rl.envs import GRIDWORLD, make_env
-from components.rl.figures import gridworld_figure, learning_curve_figure
-from components.rl.gridworld import format_grid
-from components.rl.tabular import evaluate_policy, q_learning, value_iteration
+from components.families.rl.envs import GRIDWORLD, make_env
+from components.families.rl.figures import gridworld_figure, learning_curve_figure
+from components.families.rl.gridworld import format_grid
+from components.families.rl.tabular import evaluate_policy, q_learning, value_iteration
 from components.tracking import RunLogger
 
 REPORT_EPISODES = 500  # Q-learning: one history row (and MLflow step) per this many episodes (at most)

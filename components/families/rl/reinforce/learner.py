@@ -17,7 +17,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
-from components.rl.reinforce.connectors import ReturnsToGo
+from components.families.rl.reinforce.connectors import ReturnsToGo
 
 BASELINES = ("none", "normalize", "value")
 RETURNS_TO_GO_MEAN_KEY = "returns_to_go_mean"

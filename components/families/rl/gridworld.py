@@ -21,7 +21,7 @@ r(s) = ``step_reward``; the step that enters an exit additionally yields the exi
 terminates the episode. The undiscounted return of an episode is therefore the sum of r(s) over the
 non-terminal states visited (with repeats) plus the exit's value, and its expectation under a policy is the
 textbook's utility U(s) = R(s) + gamma * sum_s' P(s' | s, a) U(s') with gamma = 1 and U(exit) = +-1, which is
-what :func:`components.rl.tabular.value_iteration` computes from :meth:`GridWorld.transition_model`.
+what :func:`components.families.rl.tabular.value_iteration` computes from :meth:`GridWorld.transition_model`.
 With gamma < 1 a sampled discounted return counts the exit value one discount factor earlier than the
 textbook's U (gamma^(k-1) instead of gamma^k after k steps); planning keeps the textbook's definition.
 """

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from components.config import DQNConfig, ReinforceConfig
+from components.families.rl.config import DQNConfig, ReinforceConfig
+from components.families.rl.envs import make_rllib_env, register_envs
 from components.io import atomic_write_text
-from components.rl.envs import make_rllib_env, register_envs
 from components.tracking import RunLogger
 
 CHECKPOINT = "checkpoint"  # RLlib's Algorithm.save_to_path directory inside the run directory
@@ -39,10 +39,10 @@ SMOOTHING_EPISODES = 100  # rl/episode_return_mean: mean over this many latest e
 def config_builder(algo_name: str) -> Callable[..., Any]:
     """``(cfg, env_config, seed) -> AlgorithmConfig`` of ``algo_name``."""
     if algo_name == "dqn":
-        from components.rl.dqn import build_dqn_config
+        from components.families.rl.dqn import build_dqn_config
 
         return build_dqn_config
-    from components.rl.reinforce import build_reinforce_config
+    from components.families.rl.reinforce import build_reinforce_config
 
     return build_reinforce_config
 

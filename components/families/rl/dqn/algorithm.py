@@ -1,5 +1,5 @@
 """``TransitionReplayDQN``: RLlib's DQN (module, loss, target network, epsilon-greedy runners) with
-its replay path swapped for :class:`~components.rl.dqn.replay.TransitionReplayBuffer`.
+its replay path swapped for :class:`~components.families.rl.dqn.replay.TransitionReplayBuffer`.
 
 One ``training_step``: sample a rollout fragment from the env runners, append it to the buffer, then
 (after ``num_steps_sampled_before_learning_starts``) run as many SGD updates as keep
@@ -30,7 +30,7 @@ from ray.rllib.utils.metrics import (
 )
 from ray.rllib.utils.numpy import convert_to_numpy
 
-from components.rl.dqn.replay import TransitionReplayBuffer
+from components.families.rl.dqn.replay import TransitionReplayBuffer
 
 
 class TransitionReplayDQNConfig(DQNConfig):

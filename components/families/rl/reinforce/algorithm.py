@@ -16,7 +16,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-from components.rl.reinforce.config import ReinforceAlgoConfig
+from components.families.rl.reinforce.config import ReinforceAlgoConfig
 
 
 class Reinforce(Algorithm):

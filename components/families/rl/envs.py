@@ -12,7 +12,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from components.rl.names import BREAKOUT, CARTPOLE, ENV_NAMES, GRIDWORLD, TABULAR
+from components.families.rl.names import BREAKOUT, CARTPOLE, ENV_NAMES, GRIDWORLD, TABULAR
 
 __all__ = ["BREAKOUT", "CARTPOLE", "ENV_NAMES", "GRIDWORLD", "TABULAR", "env_config", "make_env", "make_rllib_env",
            "register_envs"]
@@ -67,7 +67,7 @@ def make_env(name: str, config: dict[str, Any] | None = None) -> gym.Env:
     ``max_episode_steps`` (agent steps); CartPole ignores it."""
     config = dict(config or {})
     if name == GRIDWORLD:
-        from components.rl.gridworld import GridWorld
+        from components.families.rl.gridworld import GridWorld
 
         return gym.wrappers.TimeLimit(GridWorld(**{k: v for k, v in config.items() if k != "max_episode_steps"}),
                                       max_episode_steps=config.get("max_episode_steps", 100))
@@ -99,4 +99,4 @@ def register_envs() -> None:
     for name in ENV_NAMES:
         register_env(name, lambda env_config, name=name: make_rllib_env(name, dict(env_config)))
     if GRIDWORLD not in gym.registry:
-        gym.register(GRIDWORLD, entry_point="components.rl.gridworld:GridWorld", max_episode_steps=100)
+        gym.register(GRIDWORLD, entry_point="components.families.rl.gridworld:GridWorld", max_episode_steps=100)

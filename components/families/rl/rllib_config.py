@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.config import RLlibAlgoBase
+from components.families.rl.config import RLlibAlgoBase
 
 
 def with_common_settings(algo_config: Any, cfg: RLlibAlgoBase, env_config: dict[str, Any], seed: int,

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.config import DQNConfig as DQNParams
+from components.families.rl.config import DQNConfig as DQNParams
 
 
 def build_dqn_config(cfg: DQNParams, env_config: dict[str, Any], seed: int):
     """An RLlib ``DQNConfig`` for ``cfg``; ``env_config`` reaches the env creator (grid world settings)."""
     from ray.rllib.algorithms.dqn import DQNConfig
 
-    from components.rl.dqn.algorithm import TransitionReplayDQNConfig
-    from components.rl.rllib_config import with_common_settings
+    from components.families.rl.dqn.algorithm import TransitionReplayDQNConfig
+    from components.families.rl.rllib_config import with_common_settings
 
     replay = {"type": "PrioritizedEpisodeReplayBuffer" if cfg.prioritized_replay else "EpisodeReplayBuffer",
               "capacity": cfg.replay_capacity}

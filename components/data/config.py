@@ -1,0 +1,116 @@
+"""``data`` in params.yaml: the embedded datasets' generators and the real datasets' local paths."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from components.schema import Fraction, NonNegativeInt, PositiveInt, Section
+
+# --- data -------------------------------------------------------------------------------------
+
+
+class DigitsConfig(Section):
+    image_size: Annotated[int, Field(ge=8, le=64)]  # 8 = native; larger = bilinear upsampling
+    val_fraction: Fraction
+    test_fraction: Fraction
+
+
+class ScenesConfig(Section):
+    num_train: PositiveInt
+    num_val: PositiveInt
+    num_test: PositiveInt
+    canvas_size: Annotated[int, Field(ge=32, le=512, multiple_of=16)]
+    min_digits: PositiveInt
+    max_digits: PositiveInt
+    min_digit_size: Annotated[int, Field(ge=8)]
+    max_digit_size: Annotated[int, Field(ge=8)]
+    max_box_iou: Annotated[float, Field(ge=0, le=1)]
+    mask_threshold: Fraction
+    captions_per_scene: Annotated[int, Field(ge=2)]
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ScenesConfig:
+        if self.min_digits > self.max_digits:
+            raise ValueError(f"min_digits ({self.min_digits}) must be <= max_digits ({self.max_digits})")
+        if self.min_digit_size > self.max_digit_size:
+            raise ValueError(
+                f"min_digit_size ({self.min_digit_size}) must be <= max_digit_size ({self.max_digit_size})"
+            )
+        if self.max_digit_size > self.canvas_size:
+            raise ValueError(f"max_digit_size ({self.max_digit_size}) must fit the canvas ({self.canvas_size})")
+        return self
+
+
+class VocConfig(Section):
+    root: str | None  # path to VOCdevkit (or its parent); None = not used
+    year: str
+    image_size: Annotated[int, Field(ge=32, le=1024, multiple_of=16)]
+    val_fraction: Fraction
+
+
+class MnistConfig(Section):
+    root: str | None  # folder with the four idx files (optionally .gz); None = not used
+    val_fraction: Fraction
+
+
+class CocoConfig(Section):
+    root: str | None  # folder holding annotations/ and the image folders; None = not used
+    train_set: str  # annotations/instances_<train_set>.json + <train_set>/: split into train/val
+    test_set: str  # annotations/instances_<test_set>.json + <test_set>/: the test split
+    image_size: Annotated[int, Field(ge=32, le=1024, multiple_of=16)]
+    val_fraction: Fraction
+    max_train_images: PositiveInt | None  # seeded subset of train_set before the split; None = all
+    max_test_images: PositiveInt | None
+    drop_empty_boxes: bool  # drop zero-width/height boxes (train2017 has two) instead of rejecting them
+
+
+class VocDetectionConfig(Section):
+    root: str | None  # path to VOCdevkit (or its parent); None = not used
+    year: str
+    image_size: Annotated[int, Field(ge=32, le=1024, multiple_of=16)]
+    val_fraction: Fraction
+
+
+class GrammarEnDeConfig(Section):
+    """The embedded English->German corpus, generated from a small grammar."""
+
+    num_train: PositiveInt
+    num_val: PositiveInt
+    num_test: PositiveInt  # in-distribution test pairs, lengths in [min_words, max_words]
+    min_words: PositiveInt  # English source length in tokens (punctuation counts)
+    max_words: PositiveInt  # the longest training sentence
+    num_longer: NonNegativeInt  # extra test pairs longer than any training sentence
+    longer_max_words: PositiveInt
+    lexicon_fraction: Annotated[float, Field(gt=0, le=1)]  # the first part of each word table (1 = all)
+
+    @model_validator(mode="after")
+    def _lengths(self) -> GrammarEnDeConfig:
+        if not self.min_words < self.max_words < self.longer_max_words:
+            raise ValueError(
+                f"need min_words < max_words < longer_max_words (got {self.min_words}, {self.max_words}, "
+                f"{self.longer_max_words})"
+            )
+        return self
+
+
+class ParallelConfig(Section):
+    """A real parallel corpus from local files: <root>/{train,val,test}.<lang>, one sentence per line."""
+
+    root: str | None
+    source_lang: str
+    target_lang: str
+    val_fraction: Fraction  # of train, when there are no val.<lang> files
+
+
+class DataConfig(Section):
+    root: str  # where prepared datasets are written, relative to the repo root
+    digits: DigitsConfig
+    scenes: ScenesConfig
+    voc: VocConfig
+    mnist: MnistConfig
+    coco: CocoConfig
+    voc_detection: VocDetectionConfig
+    grammar_en_de: GrammarEnDeConfig
+    parallel: ParallelConfig

@@ -1,0 +1,144 @@
+"""``detection`` in params.yaml: the dataset, the trainer and one section per detector."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from components.schema import (
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Section,
+    TrainerConfig,
+)
+
+# --- detection ----------------------------------------------------------------------------------
+
+
+class DetModelBase(Section):
+    epochs: PositiveInt
+    lr: PositiveFloat  # peak learning rate (AdamW)
+    weight_decay: NonNegativeFloat
+    lr_schedule: Literal["cosine", "constant"]  # cosine: linear warm-up, then cosine decay to 0
+    warmup_fraction: Annotated[float, Field(ge=0, lt=1)]  # of all steps (cosine schedule only)
+    grad_clip: PositiveFloat | None  # max global gradient norm; None = off
+    augment: Literal["none", "affine"]  # affine: random shifts/scales moving boxes and masks along
+    batch_size: PositiveInt | None  # per worker; None = the trainer's (set-based losses want larger batches)
+
+
+class ConvBackboneConfig(DetModelBase):
+    channels: Annotated[list[PositiveInt], Field(min_length=1)]  # stage widths; stage i has stride 2**(i+1)
+    levels: Annotated[list[NonNegativeInt], Field(min_length=1)]  # stages the heads see (increasing)
+
+    @model_validator(mode="after")
+    def _levels(self) -> ConvBackboneConfig:
+        if sorted(set(self.levels)) != self.levels or self.levels[-1] >= len(self.channels):
+            raise ValueError(
+                f"levels {self.levels} must be increasing stage indices below len(channels) = {len(self.channels)}"
+            )
+        per_level = getattr(self, "anchor_sizes", None)
+        if per_level is not None and len(per_level) != len(self.levels):
+            raise ValueError(f"anchor_sizes needs one list per level ({len(self.levels)}), got {len(per_level)}")
+        scales = getattr(self, "scales", None)
+        if scales is not None and len(scales) != len(self.levels) + 1:
+            raise ValueError(f"scales needs len(levels) + 1 = {len(self.levels) + 1} values, got {len(scales)}")
+        return self
+
+
+AnchorSizes = Annotated[list[Annotated[list[PositiveInt], Field(min_length=1)]], Field(min_length=1)]
+AspectRatios = Annotated[list[PositiveFloat], Field(min_length=1)]
+
+
+class FasterRCNNConfig(ConvBackboneConfig):
+    fpn_channels: PositiveInt
+    anchor_sizes: AnchorSizes  # anchor side lengths in pixels, one list per level
+    aspect_ratios: AspectRatios  # height / width of the anchors at every size
+    representation_size: PositiveInt  # width of the two-layer box head
+    rpn_proposals: PositiveInt  # proposals kept per image after NMS in training (half at test)
+    roi_samples: PositiveInt  # anchors per image for the RPN loss and RoIs per image for the box head
+    detections_per_img: PositiveInt  # evaluation: the most detections kept per image (COCO counts 100)
+
+
+class MaskRCNNConfig(FasterRCNNConfig):
+    mask_channels: PositiveInt  # width of the mask head's convolutions
+
+
+class RetinaNetConfig(ConvBackboneConfig):
+    fpn_channels: Annotated[int, Field(gt=0, multiple_of=32)]  # the head's GroupNorm has 32 groups
+    anchor_sizes: AnchorSizes
+    aspect_ratios: AspectRatios
+
+
+class FCOSConfig(ConvBackboneConfig):
+    fpn_channels: Annotated[int, Field(gt=0, multiple_of=32)]  # the head's GroupNorm has 32 groups
+    center_sampling_radius: PositiveFloat  # locations within this many strides of a box centre are positives
+
+
+class SSDConfig(ConvBackboneConfig):
+    scales: Annotated[list[Fraction], Field(min_length=2)]  # default-box scale per level (+1), fractions of the image
+    aspect_ratios: Annotated[list[Annotated[int, Field(ge=2)]], Field(min_length=1)]  # r adds boxes of r:1 and 1:r
+
+
+WidthHeight = Annotated[list[PositiveFloat], Field(min_length=2, max_length=2)]
+
+
+class YOLOConfig(DetModelBase):
+    grid_size: PositiveInt  # S: the S x S grid; image_size / S must be a power of 2
+    boxes_per_cell: PositiveInt  # B, v1 only (v2 has one slot per anchor)
+    base_channels: PositiveInt  # first stage width, doubled at each stride-2 stage
+    variant: Literal["v1", "v2"]  # v1: B boxes + one class distribution per cell; v2: anchors
+    anchors: list[WidthHeight] | None  # v2 anchors in pixels; None = k-means of the scenes' boxes
+    lambda_coord: NonNegativeFloat  # weight of the box-coordinate loss (paper: 5)
+    lambda_noobj: NonNegativeFloat  # weight of the confidence loss where there is no object (paper: 0.5)
+    score_thresh: Annotated[float, Field(ge=0, lt=1)]  # evaluation: detections below are dropped
+    nms_thresh: Fraction  # evaluation: class-wise NMS IoU
+    detections_per_img: PositiveInt
+
+
+class DETRConfig(DetModelBase):
+    base_channels: PositiveInt  # backbone width at stride 2 (x2 per stage)
+    num_stages: PositiveInt  # stride-2 backbone stages: the feature grid is image_size / 2**num_stages
+    d_model: PositiveInt  # transformer width (divisible by 8 and by nhead)
+    nhead: PositiveInt
+    num_encoder_layers: NonNegativeInt
+    num_decoder_layers: PositiveInt
+    dim_feedforward: PositiveInt
+    num_queries: PositiveInt  # learned object queries: the most objects one image can yield
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+    two_stage: bool  # decoder queries start at the top-scoring encoder tokens' boxes
+    anchor_size: Fraction  # two_stage: initial w/h of each encoder token's box, fraction of the image
+    cost_class: NonNegativeFloat  # Hungarian matching weights
+    cost_bbox: NonNegativeFloat
+    cost_giou: NonNegativeFloat
+    loss_ce: NonNegativeFloat  # set-loss weights
+    loss_bbox: NonNegativeFloat
+    loss_giou: NonNegativeFloat
+    eos_coef: Annotated[float, Field(gt=0, le=1)]  # cross-entropy weight of "no object"
+    aux_loss: bool  # the set loss at every decoder layer
+    detections_per_img: PositiveInt | None  # None = every query
+
+    @model_validator(mode="after")
+    def _heads(self) -> DETRConfig:
+        if self.d_model % self.nhead or self.d_model % 8:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by nhead ({self.nhead}) and by 8")
+        return self
+
+
+class DetectionModels(Section):
+    faster_rcnn: FasterRCNNConfig
+    retinanet: RetinaNetConfig
+    ssd: SSDConfig
+    fcos: FCOSConfig
+    yolo: YOLOConfig
+    detr: DETRConfig
+    mask_rcnn: MaskRCNNConfig
+
+
+class DetectionConfig(Section):
+    dataset: Literal["scenes", "coco", "voc_detection"]
+    trainer: TrainerConfig
+    models: DetectionModels

@@ -1,0 +1,109 @@
+"""``generative`` in params.yaml: the evaluator, FID settings, the shared backbone, the trainer and
+one section per model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from components.schema import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Section, TrainerConfig
+
+# --- generative models ---------------------------------------------------------------------------
+
+
+class EvaluatorConfig(Section):
+    """The classifier whose features define val/fid_evaluator (stage `evaluator`)."""
+
+    channels: Annotated[list[PositiveInt], Field(min_length=1)]  # conv widths, one stage (2 convs + pool) each
+    feature_dim: PositiveInt  # penultimate layer: the FID features
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveFloat  # peak learning rate (AdamW, warm-up then cosine decay)
+    weight_decay: NonNegativeFloat
+    warmup_fraction: Annotated[float, Field(ge=0, lt=1)]
+    max_shift: NonNegativeInt  # random translation augmentation, pixels
+    min_test_accuracy: Annotated[float, Field(ge=0, le=1)]  # the stage fails below this test accuracy
+
+
+class FIDConfig(Section):
+    """How generated samples are scored (the same counts for the model and its reference points)."""
+
+    num_generated: Annotated[int, Field(ge=2)]  # samples per evaluation; also train images for the floor
+    reference_split: Literal["val", "test"]  # the real images the samples are compared with
+    inception_weights: str | None  # local torchvision Inception-v3 state dict -> val/fid_inception; None: off
+
+
+class GenerativeBackbone(Section):
+    """The one generator/discriminator pair every GAN uses (and the VAE as decoder/encoder)."""
+
+    latent_dim: PositiveInt
+    stages: PositiveInt  # resolution doublings in G (halvings in D); image size divisible by 2**stages
+    g_channels: PositiveInt  # generator width at the output resolution, doubled per stage inward
+    d_channels: PositiveInt  # discriminator width at the input resolution, doubled per stage
+    leak: Annotated[float, Field(gt=0, lt=1)]  # LeakyReLU slope in D
+    init_std: PositiveFloat  # DCGAN initialisation: weights ~ N(0, init_std)
+
+
+class GANBase(Section):
+    epochs: PositiveInt
+    optimizer: Literal["adam", "rmsprop"]
+    lr_g: PositiveFloat
+    lr_d: PositiveFloat
+    betas: Annotated[list[Annotated[float, Field(ge=0, lt=1)]], Field(min_length=2, max_length=2)]  # Adam only
+    n_critic: PositiveInt  # discriminator steps per generator step
+    lr_schedule: Literal["cosine", "constant"]  # cosine: both learning rates decay to 0 over the run
+    ema_decay: Annotated[float, Field(gt=0, lt=1)] | None  # EMA of generator weights for sampling; None: off
+
+
+class DCGANConfig(GANBase):
+    pass
+
+
+class WGANConfig(GANBase):
+    clip_value: PositiveFloat  # critic weights are clamped to [-c, c] after each step
+
+
+class WGANGPConfig(GANBase):
+    gp_weight: PositiveFloat  # lambda of the gradient penalty
+
+
+class LSGANConfig(GANBase):
+    pass
+
+
+class SNGANConfig(GANBase):
+    pass
+
+
+class CGANConfig(GANBase):
+    pass
+
+
+class VAEConfig(Section):
+    epochs: PositiveInt
+    lr: PositiveFloat  # Adam
+    kl_weight: PositiveFloat  # beta: 1 is the ELBO
+    likelihood: Literal["bernoulli", "gaussian"]  # p(x|z) per pixel, mean sigmoid(decoder logits)
+    sigma: PositiveFloat  # the Gaussian likelihood's fixed standard deviation (unused by bernoulli)
+
+
+class GenerativeModels(Section):
+    dcgan: DCGANConfig
+    wgan: WGANConfig
+    wgan_gp: WGANGPConfig
+    lsgan: LSGANConfig
+    sngan: SNGANConfig
+    cgan: CGANConfig
+    vae: VAEConfig
+    cvae: VAEConfig
+
+
+class GenerativeConfig(Section):
+    dataset: Literal["digits", "mnist"]
+    evaluator: EvaluatorConfig
+    fid: FIDConfig
+    backbone: GenerativeBackbone
+    trainer: TrainerConfig
+    models: GenerativeModels

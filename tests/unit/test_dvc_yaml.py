@@ -1,0 +1,67 @@
+"""dvc.yaml is generated from the family descriptors, and every stage depends on the code it runs."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from components.families import FAMILIES
+from tools.dvc_yaml import DVC_YAML, render
+from tools.imports import REPO, closure, closure_files, covered
+
+STAGES = yaml.safe_load(DVC_YAML.read_text())["stages"]
+
+
+def test_dvc_yaml_is_what_the_descriptors_generate():
+    assert DVC_YAML.read_text() == render(), "dvc.yaml is stale: run `python -m tools.dvc_yaml` and commit it"
+
+
+def test_every_model_of_every_family_has_a_stage():
+    for family in FAMILIES.values():
+        stage = STAGES[family.stage]
+        assert stage["matrix"][family.matrix_key] == list(family.models)
+        assert STAGES[f"tune_{family.name}"]["outs"] == [{f"tuned/{family.name}.yaml": {"cache": False}}]
+
+
+def _entries(cmd: str) -> list[str]:
+    """What a stage runs, read from its command (independently of the generator): the module after
+    ``python -m`` and, when an argument names a family, that family's training code, which the
+    entry imports by name."""
+    words = shlex.split(cmd)
+    entries = [words[words.index("-m") + 1]]
+    entries += [FAMILIES[word].task_module for word in words if word in FAMILIES]
+    return entries
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_every_stage_depends_on_every_module_it_imports(name):
+    stage = STAGES[name]
+    missing = sorted(path for path in closure_files(_entries(stage["cmd"])) if not covered(path, stage["deps"]))
+    assert not missing, f"{name}: modules it imports are not in its deps: {missing}"
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_the_static_closure_holds_every_module_python_actually_imports(family):
+    """Cross-check of the AST walk: import the family's stage entry and training code in a fresh
+    interpreter; every project module it loaded must be in the static closure."""
+    descriptor = FAMILIES[family]
+    entries = [descriptor.entry, descriptor.task_module]
+    code = ("import importlib, json, sys\n"
+            f"for name in {entries!r}: importlib.import_module(name)\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('components', 'pipelines'))))")
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True,
+                                       text=True).stdout)
+    assert set(loaded) - closure(entries) == set()
+
+
+def test_a_missing_dependency_is_caught(tmp_path):
+    """The check above can fail: a stage without one of its modules is reported."""
+    stage = STAGES["train_segmentation"]
+    deps = [dep for dep in stage["deps"] if dep != "components/io.py"]
+    missing = [p for p in closure_files(_entries(stage["cmd"])) if not covered(p, deps)]
+    assert missing == ["components/io.py"]
