@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
-from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError, create_model, model_validator
@@ -29,7 +29,7 @@ from components.data.config import DataConfig
 from components.errors import UserError
 from components.families import FAMILIES
 from components.families.base import first_error
-from components.schema import NonNegativeInt, RuntimeConfig, Section, TrainerConfig
+from components.schema import KEYED_ERROR, NonNegativeInt, RuntimeConfig, Section, TrainerConfig, integer_field
 
 PARAMS_FILE = "params.yaml"
 
@@ -76,11 +76,6 @@ def model_trainer(params: Params, family: str, model: str) -> TrainerConfig:
     return trainer.model_copy(update={"batch_size": batch_size}) if batch_size else trainer
 
 
-def _integer_field(section: type[BaseModel], name: str) -> bool:
-    annotation = section.model_fields[name].annotation
-    return annotation is int or (get_origin(annotation) in (Union, UnionType) and int in get_args(annotation))
-
-
 def _check_sweep(params: Params, family: str) -> None:
     """Cross-section checks of ``tune.<family>``: the family's own (the model exists, the trial
     trainer validates), then every search key is a field of what it overrides (the model's or
@@ -98,7 +93,7 @@ def _check_sweep(params: Params, family: str) -> None:
             allowed = [name for name in section.model_fields if name not in excluded]
             raise ValueError(f"{where}: unknown key (not a field of {label}); allowed: {', '.join(allowed)}"
                              f"{descriptor.unknown_key_hint(key)}")
-        if _integer_field(section, field) and dist.distribution in ("loguniform", "uniform"):
+        if integer_field(section, field) and dist.distribution in ("loguniform", "uniform"):
             raise ValueError(f"{where}.distribution: {label}.{field} is an integer; use randint, choice, "
                              f"quniform or qloguniform (got {dist.distribution!r})")
         if dist.distribution == "choice":
@@ -107,7 +102,7 @@ def _check_sweep(params: Params, family: str) -> None:
             top = dist.high - 1 if dist.distribution == "randint" else dist.high
             candidates = [("low", dist.low), ("high", top)]
         for name, value in candidates:
-            if _integer_field(section, field) and isinstance(value, float) and value.is_integer():
+            if integer_field(section, field) and isinstance(value, float) and value.is_integer():
                 value = int(value)
             try:
                 section.model_validate({**current, field: value})
@@ -144,19 +139,32 @@ def format_validation_error(err: ValidationError, source: str = PARAMS_FILE) -> 
     """One line for the first error: the key path and what is allowed."""
     first = err.errors()[0]
     loc, kind, msg = first["loc"], first["type"], first["msg"]
+    got = first.get("input")
+    if kind == KEYED_ERROR:  # a section's check about one of its keys (see components.schema.keyed_error)
+        ctx = first["ctx"]
+        loc, msg, got = (*loc, *ctx["key"].split(".")), ctx["message"], ctx["got"]
     key = _key_path(loc) or "(top level)"
     if kind == "extra_forbidden":
         allowed = _allowed_keys(Params, loc)
         return f"{source}: {key}: unknown key; allowed: {', '.join(allowed)}"
     if kind == "missing":
         return f"{source}: {key}: missing required key"
-    got = first.get("input")
     msg = msg.removeprefix("Value error, ")
     msg = msg[0].lower() + msg[1:]
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    if isinstance(got, dict | list):
-        return f"{source}: {key}: {msg}{more}"
-    return f"{source}: {key}: {msg} (got {got!r}){more}"
+    if isinstance(got, dict | list):  # a wrong type says which; a section's own check names its values
+        shown = f" (got a {'mapping' if isinstance(got, dict) else 'list'})" if kind.endswith("_type") else ""
+        return f"{source}: {key}: {msg}{shown}{more}"
+    return f"{source}: {key}: {msg} (got {got!r}{_yaml_number_hint(got)}){more}"
+
+
+def _yaml_number_hint(got: Any) -> str:
+    """PyYAML (YAML 1.1) reads ``1e-3`` as a string: its floats need a dot and a signed exponent."""
+    match = isinstance(got, str) and re.fullmatch(r"([-+]?\d+)(?:\.(\d*))?[eE]([-+]?)(\d+)", got.strip())
+    if not match:
+        return ""
+    whole, fraction, sign, exponent = match.groups()
+    return f"; YAML reads {got} as a string: write {whole}.{fraction or '0'}e{sign or '+'}{exponent}"
 
 
 def parse_params(raw: dict[str, Any], source: str = PARAMS_FILE) -> Params:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from components.errors import UserError
 
 
 def _umask() -> int:
@@ -35,13 +37,29 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def _check_keep(path: Path, keep: Iterable[Path]) -> None:
+    """Refuse (UserError) before anything is written when replacing ``path`` would delete, or
+    write inside, a folder in ``keep``: the same folder, one inside it or one holding it (symlinks
+    resolved)."""
+    target = path.resolve()
+    for kept in keep:
+        folder = Path(kept).resolve()
+        if folder == target or target in folder.parents or folder in target.parents:
+            relation = ("is" if folder == target else "holds" if target in folder.parents else "lies inside")
+            raise UserError(f"refusing to replace {target}: it {relation} {folder}, which must be kept "
+                            f"(a dataset's source folder); move that folder elsewhere")
+
+
 @contextmanager
-def atomic_directory(path: Path) -> Iterator[Path]:
+def atomic_directory(path: Path, keep: Iterable[Path] = ()) -> Iterator[Path]:
     """Yield a temporary directory beside ``path``; on success it replaces ``path`` whole.
 
-    On an exception the temporary directory is removed and ``path`` is left as it was.
+    On an exception the temporary directory is removed and ``path`` is left as it was. A folder in
+    ``keep`` (e.g. the source a dataset is read from) that ``path`` is, holds or lies inside is a
+    UserError before anything is created.
     """
     path = Path(path)
+    _check_keep(path, keep)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700

@@ -8,9 +8,12 @@ sections in ``components/data/config.py``, sweep sections in ``components/tune/c
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -20,7 +23,36 @@ Fraction = Annotated[float, Field(gt=0, lt=1)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors, and types are strict: params.yaml is YAML, which already gives every
+    value its type, so ``epochs: "3"``, ``epochs: 2.0``, ``lr: "1e-3"`` (PyYAML reads a number
+    without a dot as a string: write ``1.0e-3``) and ``use_gpu: "no"`` are errors naming the key
+    instead of being converted. An integer is still a valid float (pydantic's strict mode)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+KEYED_ERROR = "keyed"  # the error type of keyed_error
+
+
+def keyed_error(key: str, message: str, got: Any) -> PydanticCustomError:
+    """An error a section's validator raises about one of its keys (``key``, dotted, relative to the
+    section): the one-line message names that key (components.config.format_validation_error)."""
+    return PydanticCustomError(KEYED_ERROR, "{key}: {message}", {"key": key, "message": message, "got": got})
+
+
+def integer_field(section: type[BaseModel], name: str) -> bool:
+    """Whether ``section.<name>`` holds an integer (``int``, ``PositiveInt``, ``int | None``, ...)."""
+    annotation = section.model_fields[name].annotation
+    return annotation is int or (get_origin(annotation) in (Union, UnionType) and int in get_args(annotation))
+
+
+def sampled_values(section: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values a sweep sampled (or a tuned file holds), ready for the strict schema: ``quniform`` and
+    ``qloguniform`` sample floats, so a whole float (``12.0``) for an integer field becomes ``12``.
+    Only sweep values pass here; params.yaml's own ``epochs: 2.0`` stays an error."""
+    return {key: int(value) if (isinstance(value, float) and value.is_integer() and key in section.model_fields
+                                and integer_field(section, key)) else value
+            for key, value in values.items()}
 
 
 # --- runtime ----------------------------------------------------------------------------------

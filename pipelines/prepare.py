@@ -11,6 +11,7 @@ directory is written to a temporary path and renamed on success.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -27,9 +28,9 @@ from components.io import atomic_directory
 from components.runtime import resolve
 
 
-def _build(name: str, root: Path, builder) -> None:
+def _build(name: str, root: Path, builder, keep: tuple[Path, ...]) -> None:
     started = time.perf_counter()
-    with atomic_directory(root / name) as tmp:
+    with atomic_directory(root / name, keep=keep) as tmp:  # never replaces a source folder (params check it too)
         meta = builder(tmp)
     sizes = ", ".join(f"{split} {n}" for split, n in meta.sizes.items())
     print(f"prepare: {name}: {sizes} ({time.perf_counter() - started:.1f}s) -> {root / name}", flush=True)
@@ -43,33 +44,35 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params)
     data, seed = params.data, params.seed
     root = resolve(data.root)
+    keep = tuple(data.source_roots().values())
+    build = functools.partial(_build, root=root, keep=keep)
 
     # Real datasets first: a wrong path should fail before minutes of generation.
     if data.voc.root:
         voc = data.voc
-        _build("voc", root, lambda out: load_voc_segmentation(
+        build("voc", builder=lambda out: load_voc_segmentation(
             resolve(voc.root), out, year=voc.year, image_size=voc.image_size,
             val_fraction=voc.val_fraction, seed=seed))
     if data.coco.root:
-        _build("coco", root, lambda out: load_coco_instances(
+        build("coco", builder=lambda out: load_coco_instances(
             resolve(data.coco.root), out, seed=seed, **data.coco.model_dump(exclude={"root"})))
     if data.voc_detection.root:
         vd = data.voc_detection
-        _build("voc_detection", root, lambda out: load_voc_detection(
+        build("voc_detection", builder=lambda out: load_voc_detection(
             resolve(vd.root), out, year=vd.year, image_size=vd.image_size, val_fraction=vd.val_fraction, seed=seed))
     if data.mnist.root:
-        _build("mnist", root, lambda out: load_mnist(
+        build("mnist", builder=lambda out: load_mnist(
             resolve(data.mnist.root), out, seed=seed, val_fraction=data.mnist.val_fraction))
     if data.parallel.root:
         pc = data.parallel
-        _build("parallel", root, lambda out: load_parallel_corpus(
+        build("parallel", builder=lambda out: load_parallel_corpus(
             resolve(pc.root), out, source_lang=pc.source_lang, target_lang=pc.target_lang, seed=seed,
             val_fraction=pc.val_fraction))
-    _build("digits", root, lambda out: build_digits(out, seed=seed, **data.digits.model_dump()))
-    _build("scenes", root, lambda out: build_scenes(
+    build("digits", builder=lambda out: build_digits(out, seed=seed, **data.digits.model_dump()))
+    build("scenes", builder=lambda out: build_scenes(
         out, seed=seed, val_fraction=data.digits.val_fraction, test_fraction=data.digits.test_fraction,
         **data.scenes.model_dump()))
-    _build("grammar_en_de", root, lambda out: build_grammar_corpus(out, seed=seed, **data.grammar_en_de.model_dump()))
+    build("grammar_en_de", builder=lambda out: build_grammar_corpus(out, seed=seed, **data.grammar_en_de.model_dump()))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from components.schema import Fraction, NonNegativeInt, PositiveInt, Section
+from components.runtime import resolve
+from components.schema import Fraction, NonNegativeInt, PositiveInt, Section, keyed_error
+
+# The real datasets read from a local folder: data.<name>.root
+SOURCES = ("voc", "mnist", "coco", "voc_detection", "parallel")
 
 # --- data -------------------------------------------------------------------------------------
 
@@ -114,3 +120,27 @@ class DataConfig(Section):
     voc_detection: VocDetectionConfig
     grammar_en_de: GrammarEnDeConfig
     parallel: ParallelConfig
+
+    def source_roots(self) -> dict[str, Path]:
+        """``{name: resolved folder}`` of every real dataset whose ``data.<name>.root`` is set."""
+        return {name: resolve(getattr(self, name).root).resolve() for name in SOURCES if getattr(self, name).root}
+
+    @model_validator(mode="after")
+    def _sources_outside_root(self) -> DataConfig:
+        """No source folder overlaps ``root``: DVC empties ``root`` before ``dvc repro prepare`` and
+        the prepare stage replaces ``root/<name>`` whole, so a corpus kept there would be deleted.
+        Checked here, before any stage touches a file (symlinks resolved)."""
+        prepared = resolve(self.root).resolve()
+        for name, source in self.source_roots().items():
+            key, given = f"{name}.root", getattr(self, name).root
+            where = f"{source}" if str(source) == os.path.normpath(resolve(given)) else f"{source} (through a symlink)"
+            if source == prepared or prepared in source.parents:
+                relation = "is data.root" if source == prepared else f"lies inside data.root ({prepared})"
+                raise keyed_error(key, f"{where} {relation}, which DVC empties before `dvc repro prepare` and "
+                                       f"the prepare stage rewrites: move it outside {self.root}/ and point "
+                                       f"data.{key} there", given)
+            if source in prepared.parents:
+                raise keyed_error(key, f"{where} holds data.root ({prepared}), which DVC empties before "
+                                       f"`dvc repro prepare` and the prepare stage rewrites: point data.root "
+                                       f"outside it (or move the dataset elsewhere)", given)
+        return self

@@ -275,11 +275,12 @@ def first_error(err: ValidationError) -> str:
 def _revalidate(section: BaseModel, values: Mapping[str, Any], where: str) -> BaseModel:
     """``section`` with ``values`` applied and validated; a violation is one UserError line."""
     from components.errors import UserError
+    from components.schema import sampled_values
 
     if not values:
         return section
     try:
-        return type(section).model_validate({**section.model_dump(), **values})
+        return type(section).model_validate({**section.model_dump(), **sampled_values(type(section), values)})
     except ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
