@@ -23,13 +23,16 @@ Conversions:
   empty mask but keeps its box;
 - the semantic mask paints each instance's label, larger instances first so smaller ones stay
   visible; ``iscrowd=1`` regions are ``IGNORE_INDEX`` (255) there, other pixels 0 (background);
-- ``iscrowd=1`` annotations are otherwise skipped (no box, label or mask: COCO's evaluator
-  ignores them too); captions are empty; images without annotations are kept with empty lists.
+- ``iscrowd=1`` annotations are kept as crowd regions (``DENSE_CROWD``: the ``iscrowd`` column holds
+  one 0/1 per box): after the objects, each with its label, its instance mask and the tight box of
+  that resized mask (a crowd whose mask vanishes at ``image_size`` is dropped). Training leaves
+  them out and evaluation ignores detections on them, as ``COCOeval`` does; captions are empty;
+  images without annotations are kept with empty lists.
 
 Beside the Parquet splits, ``instances_{val,test}.json`` hold the val/test annotations in COCO form
 as ``scenes`` writes them (:func:`instances_json`): image ids are the Parquet row ids, coordinates
-are those of the resized images, ``category_id`` is the ``DENSE`` label, masks are RLEs, and crowd
-regions are back as ``iscrowd=1`` annotations so ``COCOeval`` ignores detections on them.
+are those of the resized images, ``category_id`` is the ``DENSE`` label, masks are RLEs; the
+annotations are the rows' boxes in their order, crowd regions as ``iscrowd=1``.
 
 Both json files are validated (:func:`validate_coco`) and every selected image is checked to exist
 before anything is written; a bad annotation is a one-line UserError naming the file, the
@@ -48,7 +51,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from components.data.schema import DENSE, DatasetMeta, dense_columns, dense_row, mask_box, write_meta, write_split
+from components.data.schema import DENSE_CROWD, DatasetMeta, dense_columns, dense_row, mask_box, write_meta, write_split
 from components.errors import UserError
 from components.io import atomic_directory, atomic_write_text
 
@@ -121,7 +124,7 @@ def load_coco_instances(
     with atomic_directory(out_dir) as tmp:
         for split, (coco, positions) in splits.items():
             loaded = [_load_row(i, coco, coco.images[p], image_size) for i, p in enumerate(positions)]
-            write_split(dense_columns([row for row, _ in loaded]), DENSE, tmp / f"{split}.parquet")
+            write_split(dense_columns([row for row, _ in loaded], DENSE_CROWD), DENSE_CROWD, tmp / f"{split}.parquet")
             if split != "train":
                 images = [
                     {"id": i, "file_name": coco.images[p]["file_name"], "height": image_size, "width": image_size}
@@ -363,18 +366,20 @@ def coco_annotation(image_id: int, box: list[float], label: int, mask: np.ndarra
 
 
 def _load_row(row_id: int, coco: _CocoSet, info: dict, size: int) -> tuple[dict, list[dict]]:
-    """The ``DENSE`` row of one image and its COCO annotations in the stored coordinates (crowds included)."""
+    """The ``DENSE_CROWD`` row of one image and its COCO annotations in the stored coordinates: the
+    objects, then the crowd regions (``iscrowd`` 1), in file order each."""
     height, width = info["height"], info["width"]
     image = _read_image(coco.folder / info["file_name"], height, width, coco.source)
     sx, sy = size / width, size / height
     semantic = np.zeros((size, size), np.uint8)
-    boxes, labels, masks, crowds = [], [], [], []
+    boxes, labels, masks = [], [], []
+    crowds: list[tuple[list[float], int, np.ndarray]] = []  # (box, label, mask)
     for ann in coco.annotations[info["id"]]:
         mask = _resize_nearest(_decode(ann, height, width, coco.source), size)
         if ann.get("iscrowd", 0):
             semantic[mask > 0] = IGNORE_INDEX
             if mask.any():
-                crowds.append(coco_annotation(row_id, mask_box(mask), coco.labels[ann["category_id"]], mask, 1))
+                crowds.append((mask_box(mask), coco.labels[ann["category_id"]], mask))
             continue
         x, y, w, h = ann["bbox"]
         box = [x * sx, y * sy, (x + w) * sx, (y + h) * sy]
@@ -387,10 +392,11 @@ def _load_row(row_id: int, coco: _CocoSet, info: dict, size: int) -> tuple[dict,
         id=row_id,
         image=np.asarray(image.resize((size, size), Image.Resampling.BILINEAR)),
         semantic_mask=semantic,
-        boxes=boxes,
-        labels=labels,
-        instance_masks=masks,
+        boxes=boxes + [box for box, _, _ in crowds],
+        labels=labels + [label for _, label, _ in crowds],
+        instance_masks=masks + [mask for _, _, mask in crowds],
         captions=[],
+        iscrowd=[0] * len(boxes) + [1] * len(crowds),
     )
     gt = [coco_annotation(row_id, *obj, 0) for obj in zip(boxes, labels, masks, strict=True)]
-    return row, gt + crowds
+    return row, gt + [coco_annotation(row_id, *crowd, 1) for crowd in crowds]

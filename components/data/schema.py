@@ -57,6 +57,12 @@ DENSE = pa.schema(
     ]
 )
 
+# ``DENSE`` with one ``iscrowd`` flag per box: 1 marks a crowd region (COCO's ``iscrowd=1``), a box
+# evaluation ignores (as COCOeval does) and training leaves out. Only a source with crowd regions
+# writes it (COCO); a table without the column has none (the embedded scenes keep their bytes).
+CROWD_COLUMN = pa.field("iscrowd", pa.list_(pa.uint8()))
+DENSE_CROWD = DENSE.append(CROWD_COLUMN)
+
 PARALLEL = pa.schema(
     [
         ("id", pa.int64()),
@@ -154,11 +160,16 @@ def dense_row(
     labels: list[int],
     instance_masks: list[np.ndarray],
     captions: list[str],
+    iscrowd: list[int] | None = None,
 ) -> dict:
     """One ``DENSE`` row: ``uint8`` image (H, W, C), ``uint8`` semantic mask (H, W), boxes in pixels
-    ``[x0, y0, x1, y1)``, one ``{0,1}`` (H, W) instance mask per box."""
+    ``[x0, y0, x1, y1)``, one ``{0,1}`` (H, W) instance mask per box; with ``iscrowd`` (one 0/1 per
+    box) a ``DENSE_CROWD`` row."""
     h, w, c = image.shape
-    return {
+    if iscrowd is not None and len(iscrowd) != len(boxes):
+        raise ValueError(f"dense_row: {len(iscrowd)} iscrowd flags for {len(boxes)} boxes")
+    crowd = {} if iscrowd is None else {"iscrowd": [int(bool(f)) for f in iscrowd]}
+    return crowd | {
         "id": int(id),
         "image": np.ascontiguousarray(image, dtype=np.uint8).tobytes(),
         "height": h,
@@ -172,6 +183,15 @@ def dense_row(
     }
 
 
-def dense_columns(rows: list[dict]) -> dict[str, list]:
-    """Turn ``dense_row`` dicts into the column dict ``write_split`` takes."""
-    return {name: [row[name] for row in rows] for name in DENSE.names}
+def dense_columns(rows: list[dict], schema: pa.Schema = DENSE) -> dict[str, list]:
+    """Turn ``dense_row`` dicts into the column dict ``write_split`` takes (``schema``: ``DENSE`` or
+    ``DENSE_CROWD``)."""
+    return {name: [row[name] for row in rows] for name in schema.names}
+
+
+def crowd_flags(table: pa.Table) -> list[list[int]]:
+    """A dense table's ``iscrowd`` flags, one list per row with one 0/1 per box; all 0 when the table
+    has no ``iscrowd`` column."""
+    if CROWD_COLUMN.name in table.column_names:
+        return table.column(CROWD_COLUMN.name).to_pylist()
+    return [[0] * len(labels) for labels in table.column("labels").to_pylist()]

@@ -8,6 +8,14 @@
   later detections of the same object are false positives; AP is the area under the
   precision-recall curve with precision made monotone (all-point interpolation, VOC2010+).
 
+Crowd regions (a target's optional ``iscrowd``, 1 per crowd box: COCO's ``iscrowd=1``) are ignored
+as COCOeval ignores them, in both: a crowd is no object to find (it counts for no recall), and a
+detection that is no true positive but overlaps a crowd region of its class (intersection over the
+*detection's* area, COCO's "iof", above the threshold) is neither a true nor a false positive.
+COCOeval gets the flags through torchmetrics. In VOC AP this is the role of VOC's "difficult"
+objects, with COCO's overlap: VOC's devkit ignores a detection whose best IoU is with a difficult
+object, which would count a small detection inside a large crowd as a false positive.
+
 :class:`DetectionEvaluator` collects one rank's predictions, gathers every rank's at ``compute``
 (each image counted once) and returns both, plus the raw precision-recall curves for figures.
 """
@@ -58,15 +66,34 @@ class PRCurve:
     ap: float
 
 
+def _is_crowd(target: dict) -> torch.Tensor:
+    """A target's crowd flags as bool (K,); all False without ``iscrowd``."""
+    flags = target.get("iscrowd")
+    return torch.zeros(len(target["labels"]), dtype=torch.bool) if flags is None else flags.bool()
+
+
+def _iof(boxes: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """(N, M) intersection of each box with each region over the box's own area (COCOeval's crowd IoU)."""
+    lt = torch.maximum(boxes[:, None, :2], regions[None, :, :2])
+    rb = torch.minimum(boxes[:, None, 2:], regions[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=2)
+    area = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0).prod(dim=1)
+    return inter / area.clamp(min=torch.finfo(boxes.dtype).tiny)[:, None]
+
+
 def _voc_matches(pred: dict, target: dict, cls: int, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """One image, one class: scores and true-positive flags of its detections. In score order each
-    takes the ground truth it overlaps most; above the threshold it is a true positive unless an
-    earlier detection took that object (then a false positive, as is everything below)."""
+    """One image, one class: scores and true-positive flags of its counted detections. In score order
+    each takes the object it overlaps most; above the threshold it is a true positive unless an
+    earlier detection took that object. Any other is a false positive, unless it overlaps a crowd
+    region of its class above the threshold (intersection over its area): then it is not counted."""
     keep = pred["labels"] == cls
     scores = pred["scores"][keep].double().numpy()
     order = np.argsort(-scores, kind="stable")
     boxes = pred["boxes"][keep][torch.from_numpy(order)].float()
-    gt = target["boxes"][target["labels"] == cls].float()
+    of_class = target["labels"] == cls
+    is_crowd = _is_crowd(target)
+    gt = target["boxes"][of_class & ~is_crowd].float()
+    regions = target["boxes"][of_class & is_crowd].float()
     tp = np.zeros(len(order))
     if len(gt) and len(order):
         ious = box_iou(boxes, gt).numpy()
@@ -76,19 +103,22 @@ def _voc_matches(pred: dict, target: dict, cls: int, iou_threshold: float) -> tu
             if best_iou[i] > iou_threshold and not taken[best[i]]:
                 taken[best[i]] = True
                 tp[i] = 1
-    return scores[order], tp
+    counted = np.ones(len(order), dtype=bool)
+    if len(regions) and len(order):
+        counted = (tp == 1) | ~(_iof(boxes, regions).max(dim=1).values > iou_threshold).numpy()
+    return scores[order][counted], tp[counted]
 
 
 def voc_pr_curves(
     preds: Sequence[dict], targets: Sequence[dict], num_classes: int, iou_threshold: float = 0.5
 ) -> dict[int, PRCurve]:
     """Per-class PR curves and VOC AP over images (``preds[i]``/``targets[i]``: one image, torchvision
-    dicts with ``boxes`` xyxy, ``labels`` and, for predictions, ``scores``). Classes without ground
-    truth are left out. Matching is per image, so it is done image by image and the detections
-    are then ranked together by score."""
+    dicts with ``boxes`` xyxy, ``labels``, optionally ``iscrowd`` and, for predictions, ``scores``).
+    Classes without ground truth (crowds do not count) are left out. Matching is per image, so it
+    is done image by image and the detections are then ranked together by score."""
     curves = {}
     for cls in range(1, num_classes):
-        num_gt = sum(int((t["labels"] == cls).sum()) for t in targets)
+        num_gt = sum(int(((t["labels"] == cls) & ~_is_crowd(t)).sum()) for t in targets)
         if num_gt == 0:
             continue
         matches = [_voc_matches(p, t, cls, iou_threshold) for p, t in zip(preds, targets, strict=True)]
@@ -141,8 +171,8 @@ class DetectionEvaluator:
     def update(self, preds: Sequence[dict], targets: Sequence[dict]) -> None:
         keys = ("boxes", "scores", "labels", "masks") if self.masks else ("boxes", "scores", "labels")
         self.preds += _to_cpu([{k: p[k] for k in keys} for p in preds])
-        keys = ("boxes", "labels", "masks") if self.masks else ("boxes", "labels")
-        self.targets += _to_cpu([{k: t[k] for k in keys} for t in targets])
+        keys = ("boxes", "labels", "iscrowd", "masks") if self.masks else ("boxes", "labels", "iscrowd")
+        self.targets += _to_cpu([{k: t[k] for k in keys if k in t} for t in targets])
 
     def _gathered(self) -> tuple[list[dict], list[dict]]:
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:

@@ -149,10 +149,17 @@ def test_loads_splits_boxes_labels_and_masks(tmp_path):
         assert table.column("captions")[row].as_py() == []
         assert table.column("id")[row].as_py() == row
 
-    def row_of(name):
+    def row_of(name, crowds=False):
+        """The row's objects; with ``crowds`` its crowd regions instead (``iscrowd`` 1, after the objects)."""
         _, table, row = rows[name]
-        boxes = table.column("boxes")[row].as_py()
-        return boxes, table.column("labels")[row].as_py(), _masks(table, row), decode_semantic_masks(table)[row]
+        flags = table.column("iscrowd")[row].as_py()
+        assert flags == sorted(flags)  # objects first
+        pick = [k for k, f in enumerate(flags) if f == crowds]
+        boxes, labels = table.column("boxes")[row].as_py(), table.column("labels")[row].as_py()
+        masks = _masks(table, row)
+        assert len(boxes) == len(labels) == len(masks) == len(flags)
+        return ([boxes[k] for k in pick], [labels[k] for k in pick], [masks[k] for k in pick],
+                decode_semantic_masks(table)[row])
 
     # a: 40x20 -> 20x20, x halves. Polygon x 4..23 -> [2, 12); RLE x 30..37 -> [15, 19).
     boxes, labels, masks, semantic = row_of("a")
@@ -162,7 +169,7 @@ def test_loads_splits_boxes_labels_and_masks(tmp_path):
     np.testing.assert_array_equal(masks[1], _block(SIZE, SIZE, 15, 5, 19, 15))
     np.testing.assert_array_equal(semantic, DOG * masks[0] + BIRD * masks[1])
 
-    # b: the crowd is no box but 255 in the semantic mask; the small bird stays visible on the cat.
+    # b: the crowd is a crowd region (iscrowd 1) and 255 in the semantic mask; the small bird stays visible on the cat.
     boxes, labels, masks, semantic = row_of("b")
     assert boxes == [[6, 6, 10, 10], [2, 2, 17, 17]]
     assert labels == [BIRD, CAT]
@@ -173,6 +180,11 @@ def test_loads_splits_boxes_labels_and_masks(tmp_path):
     expected[2:17, 2:17] = CAT
     expected[6:10, 6:10] = BIRD
     np.testing.assert_array_equal(semantic, expected)
+    boxes, labels, masks, _ = row_of("b", crowds=True)
+    assert (boxes, labels) == ([[0, 0, 2, 20]], [DOG])
+    np.testing.assert_array_equal(masks[0], _block(SIZE, SIZE, 0, 0, 2, 20))
+    for name in "acd":
+        assert row_of(name, crowds=True)[:3] == ([], [], [])
 
     # c: kept, with nothing in it.
     boxes, labels, masks, semantic = row_of("c")
@@ -189,6 +201,9 @@ def test_loads_splits_boxes_labels_and_masks(tmp_path):
     boxes, labels, masks, semantic = row_of("t2")
     assert (boxes, labels, masks) == ([], [], [])
     np.testing.assert_array_equal(semantic, IGNORE_INDEX * _block(SIZE, SIZE, 5, 5, 10, 10))
+    boxes, labels, masks, _ = row_of("t2", crowds=True)
+    assert (boxes, labels) == ([[5, 5, 10, 10]], [BIRD])
+    np.testing.assert_array_equal(masks[0], _block(SIZE, SIZE, 5, 5, 10, 10))
 
 
 def test_writes_val_and_test_instances_json_matching_the_rows(tmp_path):
@@ -205,10 +220,11 @@ def test_writes_val_and_test_instances_json_matching_the_rows(tmp_path):
             (r, SIZE, SIZE) for r in range(len(table))
         ]
         for row in range(len(table)):
-            anns = [a for a in data["annotations"] if a["image_id"] == row and not a["iscrowd"]]
+            anns = [a for a in data["annotations"] if a["image_id"] == row]  # crowds too, in the rows' order
             x0y0x1y1 = [[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)]
             assert x0y0x1y1 == table.column("boxes")[row].as_py()
             assert [a["category_id"] for a in anns] == table.column("labels")[row].as_py()
+            assert [a["iscrowd"] for a in anns] == table.column("iscrowd")[row].as_py()
             for ann, mask in zip(anns, _masks(table, row), strict=True):
                 np.testing.assert_array_equal(mask_utils.decode(ann["segmentation"]), mask)
                 assert ann["area"] == mask.sum()

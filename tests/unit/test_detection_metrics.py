@@ -145,3 +145,23 @@ def test_ranks_are_gathered_so_every_image_counts_once():
     for rank in (0, 1):
         assert results[rank]["map"] == pytest.approx(single["map"])
         assert results[rank]["voc_map"] == pytest.approx(single["voc_map"])
+
+
+def test_targets_with_iscrowd_all_zero_score_as_without():
+    targets = _targets()
+    preds = [_pred(t["boxes"].tolist(), t["labels"].tolist(), [0.9] * len(t["labels"])) for t in targets]
+    preds[2]["boxes"][0] += 5
+    flagged = [{**t, "iscrowd": torch.zeros(len(t["labels"]), dtype=torch.int64)} for t in targets]
+    assert _score(preds, flagged) == pytest.approx(_score(preds, targets))
+
+
+def test_a_crowd_flag_turns_an_object_into_an_ignored_region():
+    # Two objects, one detection on the second: recall 1/2. Flag the second a crowd: its detection
+    # is ignored (no TP, no FP) and the first is then the only object, found by nothing.
+    targets = [_target([[0, 0, 10, 10], [20, 20, 30, 30]], [1, 1])]
+    preds = [_pred([[20, 20, 30, 30]], [1], [0.9])]
+    assert _score(preds, targets)["voc_ap/a"] == pytest.approx(0.5)
+    crowd = [{**targets[0], "iscrowd": torch.tensor([0, 1])}]
+    result = _score(preds, crowd)
+    assert result["voc_ap/a"] == 0.0 and result["map"] == 0.0 and result["mar100"] == 0.0
+    assert voc_pr_curves(preds, crowd, len(CLASSES))[1].recall.size == 0

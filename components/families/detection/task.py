@@ -20,7 +20,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from components.config import Params
-from components.data.schema import DatasetMeta, decode_images, read_meta, read_split
+from components.data.schema import DatasetMeta, crowd_flags, decode_images, read_meta, read_split
 from components.errors import UserError
 from components.families.detection.config import DetModelBase
 from components.families.detection.figures import pr_curve_figure, prediction_figure
@@ -59,17 +59,35 @@ class DetectionDataset(Dataset):
     """One split of a ``DENSE`` dataset: ``(image (C, H, W) float in [0, 1], target dict)``.
 
     The target holds ``boxes`` (K, 4) xyxy pixels, ``labels`` (K,) and, with ``masks``, the
-    instance masks (K, H, W) uint8 — torchvision's detection target format.
+    instance masks (K, H, W) uint8 — torchvision's detection target format. Crowd regions (the
+    ``iscrowd`` column, COCO) are left out, as training needs; with ``crowds`` they are kept and the
+    target gains ``iscrowd`` (K,), which the evaluation ignores as COCOeval does (no transform then).
     """
 
-    def __init__(self, directory: Path, split: str, masks: bool = False, transform: v2.Transform | None = None):
+    def __init__(
+        self, directory: Path, split: str, masks: bool = False, transform: v2.Transform | None = None,
+        crowds: bool = False,
+    ):
+        if crowds and transform is not None:
+            raise ValueError("DetectionDataset: crowds are kept for evaluation, which has no transform")
         table = read_split(directory, split)
         self.images = torch.from_numpy(decode_images(table).transpose(0, 3, 1, 2).copy())
-        self.boxes = [torch.tensor(b, dtype=torch.float32).reshape(-1, 4) for b in table.column("boxes").to_pylist()]
-        self.labels = [torch.tensor(y, dtype=torch.int64) for y in table.column("labels").to_pylist()]
-        self.mask_bytes = table.column("instance_masks").to_pylist() if masks else None
-        if masks and any(len(m) != len(b) for m, b in zip(self.mask_bytes, self.boxes, strict=True)):
-            raise UserError(f"{directory / split}.parquet: mask models need one instance mask per box")
+        flags = crowd_flags(table)  # per row, one 0/1 per box
+
+        def kept(column: str) -> list[list]:
+            rows = table.column(column).to_pylist()
+            if crowds:
+                return rows
+            return [[v for v, f in zip(row, fs, strict=True) if not f] for row, fs in zip(rows, flags, strict=True)]
+
+        self.boxes = [torch.tensor(b, dtype=torch.float32).reshape(-1, 4) for b in kept("boxes")]
+        self.labels = [torch.tensor(y, dtype=torch.int64) for y in kept("labels")]
+        self.iscrowd = [torch.tensor(fs, dtype=torch.int64) for fs in flags] if crowds else None
+        self.mask_bytes = None
+        if masks:
+            if any(len(m) != len(fs) for m, fs in zip(table.column("instance_masks").to_pylist(), flags, strict=True)):
+                raise UserError(f"{directory / split}.parquet: mask models need one instance mask per box")
+            self.mask_bytes = kept("instance_masks")
         self.transform = transform
 
     def __len__(self) -> int:
@@ -79,6 +97,8 @@ class DetectionDataset(Dataset):
         image = self.images[index]
         h, w = image.shape[-2:]
         target = {"boxes": self.boxes[index], "labels": self.labels[index]}
+        if self.iscrowd is not None:
+            target["iscrowd"] = self.iscrowd[index]
         if self.mask_bytes is not None:
             masks = [np.frombuffer(m, dtype=np.uint8).reshape(h, w) for m in self.mask_bytes[index]]
             target["masks"] = torch.from_numpy(np.stack(masks)) if masks else torch.zeros(0, h, w, dtype=torch.uint8)
@@ -125,7 +145,7 @@ class DetectionTask(ModuleTask):
         if self._datasets is None:
             self._datasets = {
                 "train": DetectionDataset(self.directory, "train", self.masks, augmentation(self.config.augment)),
-                "val": DetectionDataset(self.directory, "val", self.masks),
+                "val": DetectionDataset(self.directory, "val", self.masks, crowds=True),
             }
         return self._datasets
 
