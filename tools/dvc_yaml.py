@@ -31,12 +31,26 @@ HEADER = """\
 # prepare -> tune_<family> -> train_<family>@<model> (rl@<algo>) -> report; generative's evaluator
 # runs before its models. Each stage's code deps are the import closure of the modules it runs,
 # its params exactly the keys it reads; metrics, plots and tuned values are small files with
-# cache: false. Run `dvc repro` (or `make repro`); variants: `dvc exp run -S key=value`.
+# cache: false. The tune, train, rl and evaluator stages' outputs are persist: true (DVC does not
+# delete them before the command runs; the stages replace them atomically on success), so a failed
+# run leaves the previous results in place. Run `dvc repro` (or `make repro`); variants:
+# `dvc exp run -S key=value`.
 """
 
 
 def _uncached(path: str, **extra: Any) -> dict[str, Any]:
     return {path: {"cache": False, **extra}}
+
+
+def _kept(path: str, **extra: Any) -> dict[str, Any]:
+    """An output DVC leaves in place while the stage runs (``persist: true``; it deletes other
+    outputs first): the stage's atomic writes replace it on success, a failed run keeps the last
+    good one. DVC's run-cache skips such stages; their checkpoints make a rerun cheap instead."""
+    return {path: {"persist": True, **extra}}
+
+
+def _kept_uncached(path: str, **extra: Any) -> dict[str, Any]:
+    return {path: {"cache": False, "persist": True, **extra}}
 
 
 def _code(*modules: str) -> list[str]:
@@ -75,8 +89,8 @@ def tune_stage(family: Family) -> dict[str, Any]:
         "deps": _code("pipelines.tune", family.task_module) + data_deps,
         "params": ["seed", "runtime", f"tune.{family.name}", *data_params, *_family_params(family),
                    f"{family.name}.{family.models_key}.{searched}"],
-        "outs": [_uncached(f"tuned/{family.name}.yaml")],
-        "metrics": [_uncached(f"metrics/tune-{family.name}.json")],
+        "outs": [_kept_uncached(f"tuned/{family.name}.yaml")],
+        "metrics": [_kept_uncached(f"metrics/tune-{family.name}.json")],
     }
 
 
@@ -90,16 +104,16 @@ def train_stage(family: Family) -> dict[str, Any]:
         "params": ["seed", "runtime", *data_params, *_family_params(family),
                    f"{family.name}.{family.models_key}.{item}",
                    {f"tuned/{family.name}.yaml": [item]}],  # the sweep's values for this model ({} if untuned)
-        "outs": [f"models/{family.name}/{item}", f"figures/{family.name}-{item}"],
-        "metrics": [_uncached(f"metrics/{family.name}-{item}.json")],
-        "plots": [_uncached(f"plots/{family.name}-{item}.csv", x=family.curve_x, y=family.panels[0].y)],
+        "outs": [_kept(f"models/{family.name}/{item}"), _kept(f"figures/{family.name}-{item}")],
+        "metrics": [_kept_uncached(f"metrics/{family.name}-{item}.json")],
+        "plots": [_kept_uncached(f"plots/{family.name}-{item}.csv", x=family.curve_x, y=family.panels[0].y)],
     }
 
 
 def extra_stage(stage: Stage) -> dict[str, Any]:
     return {"cmd": f"python -m {stage.entry}", "deps": _code(stage.entry) + list(stage.inputs),
-            "params": list(stage.params), "outs": list(stage.outs),
-            "metrics": [_uncached(path) for path in stage.metrics]}
+            "params": list(stage.params), "outs": [_kept(path) for path in stage.outs],
+            "metrics": [_kept_uncached(path) for path in stage.metrics]}
 
 
 def report_stage() -> dict[str, Any]:

@@ -7,6 +7,10 @@ then per epoch trains on its shard, evaluates every ``trainer.eval_every`` epoch
 last (metrics reduced across ranks), logs from rank 0, and reports a checkpoint. Every worker
 calls ``ray.train.report`` once per epoch (it is a barrier).
 
+A rerun resumes from the newest checkpoint that loads: a damaged one (truncated, not a torch file,
+refused by ``torch.load(weights_only=True)``, without its state) is skipped with one line naming it
+and why, and when none loads training starts from scratch, saying so (:func:`_restore`).
+
 A train step that returns a non-finite loss (NaN or inf, on any rank) stops training at that step
 on every rank: no report and no checkpoint of that epoch (the earlier ones stay), and ``fit``
 raises a one-line ``UserError`` naming the epoch, the step and the last good checkpoint.
@@ -57,7 +61,14 @@ from components.metrics.direction import best_summaries
 from components.runtime import seed_everything, select_device
 from components.schema import TrainerConfig
 from components.tracking import RunLogger, figure_png
-from components.train.checkpoints import RunCheckpoints
+from components.train.checkpoints import (
+    Candidate,
+    RunCheckpoints,
+    UnloadableCheckpoint,
+    first_loadable,
+    load_state,
+    resume_notice,
+)
 from components.train.precision import MixedPrecision
 from components.train.ray_internals import quiet_train_report_loggers
 from components.train.shipping import materialize, pack
@@ -66,6 +77,7 @@ from components.train.task import hyperparameters as _hyperparameters  # noqa: F
 from components.train.task import keep_hyperparameters as _keep_hyperparameters  # noqa: F401  (same)
 
 STATE_FILE = "state.pt"
+STATE_KEYS = ("task", "export", "epoch", "history", "resumes")  # what _report saves; a resume needs them all
 NUM_CHECKPOINTS = 2  # kept per run (the newest), on both paths
 FIGURES_DIR = "figures"
 POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"  # Ray Train's controller poll interval (see fit)
@@ -250,7 +262,10 @@ class _RunState:
 def _start_from(task: Task, job: TrainJob, rank: int) -> _RunState:
     """Start from ``job.initial_checkpoint`` (another run's) with this job's hyperparameters."""
     with job.initial_checkpoint.as_directory() as directory:
-        saved = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
+        try:
+            saved = load_state(Path(directory) / STATE_FILE, required=("task", "epoch", "history"))
+        except UnloadableCheckpoint as err:
+            raise UserError(f"{job.label}: cannot start from {job.initial_checkpoint.path}: {err}") from None
     task.adopt_state_dict(saved["task"])  # its weights and moments, this job's hyperparameters
     run = _RunState(saved["epoch"], saved["history"])
     run.resumes.append({"epoch": run.epoch, "from": job.initial_checkpoint.path})
@@ -260,24 +275,47 @@ def _start_from(task: Task, job: TrainJob, rank: int) -> _RunState:
     return run
 
 
-def _restore(task: Task, job: TrainJob, rank: int) -> _RunState:
-    """Load the run's latest checkpoint into ``task`` (Ray hands it over for a reused run name), else
-    ``job.initial_checkpoint`` when given."""
+def _load_resumable(checkpoint: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """``(state, figures)`` of a harness checkpoint; :class:`UnloadableCheckpoint` when it is damaged."""
+    with checkpoint.as_directory() as directory:
+        saved = load_state(Path(directory) / STATE_FILE, required=STATE_KEYS)
+        figures = {png.stem: png.read_bytes() for png in (Path(directory) / FIGURES_DIR).glob("*.png")}
+    return saved, figures
+
+
+def _resume_candidates(job: TrainJob) -> list[Candidate]:
+    """The checkpoints a run may resume from, newest first. Worker path: the one Ray Train hands
+    over (its latest), then the run folder's older ones; local path (Ray hands a new process
+    nothing): the run's complete checkpoints in the harness's store."""
     import ray.train
 
-    checkpoint = None if job.in_tune_trial else ray.train.get_checkpoint()
-    if checkpoint is None and job.local:  # local mode hands a new process nothing: look in storage
-        checkpoint = job.checkpoints().latest()
-    if checkpoint is None:
+    handed = None if job.in_tune_trial else ray.train.get_checkpoint()
+    if handed is not None:
+        name = handed.path.rstrip("/").rsplit("/", 1)[-1]
+        return [Candidate(name, handed), *job.checkpoints().candidates(older_than=name, require_marker=job.local)]
+    return job.checkpoints().candidates() if job.local else []
+
+
+def _restore(task: Task, job: TrainJob, rank: int) -> _RunState:
+    """Load the run's newest checkpoint that loads into ``task``, else start from
+    ``job.initial_checkpoint`` when given, else from scratch. A damaged checkpoint (truncated, not
+    a torch file, refused by ``weights_only``, missing its state or marker) is skipped with one line
+    naming it and why; when none loads, that line says training starts from scratch."""
+    chosen, loaded, skipped = first_loadable(_resume_candidates(job), _load_resumable)
+    where = f"{job.storage_path.rstrip('/')}/{job.run_name}"
+    if chosen is None:
+        if skipped and rank == 0:
+            otherwise = (f"starting from {job.initial_checkpoint.path}" if job.initial_checkpoint
+                         else "training from scratch")
+            _say(f"[{job.label}] {resume_notice(skipped, None, None, otherwise)} (the damaged ones stay in {where})")
         return _start_from(task, job, rank) if job.initial_checkpoint else _RunState()
-    with checkpoint.as_directory() as directory:
-        saved = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
-        figures = {png.stem: png.read_bytes() for png in (Path(directory) / FIGURES_DIR).glob("*.png")}
+    saved, figures = loaded
     task.load_state_dict(saved["task"])
     run = _RunState(saved["epoch"], saved["history"], saved["resumes"], figures, saved_epoch=saved["epoch"])
     run.resumes.append({"epoch": run.epoch, "optimizer_fingerprint": _optimizer_fingerprint(saved["task"])})
     if rank == 0:
-        _say(f"[{job.label}] resumed from the checkpoint of epoch {run.epoch} ({job.run_name})")
+        _say(f"[{job.label}] {resume_notice(skipped, chosen.name, run.epoch)} in {where}" if skipped
+             else f"[{job.label}] resumed from the checkpoint of epoch {run.epoch} ({job.run_name})")
     return run
 
 
@@ -538,7 +576,7 @@ def _shipped_inputs(job: TrainJob, task: Task | None) -> dict[str, Any]:
 def read_checkpoint(directory: Path) -> TrainOutcome:
     """Load a harness checkpoint directory into a :class:`TrainOutcome`."""
     directory = Path(directory)
-    state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=False)
+    state = load_state(directory / STATE_FILE, required=STATE_KEYS)  # weights_only: no code runs
     figures = {p.stem: p.read_bytes() for p in sorted((directory / FIGURES_DIR).glob("*.png"))}
     return TrainOutcome(
         epochs_done=state["epoch"],

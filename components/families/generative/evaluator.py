@@ -167,7 +167,7 @@ def file_sha256(path: Path) -> str:
 
 def load_evaluator(directory: Path) -> Evaluator:
     """The trained evaluator from ``<directory>/evaluator.pt``, frozen, in eval mode."""
-    export = torch.load(evaluator_path(directory), map_location="cpu", weights_only=False)
+    export = torch.load(evaluator_path(directory), map_location="cpu", weights_only=True)
     net = Evaluator(**export["arch"])
     net.load_state_dict(export["state_dict"])
     return net.eval().requires_grad_(False)
