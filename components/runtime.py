@@ -19,8 +19,29 @@ from components.train.ray_internals import PLACEMENT_GROUP_CLEANER_LOGGER
 if TYPE_CHECKING:  # numpy and torch are imported where used: stages that never train skip them
     import torch
 
-# Environment variables a Ray worker needs to behave like the driver (tracking, DVC context).
-FORWARDED_ENV_PREFIXES = ("MLFLOW_", "DVC_", "COURSELAB_")
+# The environment variables a Ray worker needs to behave like the driver, by exact name: Ray shows
+# a runtime_env (these values included) in its dashboard and logs, so nothing else travels.
+# - MLflow: rank 0 of the workers logs metrics, figures and the model to the tracking server:
+#   where it is, how long a request may take (set by components.tracking.configure), and how to
+#   trust its TLS certificate (paths, not secrets). No credentials: MLFLOW_TRACKING_USERNAME,
+#   _PASSWORD and _TOKEN stay out of the runtime_env; a worker that logs to a server with
+#   authentication reads them from its own node (~/.mlflow/credentials, which cluster.yaml and
+#   cluster-onprem.yaml put on every node, or the pod's environment from a Secret).
+# - courselab: COURSELAB_ROOT (repo_root() in workers) and COURSELAB_FAIL_ONCE (the harness's
+#   test hook, read on the last rank).
+# - DVC: none; only the driver reads DVC_STAGE (an MLflow tag), and DVC_STUDIO_TOKEN and the like
+#   are secrets no worker uses.
+FORWARDED_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+    "COURSELAB_ROOT",
+    "COURSELAB_FAIL_ONCE",
+)
 # Unix socket paths are limited to 107 bytes; Ray nests ~60 characters below its temp dir.
 _MAX_RAY_TEMP_DIR_LEN = 45
 _CONNECT_TIMEOUT_S = 5.0
@@ -129,8 +150,9 @@ def quiet_ray_worker_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _forwarded_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+def forwarded_env() -> dict[str, str]:
+    """The variables of :data:`FORWARDED_ENV` that are set in this process (what Ray workers get)."""
+    return {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
 
 
 def ray_init(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -138,14 +160,14 @@ def ray_init(address: str | None = None, num_cpus: int | None = None) -> None:
 
     ``address`` (from params) wins, then ``RAY_ADDRESS``; with neither a local Ray is started
     with its temp dir under the repository (``.ray/``) when the path is short enough for Ray's
-    unix sockets. ``MLFLOW_*``, ``DVC_*`` and ``COURSELAB_*`` variables reach every worker.
+    unix sockets. The variables in :data:`FORWARDED_ENV` reach every worker, no others.
     """
     import ray
 
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    env = _forwarded_env()
+    env = forwarded_env()
     env.setdefault("COURSELAB_ROOT", str(repo_root()))
     runtime_env = {"env_vars": env, "worker_process_setup_hook": "components.runtime.quiet_ray_worker_logs"}
     # Ray would pick RAY_ADDRESS up on its own; we pass the address explicitly instead.

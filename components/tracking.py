@@ -4,8 +4,13 @@
   ``sqlite:///<repo>/mlflow.db`` (MLflow 3's file store is deprecated). Artifacts of a local
   store live in ``<repo>/mlartifacts/<experiment>``.
 - One experiment per family (``segmentation``, ``detection``, ...).
-- A training run is keyed by its Ray Train run name (``courselab.run_key``): a rerun of an
-  interrupted stage re-opens the unfinished MLflow run instead of starting a second one.
+- An http(s) tracking server must answer ``/health`` within seconds when a stage configures it
+  (:func:`configure`, before Ray starts), and MLflow's own HTTP timeout and retries are capped for
+  the process and its Ray workers, so an unreachable server fails the stage in seconds with one
+  line instead of minutes of silent retries.
+- A training run is keyed by its Ray Train run name (``courselab.run_key``): a rerun re-opens the
+  newest MLflow run with that key, unfinished or finished, instead of starting a second one; its
+  metrics history continues (more epochs resume from the checkpoint) and params are logged once.
 - Per-epoch metrics and figures are logged by :class:`RunLogger` from rank 0 of the Ray
   workers (or from the driver); every other rank gets a no-op logger, so DDP never double-logs.
 - A sweep is a parent run (:func:`sweep_run`, tagged ``courselab.sweep``) in the family's
@@ -18,10 +23,12 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from components.errors import UserError
 from components.runtime import repo_root
@@ -30,7 +37,13 @@ RUN_KEY_TAG = "courselab.run_key"
 STAGE_TAG = "courselab.dvc_stage"
 PARAMS_HASH_TAG = "courselab.params_hash"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
-_UNFINISHED = ("RUNNING", "FAILED", "KILLED", "SCHEDULED")
+
+# configure(): how long the reachability check of an http(s) server may take in all (DNS
+# included), and MLflow's HTTP settings for every later request of this process and its Ray
+# workers (MLflow's defaults, 120 s and 7 retries with backoff, add up to minutes of silence
+# against a dead server). Values the user set are kept.
+CHECK_TIMEOUT_S = 8.0
+HTTP_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"}
 
 
 def tracking_uri(configured: str | None = None) -> str:
@@ -40,13 +53,87 @@ def tracking_uri(configured: str | None = None) -> str:
 
 
 def configure(configured: str | None = None) -> str:
-    """Point this process (and, through the environment, its Ray workers) at the tracking store."""
+    """Point this process (and, through the environment, its Ray workers) at the tracking store.
+
+    An http(s) server must answer within :data:`CHECK_TIMEOUT_S`, else a :class:`UserError`
+    names the URI and the fix; call this before Ray starts.
+    """
     import mlflow
 
     uri = tracking_uri(configured)
+    if urlsplit(uri).scheme in ("http", "https"):
+        for key, value in HTTP_ENV.items():
+            os.environ.setdefault(key, value)
+        check_server(uri)
     os.environ["MLFLOW_TRACKING_URI"] = uri
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def _redacted(uri: str) -> str:
+    """``uri`` without a password in it (http://user:secret@host -> http://user:***@host)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _ssl_context():
+    """The TLS settings MLflow's client takes from the environment, for the health check."""
+    import ssl
+
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("true", "1"):
+        return ssl._create_unverified_context()  # the user asked MLflow not to verify, so do we
+    context = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
+    if cert := os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH"):
+        context.load_cert_chain(cert)
+    return context
+
+
+def _probe(url: str, timeout: float) -> str | None:
+    """None when ``url`` answers below HTTP 500, else why not (a few words)."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    try:
+        context = _ssl_context() if url.startswith("https:") else None
+        with urllib.request.urlopen(url, timeout=timeout, context=context):
+            return None
+    except urllib.error.HTTPError as err:  # it answered: auth or routing is MLflow's to report
+        return None if err.code < 500 else f"it answered HTTP {err.code}"
+    except urllib.error.URLError as err:
+        reason = err.reason
+        if isinstance(reason, socket.gaierror):
+            return "host not found"
+        if isinstance(reason, TimeoutError):
+            return f"no answer within {timeout:.0f} s"
+        return str(getattr(reason, "strerror", None) or reason)
+    except TimeoutError:
+        return f"no answer within {timeout:.0f} s"
+    except OSError as err:
+        return str(err.strerror or err) + (f": {err.filename}" if err.filename else "")
+    except Exception as err:  # noqa: BLE001 - a bad certificate path, an odd URL: still one line
+        return f"{type(err).__name__}: {err}"
+
+
+def check_server(uri: str, timeout: float = CHECK_TIMEOUT_S) -> None:
+    """Raise a one-line :class:`UserError` unless the tracking server at ``uri`` answers its
+    ``/health`` endpoint within ``timeout`` seconds in all (the probe runs in a daemon thread, so a
+    slow DNS lookup cannot hold the stage either)."""
+    url = uri.rstrip("/") + "/health"
+    outcome: list[str | None] = []
+    probe = threading.Thread(target=lambda: outcome.append(_probe(url, timeout / 2)), daemon=True)
+    probe.start()
+    probe.join(timeout)
+    reason = outcome[0] if outcome else f"no answer within {timeout:.0f} s"
+    if reason is not None:
+        raise UserError(
+            f"MLflow tracking server {_redacted(uri)} is unreachable ({reason}); start it, fix "
+            "runtime.mlflow_tracking_uri in params.yaml or MLFLOW_TRACKING_URI, or unset both to "
+            "log to the repository's mlflow.db"
+        )
 
 
 def _is_local_store(uri: str) -> bool:
@@ -72,7 +159,8 @@ def ensure_experiment(name: str) -> str:
         raise UserError(f"MLflow tracking store {mlflow.get_tracking_uri()} is unreachable: {err}") from None
 
 
-def _unfinished_run_id(experiment_id: str, run_key: str) -> str | None:
+def _previous_run_id(experiment_id: str, run_key: str) -> str | None:
+    """The newest run with ``run_key`` (any status: an interrupted attempt or a finished run), or None."""
     import mlflow
 
     runs = mlflow.search_runs(
@@ -82,23 +170,24 @@ def _unfinished_run_id(experiment_id: str, run_key: str) -> str | None:
         output_format="list",
         max_results=1,
     )
-    if runs and runs[0].info.status in _UNFINISHED:
-        return runs[0].info.run_id
-    return None
+    return runs[0].info.run_id if runs else None
 
 
 @contextmanager
 def training_run(
     experiment: str, run_key: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]
 ) -> Iterator[Any]:
-    """Open (or re-open, when an earlier attempt did not finish) the MLflow run of one training job.
+    """Open (or re-open: an earlier attempt, interrupted or finished, has the same ``run_key``) the
+    MLflow run of one training job, so a rerun continues that run's metrics history instead of
+    starting an empty run.
 
-    Logs the flattened params and tags; the run ends FINISHED on success, FAILED on an exception.
+    Logs the flattened params (once, for a new run) and tags; the run ends FINISHED on success,
+    FAILED on an exception.
     """
     import mlflow
 
     experiment_id = ensure_experiment(experiment)
-    run_id = _unfinished_run_id(experiment_id, run_key)
+    run_id = _previous_run_id(experiment_id, run_key)
     with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
                           run_name=None if run_id else run_name) as run:
         mlflow.set_tags({RUN_KEY_TAG: run_key, **tags})

@@ -5,10 +5,13 @@ GPU workers, code sync, install). No network, no cloud credentials."""
 
 from __future__ import annotations
 
+import configparser
 import copy
+import json
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import tomllib
 from pathlib import Path
@@ -26,7 +29,12 @@ from tests.conftest import REPO
 CLUSTER_CONFIGS = ["cluster.yaml", "cluster-onprem.yaml"]
 KUBERAY = "deploy/kuberay-rayjob.yaml"
 SNAPSHOT_SCRIPT = REPO / "deploy" / "cluster-snapshot.sh"
-IMAGE = re.compile(r"^rayproject/ray:(?P<ray>\d+\.\d+\.\d+)-py(?P<py>\d+)-cu(?P<cuda>\d+)$")
+# An exact version tag, optionally with the digest the user checked (never a moving tag alone).
+IMAGE = re.compile(r"^rayproject/ray:(?P<ray>\d+\.\d+\.\d+)-py(?P<py>\d+)-cu(?P<cuda>\d+)(@sha256:[0-9a-f]{64})?$")
+SECRETS_SCRIPT = REPO / "deploy" / "cluster-secrets.sh"
+MLFLOW_SCRIPT = REPO / "deploy" / "mlflow-server.sh"
+COMMAND_SECTIONS = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
+                    "head_start_ray_commands", "worker_start_ray_commands")
 
 
 def _load(name: str) -> dict:
@@ -154,8 +162,8 @@ def test_aws_node_types_cpu_head_and_autoscaled_gpu_workers():
 def test_repo_is_synced_from_the_gitignore_filtered_snapshot_and_installed(name):
     config = _load(name)
     assert ".gitignore" in config["rsync_filter"]
-    [(remote, local)] = config["file_mounts"].items()
-    assert local == "build/courselab" and str(SNAPSHOT_SCRIPT.relative_to(REPO)) in (REPO / name).read_text()
+    [(remote, local)] = [(r, loc) for r, loc in config["file_mounts"].items() if loc == "build/courselab"]
+    assert str(SNAPSHOT_SCRIPT.relative_to(REPO)) in (REPO / name).read_text()
     # The snapshot is a build product: never committed, never inside another snapshot.
     ignored = subprocess.run(["git", "check-ignore", "-q", local], cwd=REPO)
     assert ignored.returncode == 0, f"{local} is not ignored by git"
@@ -169,19 +177,95 @@ def test_start_commands_start_the_head_with_the_autoscaler_and_join_workers(name
     head = " ; ".join(config["head_start_ray_commands"])
     assert "ray start --head" in head and "--autoscaling-config=~/ray_bootstrap_config.yaml" in head
     assert "--address=$RAY_HEAD_IP:6379" in " ; ".join(config["worker_start_ray_commands"])
-    assert "mlflow server" in head and "--host 0.0.0.0" in head
+    assert f"bash ~/courselab/{MLFLOW_SCRIPT.relative_to(REPO)}" in head
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 @pytest.mark.parametrize("name", CLUSTER_CONFIGS)
 def test_every_command_is_valid_bash(name):
     config = _load(name)
-    sections = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
-                "head_start_ray_commands", "worker_start_ray_commands")
-    for section in sections:
+    for section in COMMAND_SECTIONS:
         for command in config.get(section, []):
             result = subprocess.run(["bash", "-n", "-c", command], capture_output=True, text=True)
             assert result.returncode == 0, f"{name}: {section}: {command!r}: {result.stderr}"
+    for script in (SECRETS_SCRIPT, MLFLOW_SCRIPT):
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{script}: {result.stderr}"
+
+
+# --- hardening: authentication, interfaces, pinned inputs (issue 21) ---------------------------
+
+
+def _commands(config: dict) -> list[str]:
+    return [command for section in COMMAND_SECTIONS for command in config.get(section, [])]
+
+
+@pytest.mark.parametrize("name", CLUSTER_CONFIGS)
+def test_ray_token_auth_on_every_node_with_the_synced_token(name):
+    config = _load(name)
+    assert "--env RAY_AUTH_MODE=token" in config["docker"]["run_options"]
+    starts = [c for c in _commands(config) if "ray start" in c]
+    assert len(starts) == 2 and all("RAY_AUTH_MODE=token ray start" in c for c in starts), starts
+    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+    env_file = [c for c in config["head_setup_commands"] if "cluster.env" in c]
+    assert env_file and "export RAY_AUTH_MODE=token" in env_file[0]
+    assert str(SECRETS_SCRIPT.relative_to(REPO)) in (REPO / name).read_text()
+
+
+@pytest.mark.parametrize("name", CLUSTER_CONFIGS)
+def test_dashboard_on_loopback_and_mlflow_on_private_ip_behind_basic_auth(name):
+    config = _load(name)
+    assert not [c for c in _commands(config) if "0.0.0.0" in c]
+    [head_start] = [c for c in config["head_start_ray_commands"] if "ray start --head" in c]
+    hosts = re.findall(r"--dashboard-host[= ](\S+)", head_start)
+    assert hosts in ([], ["127.0.0.1"]), hosts  # Ray's default is localhost
+    server = MLFLOW_SCRIPT.read_text()
+    code = "\n".join(line for line in server.splitlines() if not line.lstrip().startswith("#"))
+    assert "0.0.0.0" not in code
+    assert re.search(r'--host "\$ip"', code) and "ip=$(hostname -I | cut -d' ' -f1)" in code
+    assert "--app-name basic-auth" in code and "MLFLOW_FLASK_SERVER_SECRET_KEY" in code
+    assert "mlflow[auth]==3.17.2" in " ".join(config["head_setup_commands"])
+    assert "mlflow==3.17.2" in _pyproject()["project"]["dependencies"]
+    # The MLflow credentials reach every node as a file the MLflow client reads, not through Ray.
+    assert config["file_mounts"]["~/.mlflow/credentials"] == "~/.courselab/mlflow-credentials"
+
+
+@pytest.mark.parametrize("name", CLUSTER_CONFIGS)
+def test_no_moving_references(name):
+    config = _load(name)
+    assert "latest" not in json.dumps(config)  # comments aside: no "latest" image, AMI or tag
+    assert config["docker"]["pull_before_run"] is False
+
+
+def test_aws_nodes_share_one_explicit_ami_id():
+    config = _load("cluster.yaml")
+    amis = {t["node_config"]["ImageId"] for t in config["available_node_types"].values()}
+    assert len(amis) == 1, amis
+    assert re.fullmatch(r"ami-[0-9a-f]{8,17}", amis.pop())
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_secrets_script_writes_private_token_and_credentials_once(tmp_path):
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    home.mkdir()
+    bin_dir.mkdir()
+    fake_ray = bin_dir / "ray"  # what `ray get-auth-token --generate` does: write ~/.ray/auth_token
+    fake_ray.write_text("#!/usr/bin/env bash\nmkdir -p ~/.ray\n"
+                        "[ -s ~/.ray/auth_token ] || echo tok > ~/.ray/auth_token\n")
+    fake_ray.chmod(0o755)
+    env = {"HOME": str(home), "PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+    def run() -> dict[str, str]:
+        subprocess.run(["bash", str(SECRETS_SCRIPT)], env=env, check=True, capture_output=True, timeout=60)
+        creds = configparser.ConfigParser()
+        creds.read(home / ".courselab" / "mlflow-credentials")
+        return dict(creds["mlflow"])
+
+    first = run()
+    assert run() == first  # a rerun keeps the password the server was started with
+    assert first["mlflow_tracking_username"] and len(first["mlflow_tracking_password"]) >= 32
+    for secret in (home / ".ray" / "auth_token", home / ".courselab" / "mlflow-credentials"):
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -270,3 +354,42 @@ def test_rayjob_logs_to_the_mlflow_service_in_the_same_file():
     runtime_env = yaml.safe_load(job["spec"].get("runtimeEnvYAML") or "{}") or {}
     forwarded = [k for k in runtime_env.get("env_vars", {}) if k.startswith(("MLFLOW_", "DVC_", "COURSELAB_"))]
     assert not forwarded, f"the stages forward {forwarded} themselves; Ray rejects a job that sets them twice"
+
+
+def test_rayjob_token_auth_and_dashboard_only_with_it():
+    job, _ = _rayjob()
+    cluster = job["spec"]["rayClusterSpec"]
+    assert cluster["authOptions"]["mode"] == "token"
+    if cluster["headGroupSpec"]["rayStartParams"].get("dashboard-host") == "0.0.0.0":
+        assert cluster["authOptions"]["mode"] == "token"  # reachable in the cluster only with the token
+
+
+def test_rayjob_mlflow_is_reachable_only_from_the_courselab_pods():
+    job, docs = _rayjob()
+    [server] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "mlflow"]
+    pod_labels = server["spec"]["template"]["metadata"]["labels"]
+    [container] = server["spec"]["template"]["spec"]["containers"]
+    if "--host=0.0.0.0" in container["command"] and "basic-auth" not in " ".join(container["command"]):
+        policies = [d for d in docs if d["kind"] == "NetworkPolicy"
+                    and d["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()]
+        assert policies, "MLflow listens on every interface without auth and no NetworkPolicy guards it"
+        [policy] = policies
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        sources = [peer["podSelector"]["matchLabels"] for rule in policy["spec"]["ingress"] for peer in rule["from"]]
+        assert sources == [{"app.kubernetes.io/part-of": "courselab"}]
+        for role, _ in _pod_specs(job):  # the Ray pods are among the allowed sources
+            group = (job["spec"]["rayClusterSpec"]["headGroupSpec"] if role == "head" else
+                     next(g for g in job["spec"]["rayClusterSpec"]["workerGroupSpecs"] if g["groupName"] == role))
+            assert group["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "courselab", role
+
+
+def test_rayjob_code_is_pinned_to_a_commit():
+    job, _ = _rayjob()
+    for role, pod in _pod_specs(job):
+        [init] = pod["initContainers"]
+        script = " ".join(init["args"])
+        env = {e["name"]: e["value"] for e in init["env"]}
+        assert "COURSELAB_GIT_REF" not in env and "--branch" not in script, role
+        assert re.fullmatch(r"[0-9a-f]{40}", env["COURSELAB_GIT_COMMIT"]), role
+        assert 'checkout --quiet --detach "$COURSELAB_GIT_COMMIT"' in script, role
+    assert "latest" not in json.dumps(job)
