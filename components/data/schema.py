@@ -19,6 +19,7 @@ seed (no codec in the loop). A dataset directory holds ``{train,val,test}.parque
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -104,19 +105,39 @@ def write_meta(meta: DatasetMeta, directory: Path) -> None:
     atomic_write_text(directory / "meta.json", json.dumps(asdict(meta), indent=2) + "\n")
 
 
+REBUILD = "run the prepare stage: dvc repro prepare, or python -m pipelines.prepare"
+
+
+def _reason(err: Exception) -> str:
+    """The cause in a few words: pyarrow's first sentence without its "Could not open ... '<path>': "."""
+    text = re.sub(r"^Could not open Parquet input source '[^']*': ", "", str(err).strip())
+    return (text.splitlines() or [type(err).__name__])[0].split(". ")[0].rstrip(".")
+
+
 def read_meta(directory: Path) -> DatasetMeta:
+    """Read ``<directory>/meta.json``; a missing or unreadable file is a UserError naming the path."""
     path = Path(directory) / "meta.json"
     if not path.is_file():
-        raise UserError(f"dataset metadata not found: {path} (run the prepare stage: dvc repro prepare)")
-    return DatasetMeta(**json.loads(path.read_text()))
+        raise UserError(f"dataset metadata not found: {path} ({REBUILD})")
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        return DatasetMeta(**data)
+    except (ValueError, TypeError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UserError(f"{path}: not a valid dataset metadata file ({_reason(err)}); {REBUILD}") from None
 
 
 def read_split(directory: Path, split: str) -> pa.Table:
-    """Read ``<directory>/<split>.parquet``; a missing file is a UserError naming the path."""
+    """Read ``<directory>/<split>.parquet``; a missing, truncated or corrupted file is a UserError
+    naming the path."""
     path = Path(directory) / f"{split}.parquet"
     if not path.is_file():
-        raise UserError(f"dataset split not found: {path} (run the prepare stage: dvc repro prepare)")
-    return pq.read_table(path)
+        raise UserError(f"dataset split not found: {path} ({REBUILD})")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as err:  # ArrowInvalid, ArrowIOError (ZSTD failures, ...)
+        raise UserError(f"{path}: not a readable Parquet file ({_reason(err)}); {REBUILD}") from None
 
 
 def decode_images(table: pa.Table, column: str = "image") -> np.ndarray:
