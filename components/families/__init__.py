@@ -37,9 +37,4 @@ def get_family(name: str) -> Family:
     return FAMILIES[name]
 
 
-def trained_families() -> list[Family]:
-    """The families the Ray Train harness trains (``train_<family>@<model>``)."""
-    return [family for family in FAMILIES.values() if not isinstance(family, RLFamily)]
-
-
-__all__ = ["FAMILIES", "Family", "RLFamily", "Stage", "get_family", "trained_families"]
+__all__ = ["FAMILIES", "Family", "RLFamily", "Stage", "get_family"]

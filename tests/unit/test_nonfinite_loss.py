@@ -10,73 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
-from torch import nn
-from torch.utils.data import TensorDataset
 
-from components.config import load_params
 from components.errors import UserError
 from components.train.harness import STATE_FILE, NonFiniteLoss, TrainJob, _check_losses, fit, read_checkpoint_of
-from components.train.task import ModuleTask
-from tests.conftest import tiny_params_dict
-
-STEPS_PER_EPOCH = 4  # 64 training items, batches of 16
-
-
-class _Linear(ModuleTask):
-    """A linear regression on random tensors whose loss is multiplied by ``bad`` at global step
-    ``bad_at`` (0-based, counted across epochs and runs of this object)."""
-
-    def __init__(self, bad_at: int | None = None, bad: float = float("nan")):
-        generator = torch.Generator().manual_seed(0)
-        x = torch.randn(80, 4, generator=generator)
-        y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(80, generator=generator)
-        self.data = {"train": TensorDataset(x[:64], y[:64]), "val": TensorDataset(x[64:], y[64:])}
-        self.bad_at, self.bad, self.steps = bad_at, bad, 0
-        self.modules = {"net": nn.Linear(4, 1)}
-
-    def datasets(self):
-        return self.data
-
-    def inputs(self) -> list[Path]:
-        return []
-
-    def setup(self, device, wrap, steps_per_epoch):
-        self.modules = {"net": wrap(self.modules["net"].to(device))}
-        self.optimizers = {"net": torch.optim.SGD(self.modules["net"].parameters(), lr=0.05)}
-
-    def train_step(self, batch):
-        x, y = batch
-        loss = (self.modules["net"](x).squeeze(1) - y).square().mean()
-        if self.steps == self.bad_at:
-            loss = loss * self.bad
-        self.optimizers["net"].zero_grad()
-        loss.backward()
-        self.optimizers["net"].step()
-        self.steps += 1
-        return {"loss": loss.detach()}
-
-    def evaluate(self, batches):
-        with torch.no_grad():
-            errors = [(self.modules["net"](x).squeeze(1) - y).square() for x, y in batches]
-        return {"mse": float(torch.cat(errors).mean())}
-
-    def figures(self, batch):
-        return {}
-
-    def export(self):
-        return {"state_dict": self.modules["net"].state_dict()}
-
-
-def _job(tmp_path: Path, epochs: int, run_name: str = "nan-run") -> TrainJob:
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict(), sort_keys=False))
-    params = load_params(tmp_path / "params.yaml")
-    trainer = params.segmentation.trainer.model_copy(update={
-        "num_workers": 0, "batch_size": 16, "eval_batch_size": 16, "eval_every": 1, "figure_every": 100,
-        "loader_workers": 0, "use_gpu": False, "precision": "fp32",
-    })
-    return TrainJob(family="test", model="linear", params=params, trainer=trainer, epochs=epochs,
-                    run_name=run_name, storage_path=str(tmp_path / "storage"))
+from tests.linear_task import STEPS_PER_EPOCH, LinearTask, linear_job
 
 
 def _saved_epochs(job: TrainJob) -> list[int]:
@@ -85,10 +22,10 @@ def _saved_epochs(job: TrainJob) -> list[int]:
 
 
 def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path):
-    job = _job(tmp_path, epochs=5)
+    job = linear_job(tmp_path, epochs=5, run_name="nan-run")
     bad_step = 2 * STEPS_PER_EPOCH + 2  # the third step of the third epoch
     with pytest.raises(UserError) as stopped:
-        fit(job, task=_Linear(bad_at=bad_step))
+        fit(job, task=LinearTask(bad_at=bad_step))
     message = str(stopped.value)
     assert "\n" not in message
     assert message.startswith("test/linear: non-finite loss (nan) at epoch 3, step 3;"), message
@@ -99,21 +36,21 @@ def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path)
     latest = read_checkpoint_of(job.checkpoints().latest())
     assert latest.epochs_done == 2 and [row["epoch"] for row in latest.history] == [1.0, 2.0]
     assert all(torch.isfinite(v).all() for v in latest.export["state_dict"].values())
-    fresh = _Linear()
+    fresh = LinearTask()
     fresh.setup(torch.device("cpu"), lambda m: m, STEPS_PER_EPOCH)
     with job.checkpoints().latest().as_directory() as directory:
         fresh.load_state_dict(torch.load(Path(directory) / STATE_FILE, weights_only=False)["task"])
 
     # The same run name resumes from the kept checkpoint and finishes once the loss stays finite.
-    done = fit(job, task=_Linear())
+    done = fit(job, task=LinearTask())
     assert done.epochs_done == 5 and done.resumes[-1]["epoch"] == 2
     assert all(math.isfinite(row["train/loss"]) for row in done.history)
 
 
 def test_inf_loss_in_the_first_epoch_writes_no_checkpoint(tmp_path):
-    job = _job(tmp_path, epochs=2, run_name="inf-run")
+    job = linear_job(tmp_path, epochs=2, run_name="inf-run")
     with pytest.raises(UserError, match=r"non-finite loss \(inf\) at epoch 1, step 1; no checkpoint"):
-        fit(job, task=_Linear(bad_at=0, bad=float("inf")))
+        fit(job, task=LinearTask(bad_at=0, bad=float("inf")))
     assert _saved_epochs(job) == [] and job.checkpoints().latest() is None
 
 
