@@ -28,8 +28,16 @@ from pydantic import BaseModel, ValidationError, create_model, model_validator
 from components.data.config import DataConfig
 from components.errors import UserError
 from components.families import FAMILIES
-from components.families.base import first_error
-from components.schema import KEYED_ERROR, NonNegativeInt, RuntimeConfig, Section, TrainerConfig, integer_field
+from components.schema import (
+    KEYED_ERROR,
+    NonNegativeInt,
+    RuntimeConfig,
+    Section,
+    TrainerConfig,
+    first_error,
+    integer_field,
+    sampled_values,
+)
 
 PARAMS_FILE = "params.yaml"
 
@@ -102,8 +110,7 @@ def _check_sweep(params: Params, family: str) -> None:
             top = dist.high - 1 if dist.distribution == "randint" else dist.high
             candidates = [("low", dist.low), ("high", top)]
         for name, value in candidates:
-            if integer_field(section, field) and isinstance(value, float) and value.is_integer():
-                value = int(value)
+            value = sampled_values(section, {field: value})[field]  # quniform bounds like 12.0 -> 12
             try:
                 section.model_validate({**current, field: value})
             except ValidationError as err:

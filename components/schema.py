@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -38,6 +38,12 @@ def keyed_error(key: str, message: str, got: Any) -> PydanticCustomError:
     """An error a section's validator raises about one of its keys (``key``, dotted, relative to the
     section): the one-line message names that key (components.config.format_validation_error)."""
     return PydanticCustomError(KEYED_ERROR, "{key}: {message}", {"key": key, "message": message, "got": got})
+
+
+def first_error(err: ValidationError) -> str:
+    """The first error's message, as the rest of a one-line error."""
+    msg = err.errors()[0]["msg"].removeprefix("Value error, ")
+    return msg[0].lower() + msg[1:]
 
 
 def integer_field(section: type[BaseModel], name: str) -> bool:

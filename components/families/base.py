@@ -173,7 +173,7 @@ class Family:
     def check_sweep_section(self, params: Params) -> None:
         """The sweep's own cross-section checks (before its search keys are checked): the model
         exists and ``trial_trainer`` validates as a trainer. Raises ``ValueError("<key>: ...")``."""
-        from components.schema import TrainerConfig
+        from components.schema import TrainerConfig, first_error
 
         sweep, prefix = self.sweep(params), f"tune.{self.name}"
         if sweep.model not in self.models:
@@ -264,12 +264,6 @@ class RLFamily(Family):
 
     def build_task(self, model: str, params: Params):
         raise TypeError(f"{self.name} trains through {self.entry}, not the Ray Train harness")
-
-
-def first_error(err: ValidationError) -> str:
-    """The first error's message, as the rest of a one-line error."""
-    msg = err.errors()[0]["msg"].removeprefix("Value error, ")
-    return msg[0].lower() + msg[1:]
 
 
 def _revalidate(section: BaseModel, values: Mapping[str, Any], where: str) -> BaseModel:

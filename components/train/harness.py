@@ -73,8 +73,6 @@ from components.train.precision import MixedPrecision
 from components.train.ray_internals import quiet_train_report_loggers
 from components.train.shipping import materialize, pack
 from components.train.task import Task, unwrap
-from components.train.task import hyperparameters as _hyperparameters  # noqa: F401  (tests/unit/test_tune.py)
-from components.train.task import keep_hyperparameters as _keep_hyperparameters  # noqa: F401  (same)
 
 STATE_FILE = "state.pt"
 STATE_KEYS = ("task", "export", "epoch", "history", "resumes")  # what _report saves; a resume needs them all

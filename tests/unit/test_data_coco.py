@@ -14,6 +14,7 @@ from pycocotools import mask as mask_utils
 from components.data.coco import IGNORE_INDEX, load_coco_instances, validate_coco
 from components.data.schema import SPLITS, decode_images, decode_semantic_masks, read_meta, read_split
 from components.errors import UserError
+from tests.coco_masks import uncompressed_rle
 
 SIZE = 20
 # Listed out of id order: labels follow the list (dog=1, cat=2, bird=3), not the ids.
@@ -32,19 +33,6 @@ TEST_IMAGES = {"t1": (1, "t1.png", 20, 20, "RGB", 200), "t2": (2, "t2.png", 20, 
 def _rle(mask: np.ndarray) -> dict:
     rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
     return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
-
-
-def _uncompressed_rle(mask: np.ndarray) -> dict:
-    """Column-major run lengths, starting with a run of zeros (as COCO's crowd annotations)."""
-    flat = np.asarray(mask, np.uint8).flatten(order="F")
-    counts, value, run = [], 0, 0
-    for pixel in flat:
-        if pixel != value:
-            counts.append(run)
-            value, run = pixel, 0
-        run += 1
-    counts.append(run)
-    return {"size": list(mask.shape), "counts": counts}
 
 
 def _block(height, width, x0, y0, x1, y1) -> np.ndarray:
@@ -75,9 +63,9 @@ def coco_train_json() -> dict:
             # b (20x20): a small bird listed before the large cat that contains it, and a crowd column
             _ann(19, 102, 11, [6, 6, 4, 4], _rle(_block(20, 20, 6, 6, 10, 10))),
             _ann(20, 102, 3, [2, 2, 15, 15], [[2, 2, 17, 2, 17, 17, 2, 17]]),
-            _ann(21, 102, 7, [0, 0, 2, 20], _uncompressed_rle(_block(20, 20, 0, 0, 2, 20)), iscrowd=1),
+            _ann(21, 102, 7, [0, 0, 2, 20], uncompressed_rle(_block(20, 20, 0, 0, 2, 20)), iscrowd=1),
             # d (20x40): an uncompressed RLE that is not a crowd, x 2..5, y 10..19
-            _ann(22, 104, 3, [2, 10, 4, 10], _uncompressed_rle(_block(40, 20, 2, 10, 6, 20))),
+            _ann(22, 104, 3, [2, 10, 4, 10], uncompressed_rle(_block(40, 20, 2, 10, 6, 20))),
         ],
         "categories": copy.deepcopy(CATEGORIES),
     }
@@ -88,7 +76,7 @@ def coco_test_json() -> dict:
         "images": [{"id": i, "file_name": f, "width": w, "height": h} for i, f, w, h, _, _ in TEST_IMAGES.values()],
         "annotations": [
             _ann(1, 1, 3, [0, 0, 20, 20], [[0, 0, 20, 0, 20, 20, 0, 20]]),
-            _ann(2, 2, 11, [5, 5, 5, 5], _uncompressed_rle(_block(20, 20, 5, 5, 10, 10)), iscrowd=1),  # a crowd only
+            _ann(2, 2, 11, [5, 5, 5, 5], uncompressed_rle(_block(20, 20, 5, 5, 10, 10)), iscrowd=1),  # a crowd only
         ],
         "categories": copy.deepcopy(CATEGORIES),
     }

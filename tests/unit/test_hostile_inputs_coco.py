@@ -23,6 +23,7 @@ from components.data.coco import load_coco_instances
 from components.data.schema import DENSE, crowd_flags, dense_columns, dense_row, read_meta, read_split, write_split
 from components.families.detection.task import DetectionDataset, DetectionTask
 from components.metrics.detection import DetectionEvaluator, voc_pr_curves
+from tests.coco_masks import uncompressed_rle
 from tests.conftest import tiny_params_dict
 
 CLASSES = ["background", "person", "car"]
@@ -119,19 +120,6 @@ def _block(x0, y0, x1, y1) -> np.ndarray:
     return mask
 
 
-def _uncompressed_rle(mask: np.ndarray) -> dict:
-    """Column-major run lengths starting with zeros, as COCO's crowd annotations are stored."""
-    flat = np.asarray(mask, np.uint8).flatten(order="F")
-    counts, value, run = [], 0, 0
-    for pixel in flat:
-        if pixel != value:
-            counts.append(run)
-            value, run = pixel, 0
-        run += 1
-    counts.append(run)
-    return {"size": [SIZE, SIZE], "counts": counts}
-
-
 def _instances(names: list[str]) -> dict:
     images, annotations = [], []
     for image_id, name in enumerate(names, start=1):
@@ -143,7 +131,7 @@ def _instances(names: list[str]) -> dict:
         })
         annotations.append({
             "id": len(annotations) + 1, "image_id": image_id, "category_id": 5, "bbox": _xywh(CROWD),
-            "area": 64.0, "iscrowd": 1, "segmentation": _uncompressed_rle(_block(*CROWD)),
+            "area": 64.0, "iscrowd": 1, "segmentation": uncompressed_rle(_block(*CROWD)),
         })
     return {"images": images, "annotations": annotations, "categories": [{"id": 5, "name": "person"}]}
 

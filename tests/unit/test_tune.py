@@ -15,8 +15,9 @@ from components.config import parse_params
 from components.errors import UserError
 from components.families import FAMILIES
 from components.metrics.direction import best_summaries, metric_mode
-from components.train.harness import _hyperparameters, _keep_hyperparameters
 from components.train.schedules import warmup_cosine
+from components.train.task import hyperparameters as _hyperparameters
+from components.train.task import keep_hyperparameters as _keep_hyperparameters
 from components.tune import space
 from components.tune.overrides import (
     apply_tuned,
