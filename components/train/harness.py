@@ -157,8 +157,11 @@ def build_loaders(task: Task, trainer: TrainerConfig, rank: int, world: int, see
         sampler = DistributedSampler(data["train"], num_replicas=world, rank=rank, shuffle=True, seed=seed)
     # Pinned host memory lets batches copy to the GPU asynchronously (tasks move them non_blocking).
     workers = {"num_workers": trainer.loader_workers, "persistent_workers": trainer.loader_workers > 0}
+    # A last training batch of one item is dropped: BatchNorm in training mode fails on it (DCGAN's
+    # generator, DeepLabV3's image pooling); any other last batch is kept.
+    drop_last = len(sampler) % trainer.batch_size == 1 and len(sampler) > trainer.batch_size
     train = DataLoader(data["train"], batch_size=trainer.batch_size, sampler=sampler, collate_fn=task.collate_fn,
-                       pin_memory=trainer.use_gpu, **workers)
+                       pin_memory=trainer.use_gpu, drop_last=drop_last, **workers)
     val_shard = Subset(data["val"], range(rank, len(data["val"]), world))
     val = DataLoader(val_shard, batch_size=trainer.eval_batch_size, shuffle=False, collate_fn=task.collate_fn,
                      **workers)
@@ -349,17 +352,16 @@ class NonFiniteLoss(Exception):
         return f"{key} ({value:g}" + (f" on rank {rank})" if self.world > 1 else ")")
 
 
-def _check_losses(losses: Mapping[str, torch.Tensor], step: int, world: int) -> None:
-    """Raise :class:`NonFiniteLoss` on every rank when any rank's step returned a non-finite loss
-    (``loss``, or each ``loss*`` key: a GAN has ``loss_d`` and ``loss_g``).
+def _loss_table(losses: Mapping[str, torch.Tensor], world: int) -> tuple[list[str], torch.Tensor | None]:
+    """The keys checked (``loss``, or each ``loss*`` key: a GAN has ``loss_d`` and ``loss_g``) and a
+    (world, keys) float64 table of every rank's values, on this rank's device.
 
-    Under DDP the ranks exchange their values every step (one all-reduce of ``world x losses``
-    numbers, each rank filling its own row), so they stop at the same step and none waits in a
-    collective that the others never reach. One host sync per step (the check reads the values).
-    """
+    Under DDP the ranks exchange their values (one all-reduce of ``world x losses`` numbers, each
+    rank filling its own row), so they stop at the same step and none waits in a collective that
+    the others never reach. With NCCL the all-reduce is queued on the GPU: no host sync."""
     keys = [key for key in losses if key.startswith("loss")] or list(losses)[:1]
     if not keys:
-        return
+        return keys, None
     mine = torch.stack([losses[key].detach().reshape(()).double() for key in keys])
     if world > 1 and dist.is_initialized():
         rank = dist.get_rank()
@@ -367,30 +369,79 @@ def _check_losses(losses: Mapping[str, torch.Tensor], step: int, world: int) -> 
         table = torch.zeros(world, len(keys), dtype=torch.float64, device=on)
         table[rank] = mine.to(on)
         dist.all_reduce(table)  # a sum of rows each filled by one rank: every rank's values, NaN kept
-        values = table.cpu().tolist()
-    else:
-        values = [mine.cpu().tolist()]
+        return keys, table
+    return keys, mine[None]
+
+
+def _raise_if_nonfinite(keys: Sequence[str], values: list[list[float]], step: int, world: int) -> None:
     bad = {(rank, key): value for rank, row in enumerate(values)
            for key, value in zip(keys, row, strict=True) if not math.isfinite(value)}
     if bad:
         raise NonFiniteLoss(step, bad, world)
 
 
+def _check_losses(losses: Mapping[str, torch.Tensor], step: int, world: int) -> None:
+    """Raise :class:`NonFiniteLoss` on every rank when any rank's step returned a non-finite loss."""
+    keys, table = _loss_table(losses, world)
+    if table is not None:
+        _raise_if_nonfinite(keys, table.cpu().tolist(), step, world)
+
+
+class _LossCheck:
+    """:func:`_check_losses` for every step of an epoch, without stalling a GPU.
+
+    Reading a CUDA loss on the host waits for the step's kernels, and the next batch is then
+    prepared while the GPU idles. On a GPU, step k's values are copied to pinned host memory
+    asynchronously and read when step k+1 has been queued (so the GPU stays busy meanwhile): a
+    non-finite loss stops training one step later than on the CPU, naming the step it came from.
+    The optimizer has applied that step either way; the kept checkpoint is the last epoch's.
+    """
+
+    def __init__(self, world: int) -> None:
+        self.world = world
+        self.pending: tuple[int, list[str], torch.Tensor, torch.cuda.Event] | None = None
+
+    def __call__(self, losses: Mapping[str, torch.Tensor], step: int) -> None:
+        keys, table = _loss_table(losses, self.world)
+        if table is None:
+            return
+        if table.device.type != "cuda":
+            _raise_if_nonfinite(keys, table.tolist(), step, self.world)
+            return
+        host = torch.empty(table.shape, dtype=table.dtype, pin_memory=True)
+        host.copy_(table, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
+        self.flush()
+        self.pending = (step, keys, host, copied)
+
+    def flush(self) -> None:
+        """Check the step still in flight (call it after the last step of the epoch)."""
+        if self.pending is not None:
+            step, keys, host, copied = self.pending
+            self.pending = None
+            copied.synchronize()
+            _raise_if_nonfinite(keys, host.tolist(), step, self.world)
+
+
 def _train_epoch(
     task: Task, loader: DataLoader, world: int, before_step: Callable[[int], None] | None = None
 ) -> dict[str, float]:
     """One pass over this rank's shard; the mean of each loss over steps, averaged over ranks.
-    Raises :class:`NonFiniteLoss` (on every rank) at the first step that returns a non-finite loss."""
+    Raises :class:`NonFiniteLoss` (on every rank) at the first step that returns a non-finite loss
+    (on a GPU one step after it: :class:`_LossCheck`)."""
     sums: dict[str, torch.Tensor] = {}
     steps = 0
+    check = _LossCheck(world)
     for batch in loader:
         if before_step is not None:
             before_step(steps)
         losses = task.train_step(batch)
-        _check_losses(losses, steps, world)
+        check(losses, steps)
         for key, value in losses.items():
             sums[key] = sums.get(key, 0) + value.detach()
         steps += 1
+    check.flush()
     return _mean_across_ranks({f"train/{k}": v / steps for k, v in sums.items()}, world)
 
 

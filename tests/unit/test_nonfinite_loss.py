@@ -12,7 +12,15 @@ import pytest
 import torch
 
 from components.errors import UserError
-from components.train.harness import STATE_FILE, NonFiniteLoss, TrainJob, _check_losses, fit, read_checkpoint_of
+from components.train.harness import (
+    STATE_FILE,
+    NonFiniteLoss,
+    TrainJob,
+    _check_losses,
+    _LossCheck,
+    fit,
+    read_checkpoint_of,
+)
 from tests.linear_task import STEPS_PER_EPOCH, LinearTask, linear_job
 
 
@@ -61,6 +69,30 @@ def test_every_loss_key_is_checked():
     with pytest.raises(NonFiniteLoss, match=r"loss_g \(-inf\)") as stop:
         _check_losses({"loss_d": torch.tensor(0.3), "loss_g": torch.tensor(-math.inf)}, step=5, world=1)
     assert stop.value.step == 5
+
+
+NEEDS_CUDA = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=NEEDS_CUDA)])
+def test_loss_check_names_the_bad_step_on_cpu_at_once_and_on_a_gpu_one_step_later(device):
+    """On a GPU the check reads step k's losses after step k+1 was queued (no host sync per step);
+    it still names step k, and flush() catches a bad last step."""
+    check = _LossCheck(world=1)
+    seen = []
+    with pytest.raises(NonFiniteLoss, match=r"loss \(nan\)") as stop:
+        for step in range(6):
+            seen.append(step)
+            check({"loss": torch.tensor(math.nan if step == 3 else 0.5, device=device)}, step)
+        check.flush()
+    assert stop.value.step == 3
+    assert seen[-1] == (3 if device == "cpu" else 4)
+    last = _LossCheck(world=1)
+    last({"loss": torch.tensor(0.5, device=device)}, 0)
+    with pytest.raises(NonFiniteLoss) as stop:
+        last({"loss": torch.tensor(math.inf, device=device)}, 1)
+        last.flush()
+    assert stop.value.step == 1
 
 
 def _rank(rank: int, world: int, init_file: str, bad_rank: int, bad_step: int, results) -> None:
