@@ -4,8 +4,11 @@
 
 Embedded datasets (``digits``, ``scenes``, ``grammar_en_de``) are generated from the seed; ``voc``,
 ``voc_detection``, ``coco``, ``mnist`` and ``parallel`` are read from local paths when their
-``data.<name>.root`` is set. Each dataset
-directory is written to a temporary path and renamed on success.
+``data.<name>.root`` is set. With ``data.<name>.synthetic: true`` (root null), ``voc``, ``coco`` and
+``mnist`` are instead generated from the seed as stand-ins of the real dataset's size, in its
+loader's format (``components.data.synthetic``). Order: the real datasets (a wrong path fails
+before minutes of generation), the embedded datasets (seconds), then the stand-ins (up to
+minutes). Each dataset directory is written to a temporary path and renamed on success.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from components.data.coco import load_coco_instances
 from components.data.digits import build_digits
 from components.data.mnist import load_mnist
 from components.data.scenes import build_scenes
+from components.data.synthetic import build_synthetic_coco, build_synthetic_mnist, build_synthetic_voc
 from components.data.translation import build_grammar_corpus, load_parallel_corpus
 from components.data.voc import load_voc_segmentation
 from components.data.voc_detection import load_voc_detection
@@ -55,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
             val_fraction=voc.val_fraction, seed=seed))
     if data.coco.root:
         build("coco", builder=lambda out: load_coco_instances(
-            resolve(data.coco.root), out, seed=seed, **data.coco.model_dump(exclude={"root"})))
+            resolve(data.coco.root), out, seed=seed,
+            **data.coco.model_dump(exclude={"root", "synthetic", "synthetic_fraction"})))
     if data.voc_detection.root:
         vd = data.voc_detection
         build("voc_detection", builder=lambda out: load_voc_detection(
@@ -73,6 +78,19 @@ def main(argv: list[str] | None = None) -> None:
         out, seed=seed, val_fraction=data.digits.val_fraction, test_fraction=data.digits.test_fraction,
         **data.scenes.model_dump()))
     build("grammar_en_de", builder=lambda out: build_grammar_corpus(out, seed=seed, **data.grammar_en_de.model_dump()))
+    # Stand-ins of real datasets last: at real scale they take the longest (minutes).
+    if data.voc.synthetic:
+        build("voc", builder=lambda out: build_synthetic_voc(
+            out, seed=seed, image_size=data.voc.image_size, val_fraction=data.voc.val_fraction,
+            fraction=data.voc.synthetic_fraction))
+    if data.coco.synthetic:
+        cc = data.coco
+        build("coco", builder=lambda out: build_synthetic_coco(
+            out, seed=seed, image_size=cc.image_size, val_fraction=cc.val_fraction,
+            max_train_images=cc.max_train_images, max_test_images=cc.max_test_images, fraction=cc.synthetic_fraction))
+    if data.mnist.synthetic:
+        build("mnist", builder=lambda out: build_synthetic_mnist(
+            out, seed=seed, val_fraction=data.mnist.val_fraction, fraction=data.mnist.synthetic_fraction))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ from components.schema import Fraction, NonNegativeInt, PositiveInt, Section, ke
 
 # The real datasets read from a local folder: data.<name>.root
 SOURCES = ("voc", "mnist", "coco", "voc_detection", "parallel")
+# The real datasets with a generated stand-in (components/data/synthetic.py): data.<name>.synthetic
+SYNTHETIC = ("voc", "mnist", "coco")
+
+# Of a real dataset's image counts: (0, 1], 1.0 = the real scale
+Share = Annotated[float, Field(gt=0, le=1)]
 
 # --- data -------------------------------------------------------------------------------------
 
@@ -54,11 +59,15 @@ class VocConfig(Section):
     year: str
     image_size: Annotated[int, Field(ge=32, le=1024, multiple_of=16)]
     val_fraction: Fraction
+    synthetic: bool  # generate the VOC 2012 stand-in instead of reading root (which must be None)
+    synthetic_fraction: Share  # of the real image counts the stand-in draws
 
 
 class MnistConfig(Section):
     root: str | None  # folder with the four idx files (optionally .gz); None = not used
     val_fraction: Fraction
+    synthetic: bool  # generate the MNIST stand-in instead of reading root (which must be None)
+    synthetic_fraction: Share  # of the real image counts the stand-in draws
 
 
 class CocoConfig(Section):
@@ -70,6 +79,8 @@ class CocoConfig(Section):
     max_train_images: PositiveInt | None  # seeded subset of train_set before the split; None = all
     max_test_images: PositiveInt | None
     drop_empty_boxes: bool  # drop zero-width/height boxes (train2017 has two) instead of rejecting them
+    synthetic: bool  # generate the COCO 2017 stand-in instead of reading root (which must be None)
+    synthetic_fraction: Share  # of the real image counts the stand-in draws (before the caps)
 
 
 class VocDetectionConfig(Section):
@@ -124,6 +135,18 @@ class DataConfig(Section):
     def source_roots(self) -> dict[str, Path]:
         """``{name: resolved folder}`` of every real dataset whose ``data.<name>.root`` is set."""
         return {name: resolve(getattr(self, name).root).resolve() for name in SOURCES if getattr(self, name).root}
+
+    @model_validator(mode="after")
+    def _synthetic_or_root(self) -> DataConfig:
+        """A stand-in is generated, never read: ``data.<name>.synthetic`` excludes ``data.<name>.root``.
+        Checked before the source folders are (a stand-in has none)."""
+        for name in SYNTHETIC:
+            section = getattr(self, name)
+            if section.synthetic and section.root:
+                raise keyed_error(f"{name}.synthetic", f"true generates a stand-in and reads no files, but "
+                                                       f"data.{name}.root is set: set data.{name}.root to null "
+                                                       f"or data.{name}.synthetic to false", section.root)
+        return self
 
     @model_validator(mode="after")
     def _sources_outside_root(self) -> DataConfig:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -99,6 +100,15 @@ def write_split(rows: dict[str, list], schema: pa.Schema, path: Path) -> None:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def write_split_batches(batches: Iterable[dict[str, list]], schema: pa.Schema, path: Path) -> None:
+    """Write one split from column batches, one row group each, straight to ``path`` (zstd, as
+    ``write_split``): for a split too large to hold in memory. Not atomic by itself: write inside
+    an ``atomic_directory``."""
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for columns in batches:
+            writer.write_table(pa.Table.from_pydict(columns, schema=schema))
 
 
 def write_meta(meta: DatasetMeta, directory: Path) -> None:
