@@ -31,8 +31,8 @@ class DetModelBase(Section):
 
 
 class ConvBackboneConfig(DetModelBase):
-    channels: Annotated[list[PositiveInt], Field(min_length=1)]  # stage widths; stage i has stride 2**(i+1)
-    levels: Annotated[list[NonNegativeInt], Field(min_length=1)]  # stages the heads see (increasing)
+    channels: Annotated[list[PositiveInt], Field(min_length=1)]  # conv backbone: stage widths; stage i: stride 2**(i+1)
+    levels: Annotated[list[NonNegativeInt], Field(min_length=1)]  # conv backbone: stages the heads see (increasing)
 
     @model_validator(mode="after")
     def _levels(self) -> ConvBackboneConfig:
@@ -49,32 +49,49 @@ class ConvBackboneConfig(DetModelBase):
         return self
 
 
+class TorchvisionDetectorConfig(ConvBackboneConfig):
+    """A torchvision detector on the conv backbone or in its paper configuration (resnet_fpn.py).
+
+    With ``resnet50_fpn`` the architecture and sampling budgets are torchvision's (the paper's):
+    the fields marked "conv backbone" are ignored; the others apply to both.
+    """
+
+    backbone: Literal["conv", "resnet50_fpn"]  # resnet50_fpn: torchvision's <model>_resnet50_fpn
+    backbone_weights: str | None  # resnet50_fpn: local torchvision ResNet-50 state dict (.pth); None = random init
+
+    @model_validator(mode="after")
+    def _weights(self) -> TorchvisionDetectorConfig:
+        if self.backbone_weights is not None and self.backbone != "resnet50_fpn":
+            raise ValueError("backbone_weights needs backbone: resnet50_fpn (the conv backbone has no weights to load)")
+        return self
+
+
 AnchorSizes = Annotated[list[Annotated[list[PositiveInt], Field(min_length=1)]], Field(min_length=1)]
 AspectRatios = Annotated[list[PositiveFloat], Field(min_length=1)]
 
 
-class FasterRCNNConfig(ConvBackboneConfig):
-    fpn_channels: PositiveInt
-    anchor_sizes: AnchorSizes  # anchor side lengths in pixels, one list per level
-    aspect_ratios: AspectRatios  # height / width of the anchors at every size
-    representation_size: PositiveInt  # width of the two-layer box head
-    rpn_proposals: PositiveInt  # proposals kept per image after NMS in training (half at test)
-    roi_samples: PositiveInt  # anchors per image for the RPN loss and RoIs per image for the box head
+class FasterRCNNConfig(TorchvisionDetectorConfig):
+    fpn_channels: PositiveInt  # conv backbone
+    anchor_sizes: AnchorSizes  # conv backbone: anchor side lengths in pixels, one list per level
+    aspect_ratios: AspectRatios  # conv backbone: height / width of the anchors at every size
+    representation_size: PositiveInt  # conv backbone: width of the two-layer box head
+    rpn_proposals: PositiveInt  # conv backbone: proposals kept per image after NMS in training (half at test)
+    roi_samples: PositiveInt  # conv backbone: anchors per image for the RPN loss and RoIs per image for the box head
     detections_per_img: PositiveInt  # evaluation: the most detections kept per image (COCO counts 100)
 
 
 class MaskRCNNConfig(FasterRCNNConfig):
-    mask_channels: PositiveInt  # width of the mask head's convolutions
+    mask_channels: PositiveInt  # conv backbone: width of the mask head's convolutions
 
 
-class RetinaNetConfig(ConvBackboneConfig):
-    fpn_channels: Annotated[int, Field(gt=0, multiple_of=32)]  # the head's GroupNorm has 32 groups
-    anchor_sizes: AnchorSizes
-    aspect_ratios: AspectRatios
+class RetinaNetConfig(TorchvisionDetectorConfig):
+    fpn_channels: Annotated[int, Field(gt=0, multiple_of=32)]  # conv backbone; the head's GroupNorm has 32 groups
+    anchor_sizes: AnchorSizes  # conv backbone
+    aspect_ratios: AspectRatios  # conv backbone
 
 
-class FCOSConfig(ConvBackboneConfig):
-    fpn_channels: Annotated[int, Field(gt=0, multiple_of=32)]  # the head's GroupNorm has 32 groups
+class FCOSConfig(TorchvisionDetectorConfig):
+    fpn_channels: Annotated[int, Field(gt=0, multiple_of=32)]  # conv backbone; the head's GroupNorm has 32 groups
     center_sampling_radius: PositiveFloat  # locations within this many strides of a box centre are positives
 
 

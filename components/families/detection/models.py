@@ -5,7 +5,8 @@ torchvision's ImageNet backbones (ResNet-50, MobileNetV3: 19M+ parameters) are b
 3 minutes. Every detector here shares :class:`ConvBackbone` instead: strided conv-BN-ReLU
 stages, optionally topped by a feature pyramid, with anchors sized for the objects
 (``anchor_sizes`` in pixels, one list per pyramid level). The heads, losses, box coders,
-samplers and post-processing are torchvision's own.
+samplers and post-processing are torchvision's own. (``backbone: resnet50_fpn`` builds
+torchvision's paper models instead: resnet_fpn.py.)
 """
 
 from __future__ import annotations

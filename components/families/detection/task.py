@@ -25,6 +25,7 @@ from components.errors import UserError
 from components.families.detection.config import DetModelBase
 from components.families.detection.figures import pr_curve_figure, prediction_figure
 from components.families.detection.models import BUILDERS
+from components.families.detection.resnet_fpn import BUILDERS as RESNET50_FPN_BUILDERS
 from components.metrics.detection import DetectionEvaluator
 from components.runtime import resolve
 from components.schema import TrainerConfig
@@ -232,6 +233,12 @@ class DetectionTask(ModuleTask):
 
 
 def build_detector(model: str, num_classes: int, in_channels: int, image_size: int, arch: Mapping) -> torch.nn.Module:
+    """``model``'s network from ``arch``, its params section less TRAINING_KEYS. The torchvision
+    detectors with ``backbone: resnet50_fpn`` are torchvision's paper models (resnet_fpn.py, with
+    ``backbone_weights``), else they sit on the conv backbone (models.py)."""
+    if arch.get("backbone") == "resnet50_fpn":
+        return RESNET50_FPN_BUILDERS[model](num_classes, in_channels, image_size, **_without(arch, "backbone"))
+    arch = _without(arch, "backbone", "backbone_weights")
     if model in BUILDERS:
         return BUILDERS[model](num_classes, in_channels, image_size, **arch)
     if model == "yolo":
@@ -245,6 +252,11 @@ def build_detector(model: str, num_classes: int, in_channels: int, image_size: i
     raise UserError(f"unknown detection model {model!r}")
 
 
+def _without(mapping: Mapping, *keys: str) -> dict:
+    """A copy of ``mapping`` less ``keys``."""
+    return {k: v for k, v in mapping.items() if k not in keys}
+
+
 def build_task(model: str, params: Params) -> DetectionTask:
     directory = data_dir(params)
     section = params.detection
@@ -255,9 +267,9 @@ def build_task(model: str, params: Params) -> DetectionTask:
 
 
 def load_exported(export: Mapping[str, Any]) -> torch.nn.Module:
-    """Rebuild a trained detector from :meth:`DetectionTask.export` output (e.g. ``model.pt``)."""
-    net = build_detector(
-        export["model"], len(export["class_names"]), export["in_channels"], export["image_size"], export["arch"]
-    )
+    """Rebuild a trained detector from :meth:`DetectionTask.export` output (e.g. ``model.pt``); the
+    ``backbone_weights`` file it started from is not needed (the state dict holds every weight)."""
+    arch = _without(export["arch"], "backbone_weights")
+    net = build_detector(export["model"], len(export["class_names"]), export["in_channels"], export["image_size"], arch)
     net.load_state_dict(export["state_dict"])
     return net.eval()

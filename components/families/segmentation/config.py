@@ -20,8 +20,16 @@ class SegModelBase(Section):
     base_channels: PositiveInt
 
 
+# ours: the course's small network (base_channels and the model's own keys size it).
+# resnet50: torchvision's paper-size network on a dilated ResNet-50 (output stride 8), built with
+# weights=None: FCN-ResNet50 for fcn, DeepLabV3-ResNet50 for dilated; base_channels and the
+# model's own size keys do not apply.
+Backbone = Literal["ours", "resnet50"]
+
+
 class FCNConfig(SegModelBase):
-    pass
+    backbone: Backbone
+    backbone_weights: str | None  # local torchvision ResNet-50 state dict (.pth) for resnet50; null: random init
 
 
 class UNetConfig(SegModelBase):
@@ -35,6 +43,8 @@ class SegNetConfig(SegModelBase):
 class DilatedConfig(SegModelBase):
     downsample: Literal[2, 4]  # front-end stride before the context module
     context_channels: PositiveInt
+    backbone: Backbone
+    backbone_weights: str | None  # local torchvision ResNet-50 state dict (.pth) for resnet50; null: random init
 
 
 class SegmentationModels(Section):

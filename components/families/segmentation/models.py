@@ -9,7 +9,8 @@ Every model maps images (N, in_channels, H, W), float in [0, 1], to per-pixel cl
   (Badrinarayanan et al., 2017; Noh et al.'s DeconvNet, 2015).
 - :class:`DilatedNet`: small front-end plus the dilated context module (Yu & Koltun, 2016).
 
-:func:`build_model` builds one of them by name.
+:func:`build_model` builds one of them by name; with ``backbone="resnet50"``, ``fcn`` and
+``dilated`` are torchvision's paper-size FCN-ResNet50 and DeepLabV3-ResNet50 instead (resnet.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from components.errors import UserError
+from components.families.segmentation.resnet import BUILDERS as RESNET50_BUILDERS
+from components.families.segmentation.resnet import ResNet50Segmenter
 from components.nn.blocks import conv_bn_relu, double_conv
 
 
@@ -184,16 +187,27 @@ class DilatedNet(nn.Module):
 
 
 MODELS: dict[str, type[nn.Module]] = {"fcn": FCN, "unet": UNet, "segnet": SegNet, "dilated": DilatedNet}
+RESNET50_MODELS = tuple(RESNET50_BUILDERS)  # the models with a torchvision ResNet-50 variant
 
 
-def build_model(name: str, in_channels: int, num_classes: int, **kwargs) -> nn.Module:
+def build_model(
+    name: str, in_channels: int, num_classes: int, *, backbone: str = "ours", backbone_weights: str | None = None,
+    **kwargs,
+) -> nn.Module:
     """Build the segmentation model registered as ``name`` (a key of :data:`MODELS`).
 
     ``kwargs`` are the model's keyword arguments (``base_channels``, ``depth``, ...). An unknown name
-    or argument raises :class:`UserError` naming it and the valid choices.
+    or argument raises :class:`UserError` naming it and the valid choices. ``backbone="resnet50"``
+    builds torchvision's network for ``name`` (its size keys do not apply), loading
+    ``backbone_weights`` (a local ResNet-50 state dict) when given.
     """
     if name not in MODELS:
         raise UserError(f"unknown segmentation model {name!r}: choose one of {', '.join(MODELS)}")
+    if backbone == "resnet50":
+        if name not in RESNET50_MODELS:
+            choices = ", ".join(RESNET50_MODELS)
+            raise UserError(f"segmentation.models.{name}.backbone: resnet50 exists for {choices} only")
+        return ResNet50Segmenter(name, in_channels, num_classes, backbone_weights)
     model_class = MODELS[name]
     signature = inspect.signature(model_class)
     try:

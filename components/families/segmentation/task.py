@@ -127,6 +127,7 @@ def build_task(model: str, params: Params) -> SegmentationTask:
 
 def load_exported(export: Mapping[str, Any]) -> torch.nn.Module:
     """Rebuild a trained network from :meth:`SegmentationTask.export` output (e.g. ``model.pt``)."""
-    net = build_model(export["model"], export["in_channels"], len(export["class_names"]), **export["arch"])
+    arch = {k: v for k, v in export["arch"].items() if k != "backbone_weights"}  # the state dict holds them
+    net = build_model(export["model"], export["in_channels"], len(export["class_names"]), **arch)
     net.load_state_dict(export["state_dict"])
     return net.eval()
