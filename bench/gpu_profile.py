@@ -1,0 +1,332 @@
+"""Benchmark the GPU profile (params-gpu.yaml): each model at its papers' size on one GPU.
+
+    python -m bench.gpu_profile [--models family/model ...] [--side-by-side family/model ...]
+                                [--steps 100] [--epochs 2] [--workers 0] [--data-root DIR]
+                                [--json PATH] [--device cuda|cpu] [--tiny]
+
+Data: the profile's datasets as synthetic stand-ins at the real sizes (``data.<name>.synthetic``),
+written by the real prepare stage under ``--data-root``; each stand-in is drawn just large enough
+(``synthetic_fraction``) for ``--steps`` training steps in ``--epochs`` epochs at the profile's batch.
+
+Per model, in one process, with the same task, batches and precision (bf16):
+
+1. **reference**: the model's training step alone, repeated on one batch already on the GPU (no
+   data loading, no harness): what the chip does for this network at this size, the figure
+   published benchmarks quote (synthetic-data runs). ``classification/resnet50`` is torchvision's
+   ResNet-50 at 224 px, batch 256, for comparison with published ResNet-50 throughput.
+2. **plain** (``--side-by-side`` models): the family's task stepped by a plain PyTorch loop over
+   the harness's own loaders, as torchvision's references' ``train_one_epoch`` does.
+3. **harness**: ``fit()`` (``--workers 0``: Ray Train's local mode in this process; ``1``: one
+   Ray Train worker), its own per-epoch images/s, loss and peak memory.
+
+Reported: images/s (last epoch; the first pays cuDNN's algorithm search), harness/reference and
+harness/plain ratios, peak GPU memory (GiB and % of the card), the training loss per epoch.
+``--device cpu --tiny`` is a dry run of the code paths on a machine without a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+import bench.gpu_throughput
+from bench.gpu_throughput import plain_loop
+from components.config import model_trainer, parse_params
+from components.data.synthetic import COCO_TRAIN_IMAGES, MNIST_TRAIN_IMAGES, VOC_TRAIN_IDS
+from components.families import get_family
+from components.runtime import seed_everything
+from components.train.harness import TrainJob, build_loaders, fit
+from components.train.precision import MixedPrecision
+from tools.profile import merged, profile_overrides
+
+GIB = 2**30
+DEFAULT_MODELS = (
+    "segmentation/fcn", "detection/faster_rcnn", "segmentation/dilated", "detection/retinanet",
+    "detection/fcos", "detection/mask_rcnn", "generative/dcgan",
+)  # fmt: skip  (most wanted first: --deadline-s may cut the list short)
+DEFAULT_SIDE_BY_SIDE = ("segmentation/fcn", "detection/faster_rcnn")
+REAL_TRAIN_IMAGES = {"voc": VOC_TRAIN_IDS, "coco": COCO_TRAIN_IMAGES, "mnist": MNIST_TRAIN_IMAGES}
+
+
+def _to(batch: Any, device: torch.device) -> Any:
+    """A batch (tensors in lists, tuples and dicts) moved to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to(item, device) for item in batch)
+    if isinstance(batch, dict):
+        return {key: _to(value, device) for key, value in batch.items()}
+    return batch
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak(device: torch.device) -> float:
+    return torch.cuda.max_memory_allocated(device) / GIB if device.type == "cuda" else float("nan")
+
+
+def _reset(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def profile_params(data_root: Path, steps: int, epochs: int, tiny: bool, device: torch.device,
+                   models: tuple[str, ...] = DEFAULT_MODELS) -> dict:
+    """params.yaml + params-gpu.yaml (stand-ins) with the stand-ins sized for ``steps``."""
+    base = yaml.safe_load(Path("params.yaml").read_text())
+    raw = merged(base, profile_overrides("gpu", synthetic=True))
+    raw["data"]["root"] = str(data_root)
+    raw["data"]["scenes"].update(num_train=64, num_val=16, num_test=16)  # unused here: keep prepare short
+    raw["data"]["grammar_en_de"].update(num_train=200, num_val=20, num_test=20, max_words=20, num_longer=5,
+                                        longer_max_words=26)
+    if tiny:
+        raw["data"]["voc"]["image_size"] = raw["data"]["coco"]["image_size"] = 64
+        for family in ("segmentation", "detection", "generative"):
+            raw[family]["trainer"]["batch_size"] = 2
+            for model in raw[family]["models"].values():
+                if model.get("batch_size"):
+                    model["batch_size"] = 2
+        raw["generative"]["fid"].update(num_generated=32, reference_split="val")
+    if device.type == "cpu":
+        for family in ("segmentation", "detection", "generative"):
+            raw[family]["trainer"].update(use_gpu=False, precision="fp32" if tiny else "bf16")
+        raw["trainer"]["use_gpu"] = False
+    for family, dataset in (("segmentation", "voc"), ("detection", "coco"), ("generative", "mnist")):
+        section = raw["data"][dataset]
+        mine = [m.split("/")[1] for m in models if m.startswith(family + "/")]
+        if not mine:  # not benchmarked: not generated
+            section["synthetic"] = False
+            continue
+        batch = max([raw[family]["trainer"]["batch_size"]]
+                    + [raw[family]["models"][m].get("batch_size") or 0 for m in mine])
+        per_epoch = math.ceil(steps / epochs) * batch
+        wanted = per_epoch / (1 - section["val_fraction"]) * 1.02
+        section["synthetic_fraction"] = min(1.0, wanted / REAL_TRAIN_IMAGES[dataset])
+        if dataset == "coco":
+            section["max_test_images"] = 64 if tiny else 100
+    for family in ("segmentation", "detection", "generative"):
+        raw[family]["trainer"].update(eval_every=epochs, figure_every=10**6)  # one evaluation, at the end
+        for model in raw[family]["models"].values():
+            model["epochs"] = epochs
+    return raw
+
+
+def prepare(raw: dict, workdir: Path) -> float:
+    """The real prepare stage on the bench's params (``workdir`` is the repository root meanwhile)."""
+    from pipelines.prepare import main as prepare_main  # noqa: PLC0415
+
+    path = workdir / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    started = time.perf_counter()
+    prepare_main(["--params", str(path)])
+    return time.perf_counter() - started
+
+
+def quick_evaluator(params) -> float:
+    """The generative task needs the evaluator stage's classifier (for FID): one epoch of it here,
+    without the stage's MLflow run. The FID it gives is not the profile's: only training is timed."""
+    from components.data.schema import read_meta  # noqa: PLC0415
+    from components.families.generative.evaluator import (  # noqa: PLC0415
+        EVALUATOR_FILE,
+        Evaluator,
+        EvaluatorTraining,
+        export_evaluator,
+        train_evaluator,
+    )
+    from components.families.generative.task import EVALUATOR_DIR, load_split  # noqa: PLC0415
+    from components.runtime import resolve  # noqa: PLC0415
+    from pipelines.evaluator import ARCH_KEYS  # noqa: PLC0415
+
+    config = params.generative.evaluator
+    directory = resolve(params.data.root) / params.generative.dataset
+    meta = read_meta(directory)
+    arch = {"in_channels": meta.channels, "num_classes": meta.num_classes, "image_size": meta.height,
+            **{k: getattr(config, k) for k in ARCH_KEYS}}
+    training = EvaluatorTraining(**config.model_dump(exclude={*ARCH_KEYS, "min_test_accuracy"}) | {"epochs": 1})
+    net = Evaluator(**arch)
+    splits = {split: load_split(directory, split).tensors for split in ("train", "val", "test")}
+    started = time.perf_counter()
+    result = train_evaluator(net, splits, training, params.seed, lambda epoch, metrics: None)
+    out = resolve(EVALUATOR_DIR)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(export_evaluator(net, arch, meta.class_names, result), out / EVALUATOR_FILE)
+    print(f"evaluator: 1 epoch, test accuracy {result['test/accuracy']:.3f}", flush=True)
+    return time.perf_counter() - started
+
+
+def reference_step(family: str, model: str, params, trainer, device: torch.device, steps: int) -> dict[str, Any]:
+    """The task's training step repeated on one batch held on ``device``: images/s and peak memory."""
+    torch.set_num_threads(int(trainer.cpus_per_worker))
+    seed_everything(params.seed)
+    task = get_family(family).build_task(model, params)
+    _, loader, _ = build_loaders(task, trainer, rank=0, world=1, seed=params.seed)
+    task.setup(device, wrap=lambda module: module, steps_per_epoch=len(loader))
+    task.precision = MixedPrecision(trainer.precision, device.type)
+    batch = _to(next(iter(loader)), device)
+    _reset(device)
+    warmup = min(10, steps)
+    for _ in range(warmup):
+        task.train_step(batch)
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        task.train_step(batch)
+    _sync(device)
+    elapsed = time.perf_counter() - started
+    return {"images_per_s": steps * trainer.batch_size / elapsed, "gpu_peak_gib": _peak(device),
+            "ms_per_step": 1000 * elapsed / steps}
+
+
+def resnet50_reference(device: torch.device, steps: int, tiny: bool) -> dict[str, Any]:
+    """torchvision's ResNet-50 classifier, 224 px, batch 256, bf16, NHWC, SGD: the published yardstick."""
+    from torchvision.models import resnet50  # noqa: PLC0415
+
+    batch, size = (4, 64) if tiny else (256, 224)
+    net = resnet50(weights=None).to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    images = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 1000, (batch,), device=device)
+    _reset(device)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = torch.nn.functional.cross_entropy(net(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(min(10, steps)):
+        step()
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return {"images_per_s": steps * batch / (time.perf_counter() - started), "gpu_peak_gib": _peak(device),
+            "batch_size": batch, "image_size": size}
+
+
+def harness_run(family: str, model: str, params, trainer, epochs: int, device: torch.device) -> dict[str, Any]:
+    """``fit()`` on the profile's trainer; per-epoch images/s, loss and peak memory from its history."""
+    _reset(device)
+    with tempfile.TemporaryDirectory() as storage:
+        job = TrainJob(family=family, model=model, params=params, trainer=trainer, epochs=epochs,
+                       run_name=f"gpu-profile-{family}-{model}", storage_path=storage, ray_log_level="WARNING")
+        started = time.perf_counter()
+        outcome = fit(job)
+        wall = time.perf_counter() - started
+    history = outcome.history
+    losses = {key: [h[key] for h in history] for key in history[0] if key.startswith("train/loss")}
+    return {
+        "images_per_s": [h["throughput/train_samples_per_s"] for h in history],
+        "gpu_peak_gib": max((h.get("memory/gpu_peak_gib", float("nan")) for h in history), default=float("nan")),
+        "losses": losses,
+        "metric": outcome.final_metrics.get(get_family(family).headline, float("nan")),
+        "fit_wall_s": wall,
+    }
+
+
+def measure(name: str, params, args, device: torch.device, total_gib: float) -> dict[str, Any]:
+    family, model = name.split("/")
+    trainer = model_trainer(params, family, model).model_copy(update={"num_workers": args.workers})
+    steps_per_epoch = len(get_family(family).build_task(model, params).datasets()["train"]) // trainer.batch_size
+    row: dict[str, Any] = {"batch_size": trainer.batch_size, "steps": steps_per_epoch * args.epochs,
+                           "precision": trainer.precision}
+    row["reference"] = reference_step(family, model, params, trainer, device, args.reference_steps)
+    if name in args.side_by_side:
+        _reset(device)
+        row["plain"] = plain_loop(family, model, params, trainer, args.epochs)
+    row["harness"] = ours = harness_run(family, model, params, trainer, args.epochs, device)
+    last = ours["images_per_s"][-1]
+    row["harness_vs_reference"] = last / row["reference"]["images_per_s"]
+    if "plain" in row:
+        row["harness_vs_plain"] = last / row["plain"]["images_per_s"][-1]
+    row["gpu_memory_fraction"] = ours["gpu_peak_gib"] / total_gib if total_gib else float("nan")
+    loss = next(iter(ours["losses"].values()))
+    row["loss_falls"] = loss[-1] < loss[0]
+    return row
+
+
+def _line(name: str, row: dict[str, Any]) -> str:
+    if "error" in row:
+        return f"| {name} | FAILED: {row['error']} |"
+    ours, ref = row["harness"], row["reference"]
+    plain = f"{row['plain']['images_per_s'][-1]:,.0f}" if "plain" in row else "-"
+    vs_plain = f"{row['harness_vs_plain']:.3f}" if "harness_vs_plain" in row else "-"
+    loss = " -> ".join(f"{v:.3f}" for v in next(iter(ours["losses"].values())))
+    return (f"| {name} | {row['batch_size']} | {row['steps']} | {ref['images_per_s']:,.0f} | {plain} | "
+            f"{ours['images_per_s'][-1]:,.0f} | {row['harness_vs_reference']:.3f} | {vs_plain} | "
+            f"{ours['gpu_peak_gib']:.1f} ({100 * row['gpu_memory_fraction']:.0f}%) | {loss} | {ours['metric']:.4f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", default=list(DEFAULT_MODELS))
+    parser.add_argument("--side-by-side", nargs="*", default=list(DEFAULT_SIDE_BY_SIDE))
+    parser.add_argument("--steps", type=int, default=100, help="training steps per model (at least)")
+    parser.add_argument("--epochs", type=int, default=2, help="the steps are split over this many epochs")
+    parser.add_argument("--reference-steps", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=0, help="0: Ray Train local mode; 1: one Ray Train worker")
+    parser.add_argument("--workdir", default=None, help="data/ and models/ of the run (default: a temp dir)")
+    parser.add_argument("--deadline-s", type=float, default=None, help="start no model after this many seconds")
+    parser.add_argument("--json", default=None, help="write every result here (rewritten after each model)")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--tiny", action="store_true", help="64-px images, batch 2: a CPU dry run")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    bench.gpu_throughput.DEVICE = device  # its plain loop's device
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench.gpu_profile needs a CUDA GPU (--device cpu --tiny for a dry run)")
+    begun = time.perf_counter()
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="gpu-profile-")).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    raw = profile_params(workdir / "data", args.steps, args.epochs, args.tiny, device, tuple(args.models))
+    os.environ["COURSELAB_ROOT"] = str(workdir)  # models/evaluator and relative paths: the run's own
+    prepare_s = prepare(raw, workdir)
+    params = parse_params(raw, "params.yaml + params-gpu.yaml (bench)")
+    if any(name.startswith("generative/") for name in args.models):
+        prepare_s += quick_evaluator(params)
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu"
+    total_gib = torch.cuda.get_device_properties(0).total_memory / GIB if device.type == "cuda" else 0.0
+    results: dict[str, Any] = {"device": name, "torch": torch.__version__, "total_gib": total_gib,
+                               "prepare_s": prepare_s, "models": {}}
+    print(f"{name} ({total_gib:.0f} GiB); torch {torch.__version__}; stand-ins prepared in {prepare_s:.0f} s",
+          flush=True)
+    results["resnet50"] = yardstick = resnet50_reference(device, args.reference_steps, args.tiny)
+    print(f"ResNet-50 224 px batch {yardstick['batch_size']} bf16 step: {yardstick['images_per_s']:,.0f} img/s, "
+          f"{yardstick['gpu_peak_gib']:.1f} GiB", flush=True)
+    print("| model | batch | steps | reference img/s | plain img/s | harness img/s | harness/reference | "
+          "harness/plain | peak GiB (% of card) | train loss per epoch | val headline |", flush=True)
+    for model_name in args.models:
+        started = time.perf_counter()
+        if args.deadline_s is not None and started - begun > args.deadline_s:
+            print(f"| {model_name} | skipped: past --deadline-s {args.deadline_s:g} |", flush=True)
+            continue
+        try:
+            row = measure(model_name, params, args, device, total_gib)
+        except Exception as error:  # one model's failure must not hide the others' results
+            row = {"error": f"{type(error).__name__}: {error}"[:300], "traceback": traceback.format_exc()}
+        row["wall_s"] = time.perf_counter() - started
+        results["models"][model_name] = row
+        print(_line(model_name, row) + f"  ({row['wall_s']:.0f} s)", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()

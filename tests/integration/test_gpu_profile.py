@@ -1,0 +1,55 @@
+"""The GPU profile (params-gpu.yaml) at tiny scale on the synthetic stand-ins, through the real
+stage entry points, so the profile cannot rot. CI has no GPU: CPU, fp32, local mode, 64-px
+images, a few images per split; every other value (datasets, paper-size models) is the profile's."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from tools.profile import merged, profile_overrides
+
+pytestmark = pytest.mark.slow
+
+STAGES = (("segmentation", "fcn"), ("segmentation", "dilated"), ("detection", "faster_rcnn"),
+          ("detection", "mask_rcnn"), ("generative", "dcgan"))
+
+
+def _tiny_profile(root) -> dict:
+    raw = merged(yaml.safe_load((root / "params.yaml").read_text()), profile_overrides("gpu", synthetic=True))
+    raw["trainer"].update(num_workers=0, use_gpu=False, cpus_per_worker=1)
+    for family in ("segmentation", "detection", "generative"):
+        raw[family]["trainer"].update(use_gpu=False, precision="fp32", batch_size=4, eval_batch_size=8, figure_every=1)
+        for model in raw[family]["models"].values():
+            model["epochs"] = 1
+            if "batch_size" in model:
+                model["batch_size"] = None
+    raw["data"]["voc"].update(image_size=64, synthetic_fraction=0.01)  # 15 train ids: 13 train, 2 val; 14 test
+    raw["data"]["coco"].update(image_size=64, max_train_images=14, max_test_images=4)
+    raw["data"]["mnist"]["synthetic_fraction"] = 0.003  # 180 train ids, 30 test
+    raw["generative"]["evaluator"].update(epochs=1, min_test_accuracy=0.0)
+    raw["generative"]["fid"].update(num_generated=20, reference_split="val")
+    return raw
+
+
+def test_gpu_profile_stages_run_on_the_stand_ins(workdir):
+    from pipelines import evaluator, prepare, train
+
+    (workdir / "params.yaml").write_text(yaml.safe_dump(_tiny_profile(workdir), sort_keys=False))
+    prepare.main([])
+    for name, classes in (("voc", 21), ("coco", 81), ("mnist", 10)):
+        meta = json.loads((workdir / "data" / name / "meta.json").read_text())
+        assert len(meta["class_names"]) == classes, name
+    evaluator.main([])
+    for family, model in STAGES:
+        train.main([family, model])
+        metrics = json.loads((workdir / "metrics" / f"{family}-{model}.json").read_text())
+        headline = metrics["headline_metric"]
+        assert headline in metrics and torch.isfinite(torch.tensor(metrics[headline])), (family, model)
+        export = torch.load(workdir / "models" / family / model / "model.pt", weights_only=False)
+        if family != "generative":  # the paper-size torchvision networks, not the embedded ones
+            assert export["arch"]["backbone"] in ("resnet50", "resnet50_fpn"), (family, model)
+            assert sum(v.numel() for k, v in export["state_dict"].items() if "layer4" in k) > 10**7
