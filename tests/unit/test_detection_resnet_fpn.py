@@ -19,6 +19,7 @@ from components.config import parse_params
 from components.errors import UserError
 from components.families.detection.task import TRAINING_KEYS, build_detector, load_exported
 from tests.conftest import tiny_params_dict
+from tests.detections import check_predictions
 
 NUM_CLASSES, SIZE = 11, 64
 TORCHVISION = {
@@ -71,11 +72,7 @@ def test_paper_detectors_train_and_predict_on_grey_and_rgb(model, channels):
     net.eval()
     with torch.no_grad():
         preds = net(images)
-    assert len(preds) == 2
-    for p in preds:
-        assert p["boxes"].shape[1:] == (4,) and len(p["boxes"]) == len(p["scores"]) == len(p["labels"]) <= 100
-        assert (p["boxes"] >= 0).all() and (p["boxes"] <= SIZE).all()
-        assert ((p["labels"] >= 1) & (p["labels"] < NUM_CLASSES)).all()
+    check_predictions(preds, 2, SIZE, NUM_CLASSES)
 
 
 @pytest.mark.parametrize("model", TORCHVISION)

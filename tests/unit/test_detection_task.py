@@ -15,6 +15,7 @@ from components.errors import UserError
 from components.families.detection.models import TORCHVISION_MODELS, ConvBackbone
 from components.families.detection.task import DetectionDataset, augmentation, build_detector, collate
 from tests.conftest import tiny_params_dict
+from tests.detections import check_predictions
 
 NUM_CLASSES, CHANNELS, SIZE = 11, 1, 64
 
@@ -53,11 +54,8 @@ def test_torchvision_detectors_train_and_predict(model):
     net.eval()
     with torch.no_grad():
         preds = net(images)
-    assert len(preds) == 2
+    check_predictions(preds, 2, SIZE, NUM_CLASSES)
     for p in preds:
-        assert p["boxes"].shape[1:] == (4,) and len(p["boxes"]) == len(p["scores"]) == len(p["labels"]) <= 100
-        assert (p["boxes"] >= 0).all() and (p["boxes"] <= SIZE).all()
-        assert ((p["labels"] >= 1) & (p["labels"] < NUM_CLASSES)).all()
         if model == "mask_rcnn":
             assert p["masks"].shape == (len(p["boxes"]), 1, SIZE, SIZE)
 
