@@ -221,6 +221,43 @@ def resnet50_reference(device: torch.device, steps: int, tiny: bool) -> dict[str
             "batch_size": batch, "image_size": size}
 
 
+def dqn_throughput(params, seconds: float, device: torch.device) -> dict[str, Any]:
+    """The profile's DQN on Breakout through RLlib (env runners sampling, the local learner on the
+    GPU): env steps/s and replayed transitions/s after the first updates; ``learning_starts`` is
+    lowered to 2,000 steps so updates begin within the measurement. Nothing is checkpointed."""
+    import ray  # noqa: PLC0415
+
+    from components.families.rl.dqn.config import build_dqn_config  # noqa: PLC0415
+    from components.families.rl.envs import env_config, register_envs  # noqa: PLC0415
+    from components.runtime import ray_init  # noqa: PLC0415
+
+    cfg = params.rl.algos.dqn.model_copy(update={"learning_starts": 2000})
+    if device.type == "cpu":  # a dry run: sample in the driver, learn on CPU
+        cfg = cfg.model_copy(update={"num_env_runners": 0, "num_gpus_per_learner": 0, "replay_capacity": 5000,
+                                     "learning_starts": 500, "training_intensity": 1.0})
+    ray_init()
+    register_envs()  # as the rl stage does: Breakout and the grid world, for RLlib's env creators
+    _reset(device)
+    algo = build_dqn_config(cfg, env_config("dqn", params), params.seed).build_algo()
+    try:
+        started, timed = time.perf_counter(), None
+        while True:
+            steps = int(algo.train().get("num_env_steps_sampled_lifetime", 0))
+            now = time.perf_counter()
+            if timed is None and steps > cfg.learning_starts:  # updating from here on: start the clock
+                timed = (now, steps)
+            elif timed is not None and now - started >= seconds and steps > timed[1]:
+                break
+            if now - started > 3 * seconds:
+                raise RuntimeError(f"fewer than two iterations with updates in {3 * seconds:g} s ({steps} env steps)")
+        rate = (steps - timed[1]) / (now - timed[0])
+    finally:
+        algo.stop()
+        ray.shutdown()
+    return {"env_steps_per_s": rate, "replayed_per_s": rate * (cfg.training_intensity or 1.0),
+            "env_steps": steps, "gpu_peak_gib": _peak(device), "num_env_runners": cfg.num_env_runners}
+
+
 def harness_run(family: str, model: str, params, trainer, epochs: int, device: torch.device) -> dict[str, Any]:
     """``fit()`` on the profile's trainer; per-epoch images/s, loss and peak memory from its history."""
     _reset(device)
@@ -287,6 +324,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write every result here (rewritten after each model)")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--tiny", action="store_true", help="64-px images, batch 2: a CPU dry run")
+    parser.add_argument("--dqn-seconds", type=float, default=0, help="also run the profile's Breakout DQN this long")
     args = parser.parse_args()
     device = torch.device(args.device)
     bench.gpu_throughput.DEVICE = device  # its plain loop's device
@@ -324,6 +362,17 @@ def main() -> None:
         row["wall_s"] = time.perf_counter() - started
         results["models"][model_name] = row
         print(_line(model_name, row) + f"  ({row['wall_s']:.0f} s)", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    if args.dqn_seconds:
+        try:
+            results["dqn"] = dqn = dqn_throughput(params, args.dqn_seconds, device)
+            print(f"rl/dqn Breakout ({dqn['num_env_runners']} env runners): {dqn['env_steps_per_s']:,.0f} env steps/s, "
+                  f"{dqn['replayed_per_s']:,.0f} replayed transitions/s, learner peak {dqn['gpu_peak_gib']:.2f} GiB",
+                  flush=True)
+        except Exception as error:  # after the image families: their results stay
+            results["dqn"] = {"error": f"{type(error).__name__}: {error}"[:300], "traceback": traceback.format_exc()}
+            print(f"rl/dqn FAILED: {results['dqn']['error']}", flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
 

@@ -103,6 +103,19 @@ def run_rllib(algo: str, params: Params, run_key: str, logger: tracking.RunLogge
     }
 
 
+def check_learner_gpu(algo: str, params) -> None:
+    """A learner asked to train on a GPU needs one visible here: one line before Ray starts."""
+    cfg = getattr(params.rl.algos, algo)
+    wanted = getattr(cfg, "num_gpus_per_learner", 0)  # the tabular methods have none
+    if not wanted:
+        return
+    import torch  # noqa: PLC0415 (the tabular stages never load it)
+
+    if not torch.cuda.is_available():
+        raise UserError(f"rl.algos.{algo}.num_gpus_per_learner is {wanted:g}, but no CUDA GPU is visible to this "
+                        f"process; set it to 0 to train the learner on CPUs")
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -114,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
 
     params = with_absolute_paths(load_params(args.params))
     params, tuned_tags = apply_tuned(params, repo_root(), FAMILY.name, args.algo)  # tune_rl's best values, if any
+    check_learner_gpu(args.algo, params)
     identity = run_identity(args.algo, params)
     digest = params_hash(identity)
     run_key = f"rl-{args.algo}-{digest}"

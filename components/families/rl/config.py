@@ -63,6 +63,7 @@ class RLlibAlgoBase(Section):
     activation: Literal["tanh", "relu"]
     eval_episodes: PositiveInt  # greedy (explore=False) episodes after training: rl/greedy_return_mean
     checkpoint_every: PositiveInt  # iterations between checkpoints (and after the last)
+    num_gpus_per_learner: Annotated[float, Field(ge=0, le=1)]  # > 0: the (local) learner trains on a GPU
 
 
 class DQNConfig(RLlibAlgoBase):
