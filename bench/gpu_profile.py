@@ -2,7 +2,7 @@
 
     python -m bench.gpu_profile [--models family/model ...] [--side-by-side family/model ...]
                                 [--steps 100] [--epochs 2] [--workers 0] [--data-root DIR]
-                                [--json PATH] [--device cuda|cpu] [--tiny]
+                                [--dqn-seconds S] [--json PATH] [--device cuda|cpu] [--tiny]
 
 Data: the profile's datasets as synthetic stand-ins at the real sizes (``data.<name>.synthetic``),
 written by the real prepare stage under ``--data-root``; each stand-in is drawn just large enough
@@ -16,11 +16,13 @@ Per model, in one process, with the same task, batches and precision (bf16):
    ResNet-50 at 224 px, batch 256, for comparison with published ResNet-50 throughput.
 2. **plain** (``--side-by-side`` models): the family's task stepped by a plain PyTorch loop over
    the harness's own loaders, as torchvision's references' ``train_one_epoch`` does.
-3. **harness**: ``fit()`` (``--workers 0``: Ray Train's local mode in this process; ``1``: one
-   Ray Train worker), its own per-epoch images/s, loss and peak memory.
+3. **harness**: ``fit()`` (``--workers 0``: Ray Train's local mode in this process; ``N``: N Ray
+   Train workers on a local Ray, one GPU each, DDP from 2), its own per-epoch images/s (all
+   workers together), loss and peak memory (rank 0's).
 
 Reported: images/s (last epoch; the first pays cuDNN's algorithm search), harness/reference and
 harness/plain ratios, peak GPU memory (GiB and % of the card), the training loss per epoch.
+``--dqn-seconds S`` adds the profile's Breakout DQN (RLlib, learner on the GPU): env steps/s.
 ``--device cpu --tiny`` is a dry run of the code paths on a machine without a GPU.
 """
 
@@ -105,7 +107,7 @@ def profile_params(data_root: Path, steps: int, epochs: int, tiny: bool, device:
     if device.type == "cpu":
         for family in ("segmentation", "detection", "generative"):
             raw[family]["trainer"].update(use_gpu=False, precision="fp32" if tiny else "bf16")
-        raw["trainer"]["use_gpu"] = False
+        raw["trainer"].update(use_gpu=False, cpus_per_worker=1)
     for family, dataset in (("segmentation", "voc"), ("detection", "coco"), ("generative", "mnist")):
         section = raw["data"][dataset]
         mine = [m.split("/")[1] for m in models if m.startswith(family + "/")]
@@ -235,7 +237,9 @@ def dqn_throughput(params, seconds: float, device: torch.device) -> dict[str, An
     if device.type == "cpu":  # a dry run: sample in the driver, learn on CPU
         cfg = cfg.model_copy(update={"num_env_runners": 0, "num_gpus_per_learner": 0, "replay_capacity": 5000,
                                      "learning_starts": 500, "training_intensity": 1.0})
-    ray_init()
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray_init()
     register_envs()  # as the rl stage does: Breakout and the grid world, for RLlib's env creators
     _reset(device)
     algo = build_dqn_config(cfg, env_config("dqn", params), params.seed).build_algo()
@@ -253,7 +257,8 @@ def dqn_throughput(params, seconds: float, device: torch.device) -> dict[str, An
         rate = (steps - timed[1]) / (now - timed[0])
     finally:
         algo.stop()
-        ray.shutdown()
+        if started_ray:
+            ray.shutdown()
     return {"env_steps_per_s": rate, "replayed_per_s": rate * (cfg.training_intensity or 1.0),
             "env_steps": steps, "gpu_peak_gib": _peak(device), "num_env_runners": cfg.num_env_runners}
 
@@ -318,7 +323,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="training steps per model (at least)")
     parser.add_argument("--epochs", type=int, default=2, help="the steps are split over this many epochs")
     parser.add_argument("--reference-steps", type=int, default=30)
-    parser.add_argument("--workers", type=int, default=0, help="0: Ray Train local mode; 1: one Ray Train worker")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="0: Ray Train local mode; N >= 1: N Ray Train workers, one GPU each (DDP from 2)")
     parser.add_argument("--workdir", default=None, help="data/ and models/ of the run (default: a temp dir)")
     parser.add_argument("--deadline-s", type=float, default=None, help="start no model after this many seconds")
     parser.add_argument("--json", default=None, help="write every result here (rewritten after each model)")
@@ -345,6 +351,10 @@ def main() -> None:
                                "prepare_s": prepare_s, "models": {}}
     print(f"{name} ({total_gib:.0f} GiB); torch {torch.__version__}; stand-ins prepared in {prepare_s:.0f} s",
           flush=True)
+    if args.workers:
+        from components.runtime import ray_init  # noqa: PLC0415
+
+        ray_init()  # the worker path trains on a local Ray (the GPUs it sees)
     results["resnet50"] = yardstick = resnet50_reference(device, args.reference_steps, args.tiny)
     print(f"ResNet-50 224 px batch {yardstick['batch_size']} bf16 step: {yardstick['images_per_s']:,.0f} img/s, "
           f"{yardstick['gpu_peak_gib']:.1f} GiB", flush=True)
