@@ -1,11 +1,11 @@
 """Benchmark the GPU profile (params-gpu.yaml): each model at its papers' size on one GPU.
 
     python -m bench.gpu_profile [--models family/model ...] [--side-by-side family/model ...]
-                                [--steps 100] [--epochs 2] [--workers 0] [--data-root DIR]
+                                [--steps 100] [--epochs 2] [--workers 0] [--workdir DIR] [--deadline-s S]
                                 [--dqn-seconds S] [--json PATH] [--device cuda|cpu] [--tiny]
 
 Data: the profile's datasets as synthetic stand-ins at the real sizes (``data.<name>.synthetic``),
-written by the real prepare stage under ``--data-root``; each stand-in is drawn just large enough
+written by the real prepare stage under ``--workdir``/data; each stand-in is drawn just large enough
 (``synthetic_fraction``) for ``--steps`` training steps in ``--epochs`` epochs at the profile's batch.
 
 Per model, in one process, with the same task, batches and precision (bf16):
