@@ -191,7 +191,7 @@ def reference_step(family: str, model: str, params, trainer, device: torch.devic
     _sync(device)
     elapsed = time.perf_counter() - started
     return {"images_per_s": steps * trainer.batch_size / elapsed, "gpu_peak_gib": _peak(device),
-            "ms_per_step": 1000 * elapsed / steps}
+            "ms_per_step": 1000 * elapsed / steps, "steps_per_epoch": len(loader)}
 
 
 def resnet50_reference(device: torch.device, steps: int, tiny: bool) -> dict[str, Any]:
@@ -286,10 +286,9 @@ def harness_run(family: str, model: str, params, trainer, epochs: int, device: t
 def measure(name: str, params, args, device: torch.device, total_gib: float) -> dict[str, Any]:
     family, model = name.split("/")
     trainer = model_trainer(params, family, model).model_copy(update={"num_workers": args.workers})
-    steps_per_epoch = len(get_family(family).build_task(model, params).datasets()["train"]) // trainer.batch_size
-    row: dict[str, Any] = {"batch_size": trainer.batch_size, "steps": steps_per_epoch * args.epochs,
-                           "precision": trainer.precision}
+    row: dict[str, Any] = {"batch_size": trainer.batch_size, "precision": trainer.precision}
     row["reference"] = reference_step(family, model, params, trainer, device, args.reference_steps)
+    row["steps"] = row["reference"]["steps_per_epoch"] * args.epochs  # the harness's and the plain loop's
     if name in args.side_by_side:
         _reset(device)
         row["plain"] = plain_loop(family, model, params, trainer, args.epochs)
