@@ -4,9 +4,9 @@
 
 Embedded datasets (``digits``, ``scenes``, ``grammar_en_de``) are generated from the seed; ``voc``,
 ``voc_detection``, ``coco``, ``mnist`` and ``parallel`` are read from local paths when their
-``data.<name>.root`` is set. With ``data.<name>.synthetic: true`` (root null), ``voc``, ``coco`` and
-``mnist`` are instead generated from the seed as stand-ins of the real dataset's size, in its
-loader's format (``components.data.synthetic``). Order: the real datasets (a wrong path fails
+``data.<name>.root`` is set. With ``data.<name>.synthetic: true`` (root null), each is instead
+generated from the seed as a stand-in of the real dataset's size, in its loader's format
+(``components.data.synthetic``). Order: the real datasets (a wrong path fails
 before minutes of generation), the embedded datasets (seconds), then the stand-ins (up to
 minutes). Each dataset directory is written to a temporary path and renamed on success.
 """
@@ -23,7 +23,13 @@ from components.data.coco import load_coco_instances
 from components.data.digits import build_digits
 from components.data.mnist import load_mnist
 from components.data.scenes import build_scenes
-from components.data.synthetic import build_synthetic_coco, build_synthetic_mnist, build_synthetic_voc
+from components.data.synthetic import (
+    build_synthetic_coco,
+    build_synthetic_mnist,
+    build_synthetic_parallel,
+    build_synthetic_voc,
+    build_synthetic_voc_detection,
+)
 from components.data.translation import build_grammar_corpus, load_parallel_corpus
 from components.data.voc import load_voc_segmentation
 from components.data.voc_detection import load_voc_detection
@@ -91,6 +97,14 @@ def main(argv: list[str] | None = None) -> None:
     if data.mnist.synthetic:
         build("mnist", builder=lambda out: build_synthetic_mnist(
             out, seed=seed, val_fraction=data.mnist.val_fraction, fraction=data.mnist.synthetic_fraction))
+    if data.voc_detection.synthetic:
+        vd = data.voc_detection
+        build("voc_detection", builder=lambda out: build_synthetic_voc_detection(
+            out, seed=seed, image_size=vd.image_size, val_fraction=vd.val_fraction, fraction=vd.synthetic_fraction))
+    if data.parallel.synthetic:
+        pc = data.parallel
+        build("parallel", builder=lambda out: build_synthetic_parallel(
+            out, seed=seed, source_lang=pc.source_lang, target_lang=pc.target_lang, fraction=pc.synthetic_fraction))
 
 
 if __name__ == "__main__":

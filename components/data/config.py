@@ -13,8 +13,8 @@ from components.schema import Fraction, NonNegativeInt, PositiveInt, Section, ke
 
 # The real datasets read from a local folder: data.<name>.root
 SOURCES = ("voc", "mnist", "coco", "voc_detection", "parallel")
-# The real datasets with a generated stand-in (components/data/synthetic.py): data.<name>.synthetic
-SYNTHETIC = ("voc", "mnist", "coco")
+# The real datasets with a generated stand-in (components/data/synthetic/): data.<name>.synthetic
+SYNTHETIC = ("voc", "mnist", "coco", "voc_detection", "parallel")
 
 # Of a real dataset's image counts: (0, 1], 1.0 = the real scale
 Share = Annotated[float, Field(gt=0, le=1)]
@@ -88,6 +88,8 @@ class VocDetectionConfig(Section):
     year: str
     image_size: Annotated[int, Field(ge=32, le=1024, multiple_of=16)]
     val_fraction: Fraction
+    synthetic: bool  # generate the VOC 2007 detection stand-in instead of reading root (which must be None)
+    synthetic_fraction: Share  # of the real image counts the stand-in draws
 
 
 class GrammarEnDeConfig(Section):
@@ -119,6 +121,8 @@ class ParallelConfig(Section):
     source_lang: str
     target_lang: str
     val_fraction: Fraction  # of train, when there are no val.<lang> files
+    synthetic: bool  # generate the Multi30k stand-in (en/de) instead of reading root (which must be None)
+    synthetic_fraction: Share  # of the real pair counts the stand-in draws
 
 
 class DataConfig(Section):

@@ -22,6 +22,9 @@ from components.data.schema import (
     read_meta,
     read_split,
 )
+from components.data.synthetic import base, dense
+from components.data.synthetic import coco as synthetic_coco
+from components.data.synthetic import mnist as synthetic_mnist
 from components.errors import UserError
 from tests.unit.test_data_coco import load as load_coco_fixture
 from tests.unit.test_data_coco import make_coco
@@ -238,7 +241,7 @@ def test_voc_masks_have_a_boundary_band_and_coco_masks_none(built):
 def test_voc_band_is_about_five_pixels_at_512():
     owner = np.full((512, 512), -1, np.int16)
     owner[100:300, 100:300] = 0
-    band = synthetic._band(owner, round(synthetic.VOC_BOUNDARY * 512))
+    band = dense._band(owner, round(synthetic.VOC_BOUNDARY * 512))
     assert band[200].sum() == 2 * 5  # a straight edge on each side, 5 px wide
 
 
@@ -261,7 +264,7 @@ def test_each_split_draws_only_its_own_digits(tmp_path, monkeypatch):
     index = {im.tobytes(): i for i, im in enumerate(images)}
     used = {split: set() for split in SPLITS}
     current = {}
-    write_dense, patch, jittered = synthetic._write_dense, synthetic._patch, synthetic._jittered
+    write_dense, patch, jittered = synthetic_coco._write_dense, dense._patch, synthetic_mnist._jittered
 
     def recording_write(path, *args):
         current["split"] = path.stem
@@ -271,16 +274,17 @@ def test_each_split_draws_only_its_own_digits(tmp_path, monkeypatch):
         used[current["split"]].add(index[digit.tobytes()])
         return patch(rng, digit, *args)
 
-    monkeypatch.setattr(synthetic, "_write_dense", recording_write)
-    monkeypatch.setattr(synthetic, "_patch", recording_patch)
+    monkeypatch.setattr(synthetic_coco, "_write_dense", recording_write)
+    monkeypatch.setattr(dense, "_patch", recording_patch)
     _coco(tmp_path / "coco", fraction=0.0005, image_size=32)
-    pools = synthetic._digits(0).pools
+    pools = base._digits(0).pools
     for split in SPLITS:
         assert used[split] and used[split] <= set(pools[split].tolist()), split
     assert not used["test"] & (set(pools["train"].tolist()) | set(pools["val"].tolist()))
 
     batches = []
-    monkeypatch.setattr(synthetic, "_jittered", lambda rng, digits: batches.append(digits) or jittered(rng, digits))
+    recording_jittered = lambda rng, digits: batches.append(digits) or jittered(rng, digits)  # noqa: E731
+    monkeypatch.setattr(synthetic_mnist, "_jittered", recording_jittered)
     meta = _mnist(tmp_path / "mnist")
     drawn = [index[d.tobytes()] for d in np.concatenate(batches)]
     bounds = np.cumsum([0, *(meta.sizes[split] for split in SPLITS)])
@@ -342,3 +346,164 @@ def test_prepare_writes_the_stand_ins(tmp_path, tiny_params, capsys):
     assert (metas["voc"].height, metas["coco"].height, metas["mnist"].height) == (32, 32, 28)
     assert (tmp_path / "data" / "coco" / "instances_test.json").is_file()
     assert "prepare: coco: train 22, val 2, test 1" in capsys.readouterr().out
+
+
+# --- VOC 2007 detection and Multi30k ------------------------------------------------------------------------------
+
+
+def _voc_detection(out, seed=0, fraction=0.06, image_size=64):
+    return synthetic.build_synthetic_voc_detection(
+        out, seed=seed, image_size=image_size, val_fraction=0.1, fraction=fraction
+    )
+
+
+def _parallel(out, seed=0, fraction=0.05, source_lang="en", target_lang="de"):
+    return synthetic.build_synthetic_parallel(
+        out, seed=seed, source_lang=source_lang, target_lang=target_lang, fraction=fraction
+    )
+
+
+@pytest.fixture(scope="module")
+def built_more(tmp_path_factory):
+    """VOC detection (150 train ids + 151 test) and Multi30k (1,450 + 51 + 50 pairs) stand-ins."""
+    root = tmp_path_factory.mktemp("synthetic_more")
+    return {
+        "voc_detection": (root / "voc_detection", _voc_detection(root / "voc_detection")),
+        "parallel": (root / "parallel", _parallel(root / "parallel")),
+    }
+
+
+def test_voc_detection_and_multi30k_counts_are_the_real_datasets():
+    assert synthetic.voc_detection_counts(1.0, 0.1) == {"train": 2251, "val": 250, "test": 2510}
+    assert synthetic.voc_detection_counts(1e-6, 0.1) == {"train": 5, "val": 1, "test": 1}
+    assert synthetic.parallel_counts(1.0) == {"train": 29000, "val": 1014, "test": 1000} == synthetic.MULTI30K_SIZES
+    assert synthetic.parallel_counts(0.01) == {"train": 290, "val": 10, "test": 10}
+    assert synthetic.parallel_counts(1e-6) == {"train": 1, "val": 1, "test": 1}
+
+
+def test_voc_detection_and_multi30k_built_sizes_follow_the_counts(built_more):
+    assert built_more["voc_detection"][1].sizes == synthetic.voc_detection_counts(0.06, 0.1)
+    assert built_more["parallel"][1].sizes == synthetic.parallel_counts(0.05) == {"train": 1450, "val": 51, "test": 50}
+    for directory, meta in built_more.values():
+        assert {split: read_split(directory, split).num_rows for split in SPLITS} == meta.sizes
+
+
+def test_voc_detection_is_written_as_the_voc_detection_loader_writes(built_more, tmp_path):
+    from components.data.voc_detection import load_voc_detection
+    from tests.unit.test_data_voc_detection import make_voc as make_voc_detection
+
+    make_voc_detection(tmp_path / "VOCdevkit")
+    load_voc_detection(tmp_path / "VOCdevkit", tmp_path / "real", image_size=20, val_fraction=0.25, seed=0)
+    directory, meta = built_more["voc_detection"]
+    _same_format(directory, tmp_path / "real")
+    real = read_meta(tmp_path / "real")
+    assert (meta.name, len(meta.class_names), meta.ignore_index) == (real.name, 21, voc.IGNORE_INDEX)
+    for split in SPLITS:
+        table = read_split(directory, split)
+        assert (decode_semantic_masks(table) == voc.IGNORE_INDEX).all()  # no segmentation, as the loader
+        assert all(masks == [] for masks in table.column("instance_masks").to_pylist())
+        assert read_split(directory, split).schema.remove_metadata() == DENSE
+
+
+def test_voc_detection_instances_json_hold_the_rows_without_masks(built_more):
+    directory, meta = built_more["voc_detection"]
+    for split in ("val", "test"):
+        data = json.loads((directory / f"instances_{split}.json").read_text())
+        coco.validate_coco(data, split)
+        assert [c["name"] for c in data["categories"]] == meta.class_names[1:]
+        table = read_split(directory, split)
+        rows = [
+            (row, box, label)
+            for row, (boxes, labels) in enumerate(
+                zip(table.column("boxes").to_pylist(), table.column("labels").to_pylist(), strict=True)
+            )
+            for box, label in zip(boxes, labels, strict=True)
+        ]
+        assert [(a["image_id"], a["bbox"], a["category_id"]) for a in data["annotations"]] == [
+            (row, [x0, y0, x1 - x0, y1 - y0], label) for row, (x0, y0, x1, y1), label in rows
+        ]
+        assert all(a["iscrowd"] == 0 and "segmentation" not in a for a in data["annotations"])
+        assert len(data["images"]) == meta.sizes[split]
+
+
+def test_voc_detection_objects_per_image_are_voc2007s(built_more):
+    counts = [len(labels) for labels in read_split(built_more["voc_detection"][0], "test").column("labels").to_pylist()]
+    real = synthetic.VOC2007_OBJECTS_PER_IMAGE
+    assert len(counts) >= 150 and abs(np.mean(counts) - real) < 0.1 * real, np.mean(counts)
+    assert min(counts) >= 1  # VOC's Main images each hold an object
+
+
+def test_multi30k_is_written_as_the_parallel_loader_writes(built_more, tmp_path):
+    from components.data.translation import load_parallel_corpus
+    from tests.unit.test_data_translation import _corpus_files
+
+    _corpus_files(tmp_path / "multi30k", val=True)
+    load_parallel_corpus(tmp_path / "multi30k", tmp_path / "real", source_lang="en", target_lang="de", seed=0,
+                         val_fraction=0.25)  # fmt: skip
+    directory, meta = built_more["parallel"]
+    _same_format(directory, tmp_path / "real")
+    assert (meta.name, meta.languages) == (read_meta(tmp_path / "real").name, ["en", "de"])
+    for split in SPLITS:
+        assert read_split(directory, split).column("id").to_pylist() == list(range(meta.sizes[split]))
+
+
+def test_multi30k_lengths_centre_on_multi30ks_and_no_sentence_repeats(built_more):
+    from components.data.text import tokenize
+
+    sources = [s for split in SPLITS for s in read_split(built_more["parallel"][0], split).column("source").to_pylist()]
+    lengths = np.array([len(tokenize(s)) for s in sources])
+    assert abs(lengths.mean() - synthetic.MULTI30K_MEAN_TOKENS) < 0.4, lengths.mean()
+    assert lengths.min() >= 4 and lengths.max() <= 40 and lengths.std() > 3
+    assert len(set(sources)) == len(sources)
+
+
+def test_multi30k_de_en_swaps_the_pairs_and_other_languages_are_refused(tmp_path):
+    en_de = _parallel(tmp_path / "en_de", fraction=0.001)
+    de_en = _parallel(tmp_path / "de_en", fraction=0.001, source_lang="de", target_lang="en")
+    assert de_en.languages == ["de", "en"] and de_en.sizes == en_de.sizes
+    a, b = read_split(tmp_path / "en_de", "train"), read_split(tmp_path / "de_en", "train")
+    assert a.column("source").to_pylist() == b.column("target").to_pylist()
+    with pytest.raises(UserError, match=r"data\.parallel\.source_lang/target_lang are 'en'/'fr'"):
+        _parallel(tmp_path / "fr", target_lang="fr")
+
+
+def test_voc_detection_and_multi30k_same_seed_same_bytes(tmp_path):
+    for name, build, small in (("voc_detection", _voc_detection, {"fraction": 0.004, "image_size": 32}),
+                               ("parallel", _parallel, {"fraction": 0.002})):  # fmt: skip
+        files = []
+        for out, seed in (("a", 0), ("b", 0), ("c", 1)):
+            build(tmp_path / name / out, seed=seed, **small)
+            files.append({p.name: p.read_bytes() for p in (tmp_path / name / out).iterdir()})
+        assert files[0] == files[1], name
+        assert files[0]["train.parquet"] != files[2]["train.parquet"], name
+
+
+@pytest.mark.parametrize("name", ["voc_detection", "parallel"])
+def test_voc_detection_and_parallel_synthetic_with_a_root_is_refused(tmp_path, tiny_params, name):
+    tiny_params["data"][name].update(synthetic=True, root=str(tmp_path / "source"))
+    with pytest.raises(UserError, match=rf"data\.{name}\.synthetic: true generates a stand-in .* data\.{name}\.root"):
+        parse_params(tiny_params)
+
+
+def test_prepare_writes_voc_detection_and_multi30k_and_their_tasks_build(tmp_path, tiny_params):
+    params = tiny_params
+    params["data"]["root"] = str(tmp_path / "data")
+    params["data"]["voc_detection"].update(synthetic=True, synthetic_fraction=0.004, image_size=32)
+    params["data"]["parallel"].update(synthetic=True, synthetic_fraction=0.002)
+    params["detection"]["dataset"], params["translation"]["dataset"] = "voc_detection", "parallel"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    from components.families.detection.task import build_task as build_detection
+    from components.families.sequence.translation import build_task as build_translation
+    from pipelines import prepare
+
+    prepare.main(["--params", str(tmp_path / "params.yaml")])
+    metas = {name: read_meta(tmp_path / "data" / name) for name in ("voc_detection", "parallel")}
+    assert metas["voc_detection"].sizes == synthetic.voc_detection_counts(0.004, 0.1) == {
+        "train": 9, "val": 1, "test": 10,
+    }  # fmt: skip
+    assert metas["parallel"].sizes == {"train": 58, "val": 2, "test": 2}
+    parsed = parse_params(params)
+    for build, section in ((build_detection, parsed.detection), (build_translation, parsed.translation)):
+        model = next(iter(section.models.model_dump()))
+        datasets = build(model, parsed).datasets()
+        assert len(datasets["train"]) == metas[section.dataset].sizes["train"] and datasets["val"][0] is not None

@@ -268,6 +268,14 @@ def sample_pairs(
     span = max_words - min_words + 1
     lengths = [min_words + i % span for i in range(count)]
     rng.shuffle(lengths)
+    return pairs_of_lengths(rng, lengths, seen, max_tries, lex)
+
+
+def pairs_of_lengths(
+    rng: random.Random, lengths: list[int], seen: set[str], max_tries: int = 500, lex: Lexicon = FULL_LEXICON
+) -> list[tuple[str, str]]:
+    """One pair per entry of ``lengths``, its English exactly that many tokens long, none in ``seen``
+    (each accepted English sentence is added to it); ``max_tries`` failures for one length give a UserError."""
     pairs = []
     for length in lengths:
         for _ in range(max_tries):
