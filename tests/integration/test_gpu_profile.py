@@ -15,13 +15,13 @@ from tools.profile import merged, profile_overrides
 pytestmark = pytest.mark.slow
 
 STAGES = (("segmentation", "fcn"), ("segmentation", "dilated"), ("detection", "faster_rcnn"),
-          ("detection", "mask_rcnn"), ("generative", "dcgan"))
+          ("detection", "mask_rcnn"), ("generative", "dcgan"), ("translation", "transformer"))
 
 
 def _tiny_profile(root) -> dict:
     raw = merged(yaml.safe_load((root / "params.yaml").read_text()), profile_overrides("gpu", synthetic=True))
     raw["trainer"].update(num_workers=0, use_gpu=False, cpus_per_worker=1)
-    for family in ("segmentation", "detection", "generative"):
+    for family in ("segmentation", "detection", "generative", "translation"):
         raw[family]["trainer"].update(use_gpu=False, precision="fp32", batch_size=4, eval_batch_size=8, figure_every=1)
         for model in raw[family]["models"].values():
             model["epochs"] = 1
@@ -30,6 +30,7 @@ def _tiny_profile(root) -> dict:
     raw["data"]["voc"].update(image_size=64, synthetic_fraction=0.01)  # 15 train ids: 13 train, 2 val; 14 test
     raw["data"]["coco"].update(image_size=64, max_train_images=14, max_test_images=4)
     raw["data"]["mnist"]["synthetic_fraction"] = 0.003  # 180 train ids, 30 test
+    raw["data"]["parallel"]["synthetic_fraction"] = 0.001  # 29 train pairs, 1 val, 1 test
     raw["generative"]["evaluator"].update(epochs=1, min_test_accuracy=0.0)
     raw["generative"]["fid"].update(num_generated=20, reference_split="val")
     return raw
@@ -43,6 +44,7 @@ def test_gpu_profile_stages_run_on_the_stand_ins(workdir):
     for name, classes in (("voc", 21), ("coco", 81), ("mnist", 10)):
         meta = json.loads((workdir / "data" / name / "meta.json").read_text())
         assert len(meta["class_names"]) == classes, name
+    assert (workdir / "data" / "parallel" / "train.parquet").is_file()
     evaluator.main([])
     for family, model in STAGES:
         train.main([family, model])
@@ -50,6 +52,6 @@ def test_gpu_profile_stages_run_on_the_stand_ins(workdir):
         headline = metrics["headline_metric"]
         assert headline in metrics and torch.isfinite(torch.tensor(metrics[headline])), (family, model)
         export = torch.load(workdir / "models" / family / model / "model.pt", weights_only=False)
-        if family != "generative":  # the paper-size torchvision networks, not the embedded ones
+        if family in ("segmentation", "detection"):  # the paper-size torchvision networks, not the embedded ones
             assert export["arch"]["backbone"] in ("resnet50", "resnet50_fpn"), (family, model)
             assert sum(v.numel() for k, v in export["state_dict"].items() if "layer4" in k) > 10**7

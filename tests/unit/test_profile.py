@@ -30,6 +30,8 @@ def test_gpu_profile_validates_and_sets_the_paper_sizes():
     assert params.segmentation.dataset == "voc" and params.data.voc.synthetic
     assert params.detection.dataset == "coco" and params.data.coco.synthetic
     assert params.generative.dataset == "mnist" and params.data.mnist.synthetic
+    assert params.translation.dataset == "parallel" and params.data.parallel.synthetic
+    assert params.translation.models.transformer.d_model == 512
     assert params.segmentation.models.fcn.backbone == "resnet50"
     assert params.detection.models.faster_rcnn.backbone == "resnet50_fpn"
     assert params.segmentation.trainer.precision == "bf16" and params.segmentation.trainer.use_gpu
