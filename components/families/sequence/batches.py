@@ -16,7 +16,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from components.data.schema import decode_images, read_split
-from components.data.text import Vocabulary, detokenize, tokenize
+from components.data.text import Vocabulary, tokenize
 
 
 class ParallelDataset(Dataset):
@@ -24,17 +24,17 @@ class ParallelDataset(Dataset):
 
     Items are ``(source ids (S,) ending in <eos>, target ids (T,) ending in <eos>, index)``.
     ``references[i]`` holds row i's target sentence as text; ``source_lengths[i]`` its source
-    length in tokens (without <eos>), which the length buckets use.
+    length in words (without <eos>; words whatever the vocabulary's tokenizer), which the length
+    buckets use. Each vocabulary's own tokenizer (words or subwords) splits its side's text.
     """
 
     def __init__(self, directory: Path, split: str, source_vocab: Vocabulary, target_vocab: Vocabulary):
         table = read_split(directory, split)
         self.sources: list[str] = table.column("source").to_pylist()
         self.references: list[str] = table.column("target").to_pylist()
-        source_tokens = [tokenize(s) for s in self.sources]
-        self.source_lengths = [len(t) for t in source_tokens]
-        self.src = [torch.tensor(source_vocab.encode(t), dtype=torch.long) for t in source_tokens]
-        self.tgt = [torch.tensor(target_vocab.encode(tokenize(t)), dtype=torch.long) for t in self.references]
+        self.source_lengths = [len(tokenize(s)) for s in self.sources]
+        self.src = [torch.tensor(source_vocab.encode_text(s), dtype=torch.long) for s in self.sources]
+        self.tgt = [torch.tensor(target_vocab.encode_text(t), dtype=torch.long) for t in self.references]
         self.lengths = [len(s) + len(t) for s, t in zip(self.src, self.tgt, strict=True)]  # for length grouping
 
     def __len__(self) -> int:
@@ -113,6 +113,6 @@ class CaptionCollate:
 
 
 def text(vocab: Vocabulary, ids: list[int], captions: bool = False) -> str:
-    """Token ids -> detokenized text (captions keep their space-separated form)."""
-    tokens = vocab.decode(ids)
-    return " ".join(tokens) if captions else detokenize(tokens)
+    """Token ids -> detokenized text, by the vocabulary's tokenizer (captions keep their
+    space-separated form)."""
+    return " ".join(vocab.decode(ids)) if captions else vocab.decode_text(ids)

@@ -75,7 +75,9 @@ class TranslationConfig(Section):
     dataset: Literal["grammar_en_de", "parallel"]
     trainer: TrainerConfig
     decoding: TranslationDecodingConfig
-    min_freq: PositiveInt  # words seen fewer times in train become <unk>
+    min_freq: PositiveInt  # tokens seen fewer times in train become <unk>
+    tokenizer: Literal["word", "bpe"]  # word: words and punctuation | bpe: sentencepiece BPE subwords
+    vocab_size: Annotated[int, Field(ge=16)]  # bpe: at most this many pieces per language (word: unused)
     length_buckets: Annotated[list[PositiveInt], Field(min_length=1)]  # ascending upper edges of the
     # source-length buckets of the test report; the last bucket is everything longer
     models: TranslationModels

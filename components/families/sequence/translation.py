@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from components.config import Params
 from components.data.schema import DatasetMeta, read_meta, read_split
-from components.data.text import Vocabulary, tokenize
+from components.data.text import WORDS, SubwordTokenizer, Vocabulary, tokenize
 from components.families.sequence.batches import PairCollate, ParallelDataset, text
 from components.families.sequence.config import SeqModelBase, TranslationConfig
 from components.families.sequence.decoding import beam_search, greedy_decode
@@ -45,7 +45,8 @@ def run_params(model: str, params: Params) -> dict[str, Any]:
     """What a training run reads besides its model section and trainer (beam search and the length
     buckets only shape the test report, so changing them re-evaluates without retraining)."""
     section = params.translation
-    return {"min_freq": section.min_freq, "max_length_ratio": section.decoding.max_length_ratio}
+    return {"min_freq": section.min_freq, "tokenizer": section.tokenizer, "vocab_size": section.vocab_size,
+            "max_length_ratio": section.decoding.max_length_ratio}
 
 
 def build_network(model: str, arch: Mapping[str, Any], source_vocab: int, target_vocab: int, pad_id: int) -> nn.Module:
@@ -60,13 +61,22 @@ def data_dir(params: Params) -> Path:
     return resolve(params.data.root) / params.translation.dataset
 
 
-def build_vocabularies(directory: Path, min_freq: int) -> tuple[Vocabulary, Vocabulary, int]:
-    """Source and target word vocabularies of the train split (words rarer than ``min_freq`` -> <unk>),
-    and its longest source in tokens (test sentences beyond it are out of distribution)."""
+def build_vocabularies(directory: Path, min_freq: int, tokenizer: str = "word",
+                       vocab_size: int = 8000) -> tuple[Vocabulary, Vocabulary, int]:
+    """Source and target vocabularies of the train split (tokens rarer than ``min_freq`` -> <unk>),
+    and its longest source in words (test sentences beyond it are out of distribution).
+
+    ``tokenizer``: ``word`` (words and punctuation) or ``bpe`` (a sentencepiece BPE model of at
+    most ``vocab_size`` pieces per language, learned from that side of the train split)."""
     train = read_split(directory, "train")
-    source, target = ([tokenize(s) for s in train.column(column).to_pylist()] for column in ("source", "target"))
-    return (Vocabulary.build(source, min_freq=min_freq), Vocabulary.build(target, min_freq=min_freq),
-            max(map(len, source)))
+    vocabularies = []
+    for column in ("source", "target"):
+        sentences = train.column(column).to_pylist()
+        splitter = SubwordTokenizer.train(sentences, vocab_size) if tokenizer == "bpe" else WORDS
+        vocabularies.append(Vocabulary.build((splitter.tokenize(s) for s in sentences), min_freq=min_freq,
+                                             tokenizer=splitter))
+    longest = max(len(tokenize(s)) for s in train.column("source").to_pylist())
+    return vocabularies[0], vocabularies[1], longest
 
 
 def max_lengths(src_mask: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -85,8 +95,8 @@ class TranslationTask(SequenceTask):
         self.directory = directory
         self.meta = meta
         self.arch = {k: v for k, v in config.model_dump().items() if k not in TRAINING_KEYS}
-        self.source_vocab, self.target_vocab, self.longest_train_source = build_vocabularies(directory,
-                                                                                             section.min_freq)
+        self.source_vocab, self.target_vocab, self.longest_train_source = build_vocabularies(
+            directory, section.min_freq, section.tokenizer, section.vocab_size)
         self.collate_fn = PairCollate(self.target_vocab.pad_id, self.target_vocab.bos_id)
         self._datasets: dict[str, ParallelDataset] | None = None
         self.modules, self.optimizers, self.schedulers = {}, {}, {}
