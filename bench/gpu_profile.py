@@ -20,7 +20,7 @@ Per model, in one process, with the same task, batches and precision (bf16):
    Train workers on a local Ray, one GPU each, DDP from 2), its own per-epoch images/s (all
    workers together), loss and peak memory (rank 0's).
 
-Reported: images/s (last epoch; the first pays cuDNN's algorithm search), harness/reference and
+Reported: images/s (sentence pairs/s for translation; last epoch: the first pays cuDNN's algorithm search), harness/reference and
 harness/plain ratios, peak GPU memory (GiB and % of the card), the training loss per epoch.
 ``--dqn-seconds S`` adds the profile's Breakout DQN (RLlib, learner on the GPU): env steps/s.
 ``--device cpu --tiny`` is a dry run of the code paths on a machine without a GPU.
@@ -45,7 +45,7 @@ import yaml
 import bench.gpu_throughput
 from bench.gpu_throughput import plain_loop
 from components.config import model_trainer, parse_params
-from components.data.synthetic import COCO_TRAIN_IMAGES, MNIST_TRAIN_IMAGES, VOC_TRAIN_IDS
+from components.data.synthetic import COCO_TRAIN_IMAGES, MNIST_TRAIN_IMAGES, MULTI30K_SIZES, VOC_TRAIN_IDS
 from components.families import get_family
 from components.runtime import seed_everything
 from components.train.harness import TrainJob, build_loaders, fit
@@ -55,10 +55,12 @@ from tools.profile import merged, profile_overrides
 GIB = 2**30
 DEFAULT_MODELS = (
     "segmentation/fcn", "detection/faster_rcnn", "segmentation/dilated", "detection/retinanet",
-    "detection/fcos", "detection/mask_rcnn", "generative/dcgan",
+    "detection/fcos", "detection/mask_rcnn", "generative/dcgan", "translation/transformer",
 )  # fmt: skip  (most wanted first: --deadline-s may cut the list short)
 DEFAULT_SIDE_BY_SIDE = ("segmentation/fcn", "detection/faster_rcnn")
-REAL_TRAIN_IMAGES = {"voc": VOC_TRAIN_IDS, "coco": COCO_TRAIN_IMAGES, "mnist": MNIST_TRAIN_IMAGES}
+PROFILE_DATASETS = {"segmentation": "voc", "detection": "coco", "generative": "mnist", "translation": "parallel"}
+REAL_TRAIN_IMAGES = {"voc": VOC_TRAIN_IDS, "coco": COCO_TRAIN_IMAGES, "mnist": MNIST_TRAIN_IMAGES,
+                     "parallel": MULTI30K_SIZES["train"]}  # items (images, sentence pairs) of each train split
 
 
 def _to(batch: Any, device: torch.device) -> Any:
@@ -98,17 +100,17 @@ def profile_params(data_root: Path, steps: int, epochs: int, tiny: bool, device:
                                         longer_max_words=26)
     if tiny:
         raw["data"]["voc"]["image_size"] = raw["data"]["coco"]["image_size"] = 64
-        for family in ("segmentation", "detection", "generative"):
+        for family in PROFILE_DATASETS:
             raw[family]["trainer"]["batch_size"] = 2
             for model in raw[family]["models"].values():
                 if model.get("batch_size"):
                     model["batch_size"] = 2
         raw["generative"]["fid"].update(num_generated=32, reference_split="val")
     if device.type == "cpu":
-        for family in ("segmentation", "detection", "generative"):
+        for family in PROFILE_DATASETS:
             raw[family]["trainer"].update(use_gpu=False, precision="fp32" if tiny else "bf16")
         raw["trainer"].update(use_gpu=False, cpus_per_worker=1)
-    for family, dataset in (("segmentation", "voc"), ("detection", "coco"), ("generative", "mnist")):
+    for family, dataset in PROFILE_DATASETS.items():
         section = raw["data"][dataset]
         mine = [m.split("/")[1] for m in models if m.startswith(family + "/")]
         if not mine:  # not benchmarked: not generated
@@ -121,7 +123,7 @@ def profile_params(data_root: Path, steps: int, epochs: int, tiny: bool, device:
         section["synthetic_fraction"] = min(1.0, wanted / REAL_TRAIN_IMAGES[dataset])
         if dataset == "coco":
             section["max_test_images"] = 64 if tiny else 100
-    for family in ("segmentation", "detection", "generative"):
+    for family in PROFILE_DATASETS:
         raw[family]["trainer"].update(eval_every=epochs, figure_every=10**6)  # one evaluation, at the end
         for model in raw[family]["models"].values():
             model["epochs"] = epochs
