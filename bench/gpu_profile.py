@@ -20,9 +20,9 @@ Per model, in one process, with the same task, batches and precision (bf16):
    Train workers on a local Ray, one GPU each, DDP from 2), its own per-epoch images/s (all
    workers together), loss and peak memory (rank 0's).
 
-Reported: images/s (sentence pairs/s for translation; of the last epoch: the first pays cuDNN's
-algorithm search), harness/reference and
-harness/plain ratios, peak GPU memory (GiB and % of the card), the training loss per epoch.
+Reported: images/s (sentence pairs/s for translation) of the last epoch (the first pays cuDNN's
+algorithm search), harness/reference and harness/plain ratios, peak GPU memory (GiB and % of the
+card), the training loss per epoch.
 ``--dqn-seconds S`` adds the profile's Breakout DQN (RLlib, learner on the GPU): env steps/s.
 ``--device cpu --tiny`` is a dry run of the code paths on a machine without a GPU.
 """
