@@ -40,7 +40,7 @@ FAMILIES = (
         task_module="components.families.sequence.translation",
         headline="val/bleu", higher_is_better=SEQUENCE_METRICS, lower_is_better=frozenset({"perplexity"}),
         references=(("ceiling", 100.0),),
-        stage_params=("decoding", "min_freq", "length_buckets"),
+        stage_params=("decoding", "min_freq", "tokenizer", "vocab_size", "length_buckets"),
         shrink=shrink_translation,
         curves=(Curve("val/bleu", "BLEU (val, greedy)"),),
     ),
