@@ -77,3 +77,13 @@ def test_exported_resnet50_segmenter_reloads_without_the_weights_file(tmp_path):
               "state_dict": net.state_dict()}
     images = torch.rand(1, 1, 32, 32)
     assert torch.equal(load_exported(export)(images), net(images))
+
+
+def test_backbone_weights_without_resnet50_is_refused(tiny_params):
+    from components.config import parse_params
+
+    tiny_params["segmentation"]["models"]["fcn"]["backbone_weights"] = "resnet50.pth"
+    with pytest.raises(UserError, match=r"segmentation.models.fcn.*backbone_weights needs backbone: resnet50"):
+        parse_params(tiny_params)
+    tiny_params["segmentation"]["models"]["fcn"]["backbone"] = "resnet50"
+    parse_params(tiny_params)  # with the ResNet-50 it is the weights' path (checked when the model is built)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from components.schema import NonNegativeFloat, PositiveFloat, PositiveInt, Section, TrainerConfig
 
@@ -27,9 +27,21 @@ class SegModelBase(Section):
 Backbone = Literal["ours", "resnet50"]
 
 
-class FCNConfig(SegModelBase):
+class ResNet50Option(Section):
+    """``backbone`` and ``backbone_weights`` of the models with a torchvision ResNet-50 variant."""
+
     backbone: Backbone
     backbone_weights: str | None  # local torchvision ResNet-50 state dict (.pth) for resnet50; null: random init
+
+    @model_validator(mode="after")
+    def _weights(self) -> ResNet50Option:
+        if self.backbone_weights is not None and self.backbone != "resnet50":
+            raise ValueError("backbone_weights needs backbone: resnet50 (the course's network has no weights to load)")
+        return self
+
+
+class FCNConfig(SegModelBase, ResNet50Option):
+    pass
 
 
 class UNetConfig(SegModelBase):
@@ -40,11 +52,9 @@ class SegNetConfig(SegModelBase):
     depth: Annotated[int, Field(ge=1, le=5)]
 
 
-class DilatedConfig(SegModelBase):
+class DilatedConfig(SegModelBase, ResNet50Option):
     downsample: Literal[2, 4]  # front-end stride before the context module
     context_channels: PositiveInt
-    backbone: Backbone
-    backbone_weights: str | None  # local torchvision ResNet-50 state dict (.pth) for resnet50; null: random init
 
 
 class SegmentationModels(Section):
