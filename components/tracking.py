@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,20 +53,27 @@ def tracking_uri(configured: str | None = None) -> str:
     return uri or f"sqlite:///{repo_root() / 'mlflow.db'}"
 
 
-def configure(configured: str | None = None) -> str:
-    """Point this process (and, through the environment, its Ray workers) at the tracking store.
+def configure_environment(configured: str | None = None) -> str:
+    """Point this process's environment (so its children: Ray workers, the tracking process of
+    :mod:`components.tracking_process`) at the tracking store, without importing MLflow.
 
     An http(s) server must answer within :data:`CHECK_TIMEOUT_S`, else a :class:`UserError`
     names the URI and the fix; call this before Ray starts.
     """
-    import mlflow
-
     uri = tracking_uri(configured)
     if urlsplit(uri).scheme in ("http", "https"):
         for key, value in HTTP_ENV.items():
             os.environ.setdefault(key, value)
         check_server(uri)
     os.environ["MLFLOW_TRACKING_URI"] = uri
+    return uri
+
+
+def configure(configured: str | None = None) -> str:
+    """:func:`configure_environment`, and this process's MLflow client pointed at the store."""
+    import mlflow
+
+    uri = configure_environment(configured)
     mlflow.set_tracking_uri(uri)
     return uri
 
@@ -173,26 +181,33 @@ def _previous_run_id(experiment_id: str, run_key: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-@contextmanager
-def training_run(
+def open_training_run(
     experiment: str, run_key: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]
-) -> Iterator[Any]:
-    """Open (or re-open: an earlier attempt, interrupted or finished, has the same ``run_key``) the
-    MLflow run of one training job, so a rerun continues that run's metrics history instead of
-    starting an empty run.
-
-    Logs the flattened params (once, for a new run) and tags; the run ends FINISHED on success,
-    FAILED on an exception.
+) -> Any:
+    """Start (or re-start: an earlier attempt, interrupted or finished, has the same ``run_key``)
+    the MLflow run of one training job as this process's active run, so a rerun continues that
+    run's metrics history instead of starting an empty run. Logs the flattened params (once, for
+    a new run) and tags; returns MLflow's ``ActiveRun`` (end it with ``mlflow.end_run(status)``).
     """
     import mlflow
 
     experiment_id = ensure_experiment(experiment)
     run_id = _previous_run_id(experiment_id, run_key)
-    with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
-                          run_name=None if run_id else run_name) as run:
-        mlflow.set_tags({RUN_KEY_TAG: run_key, **tags})
-        if run_id is None:  # params are immutable in MLflow: log them once
-            mlflow.log_params({k: "None" if v is None else v for k, v in params.items()})
+    run = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
+                           run_name=None if run_id else run_name)
+    mlflow.set_tags({RUN_KEY_TAG: run_key, **tags})
+    if run_id is None:  # params are immutable in MLflow: log them once
+        mlflow.log_params({k: "None" if v is None else v for k, v in params.items()})
+    return run
+
+
+@contextmanager
+def training_run(
+    experiment: str, run_key: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]
+) -> Iterator[Any]:
+    """:func:`open_training_run` as a context: the run ends FINISHED on success, FAILED on an
+    exception. (A train stage drives the same steps from :mod:`components.tracking_process`.)"""
+    with open_training_run(experiment, run_key, run_name, params, tags) as run:
         yield run
 
 
@@ -280,15 +295,27 @@ class RunLogger:
         batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
         self._client.log_batch(self.run_id, metrics=batch)
 
-    def log_figure(self, figure: Any, artifact_file: str) -> None:
-        """Log a matplotlib figure as a PNG artifact (e.g. ``figures/epoch_003/masks.png``)."""
+    def log_png(self, png: bytes, artifact_file: str) -> None:
+        """Log a rendered figure (:func:`figure_png`) as the artifact ``artifact_file`` (e.g.
+        ``figures/epoch_003/masks.png``)."""
         if not self.active:
             return
-        self._client.log_figure(self.run_id, figure, artifact_file)
+        artifact = PurePosixPath(artifact_file)
+        with tempfile.TemporaryDirectory(prefix="courselab-figure-") as tmp:
+            path = Path(tmp) / artifact.name
+            path.write_bytes(png)
+            self._client.log_artifact(self.run_id, str(path), str(artifact.parent) if artifact.parent.parts else None)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         if self.active:
             self._client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        if not self.active:
+            return
+        from mlflow.entities import RunTag
+
+        self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
 def figure_png(figure: Any, dpi: int = 100) -> bytes:

@@ -159,8 +159,9 @@ def main(argv: list[str] | None = None) -> None:
         wall_s = time.perf_counter() - started
         with atomic_directory(paths["figures"]) as tmp:
             for name, figure in result["figures"].items():
-                logger.log_figure(figure, f"figures/{name}.png")
-                (tmp / f"{name}.png").write_bytes(tracking.figure_png(figure))
+                png = tracking.figure_png(figure)
+                logger.log_png(png, f"figures/{name}.png")
+                (tmp / f"{name}.png").write_bytes(png)
         final = {k: v for k, v in result["final"].items() if math.isfinite(v)}
         summary = {
             **final,

@@ -10,6 +10,11 @@ its params.yaml values. Writes (each atomically):
     figures/<family>-<model>/<name>.png   the last figures (e.g. predicted masks)
 and one MLflow run in the family's experiment. A rerun with unchanged params (apart from
 ``epochs``) resumes from the Ray Train checkpoint of the earlier attempt.
+
+The MLflow run is driven from a child process (:mod:`components.tracking_process`) started
+before this one imports torch, Ray Train and the family's task: on two cores MLflow's import
+and store set-up then cost the stage nothing (``bench/stage_overhead.py``). This module imports
+those heavy modules inside :func:`run_stage`, after the child has started, for that reason.
 """
 
 from __future__ import annotations
@@ -22,9 +27,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from components import tracking
 from components.config import Params, flatten, load_params, model_trainer, params_hash
@@ -32,8 +35,11 @@ from components.errors import UserError, exit_on_user_error
 from components.families import Family, get_family
 from components.io import atomic_directory, atomic_write_text
 from components.runtime import git_commit, ray_init, repo_root, with_absolute_paths
-from components.train.harness import TrainJob, TrainOutcome, check_resources, fit
+from components.tracking_process import TrackingProcess
 from components.tune.overrides import apply_tuned
+
+if TYPE_CHECKING:
+    from components.train.harness import TrainOutcome
 
 
 def on_cluster_if_addressed(params: Params, family: str) -> Params:
@@ -109,6 +115,8 @@ def write_outputs(family: str, model: str, outcome: TrainOutcome, summary: dict[
         "history": root / "plots" / f"{family}-{model}.csv",
         "figures": root / "figures" / f"{family}-{model}",
     }
+    import torch
+
     with atomic_directory(paths["model"]) as tmp:
         torch.save(outcome.export, tmp / "model.pt")
     with atomic_directory(paths["figures"]) as tmp:
@@ -152,71 +160,77 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"unknown {args.family} model {args.model!r}; known: {', '.join(family.models)}")
     params, tuned_tags = apply_tuned(params, repo_root(), args.family, args.model)
     params = on_cluster_if_addressed(params, args.family)
-    model_cfg = family.model_config(params, args.model)
-    task = family.build_task(args.model, params)
+    tracking.configure_environment(params.runtime.mlflow_tracking_uri)  # before Ray and the tracking process
+    with TrackingProcess.start() as tracker:  # imports MLflow on the other core while this one imports torch
+        run_stage(family, args.model, params, tuned_tags, tracker)
+
+
+def run_stage(family: Family, model: str, params: Params, tuned_tags: dict[str, str],
+              tracker: TrackingProcess) -> None:
+    """Train, evaluate and write the outputs of one model, its MLflow run opened in ``tracker``."""
+    from components.train.harness import TrainJob, check_resources, fit
+
+    model_cfg = family.model_config(params, model)
+    task = family.build_task(model, params)
     task.datasets()  # missing data fails here, before Ray starts (the local path trains this task)
 
-    identity = run_identity(args.family, args.model, params)
+    identity = run_identity(family.name, model, params)
     digest = params_hash(identity)
-    run_key = f"{args.family}-{args.model}-{digest}"
-    uri = tracking.configure(params.runtime.mlflow_tracking_uri)
-    trainer = model_trainer(params, args.family, args.model)
+    run_key = f"{family.name}-{model}-{digest}"
+    trainer = model_trainer(params, family.name, model)
     if trainer.num_workers:  # Ray Train workers; num_workers 0 trains in this process without Ray
         ray_init(params.runtime.ray_address)
     check_resources(trainer)  # before an MLflow run is opened
     tags = {
         tracking.GIT_COMMIT_TAG: git_commit(repo_root()),
-        tracking.STAGE_TAG: os.environ.get("DVC_STAGE", family.stage_of(args.model)),
+        tracking.STAGE_TAG: os.environ.get("DVC_STAGE", family.stage_of(model)),
         tracking.PARAMS_HASH_TAG: digest,
-        "courselab.family": args.family,
-        "courselab.model": args.model,
+        "courselab.family": family.name,
+        "courselab.model": model,
         **tuned_tags,
     }
     started = time.perf_counter()
-    with tracking.training_run(
-        family.experiment, run_key, args.model, logged_params(args.family, args.model, params), tags
-    ) as run:
-        job = TrainJob(
-            family=args.family,
-            model=args.model,
-            params=params,
-            trainer=trainer,
-            epochs=model_cfg.epochs,
-            run_name=run_key,
-            storage_path=params.runtime.storage_path,
-            mlflow_run_id=run.info.run_id,
-            mlflow_tracking_uri=uri,
-            repo_root=str(repo_root()),
-        )
-        outcome = fit(job, task=task)
-        test = test_evaluation(family, outcome, params)
-        wall_s = time.perf_counter() - started
-        summary = {
-            **{k: v for k, v in outcome.final_metrics.items() if math.isfinite(v)},  # NaN: class absent
-            **test["metrics"],
-            **test["tags"],  # e.g. sacrebleu's signature beside its score
-            "epochs": outcome.epochs_done,
-            "train_wall_s": round(wall_s, 1),
-            "test_eval_s": round(test["seconds"], 1),
-            "params_hash": digest,
-            "git_commit": tags[tracking.GIT_COMMIT_TAG],
-            "mlflow_run_id": run.info.run_id,
-            "headline_metric": family.headline,
-        }
-        paths = write_outputs(args.family, args.model, outcome, summary)
-        import mlflow
-
-        mlflow.log_metric("train_wall_s", wall_s)
-        if test["metrics"]:
-            mlflow.log_metrics(test["metrics"], step=outcome.epochs_done)
-            mlflow.set_tags(test["tags"])
-        for name in test["figures"]:
-            mlflow.log_artifact(str(paths["figures"] / f"{name}.png"), "figures/test")
-        mlflow.log_artifact(str(paths["metrics"]))
-        mlflow.log_artifact(str(paths["history"]))
-        mlflow.log_artifact(str(paths["model"] / "model.pt"), "model")
+    tracker.open_run(family.experiment, run_key, model, logged_params(family.name, model, params), tags)
+    job = TrainJob(
+        family=family.name,
+        model=model,
+        params=params,
+        trainer=trainer,
+        epochs=model_cfg.epochs,
+        run_name=run_key,
+        storage_path=params.runtime.storage_path,
+        # Ray workers log into the run by its id; the local path logs through the tracker
+        mlflow_run_id=tracker.run_id if trainer.num_workers else None,
+        mlflow_tracking_uri=tracking.tracking_uri(params.runtime.mlflow_tracking_uri),
+        repo_root=str(repo_root()),
+    )
+    outcome = fit(job, task=task, logger=None if trainer.num_workers else tracker)
+    test = test_evaluation(family, outcome, params)
+    wall_s = time.perf_counter() - started
+    summary = {
+        **{k: v for k, v in outcome.final_metrics.items() if math.isfinite(v)},  # NaN: class absent
+        **test["metrics"],
+        **test["tags"],  # e.g. sacrebleu's signature beside its score
+        "epochs": outcome.epochs_done,
+        "train_wall_s": round(wall_s, 1),
+        "test_eval_s": round(test["seconds"], 1),
+        "params_hash": digest,
+        "git_commit": tags[tracking.GIT_COMMIT_TAG],
+        "mlflow_run_id": tracker.run_id,
+        "headline_metric": family.headline,
+    }
+    paths = write_outputs(family.name, model, outcome, summary)
+    tracker.log_metrics({"train_wall_s": wall_s}, step=0)
+    if test["metrics"]:
+        tracker.log_metrics(test["metrics"], step=outcome.epochs_done)
+        tracker.set_tags(test["tags"])
+    for name in test["figures"]:
+        tracker.log_artifact(paths["figures"] / f"{name}.png", "figures/test")
+    tracker.log_artifact(paths["metrics"])
+    tracker.log_artifact(paths["history"])
+    tracker.log_artifact(paths["model"] / "model.pt", "model")
     headline = outcome.final_metrics.get(family.headline, float("nan"))
-    print(f"[{args.family}/{args.model}] done in {wall_s:.0f}s: {family.headline} {headline:.4f}"
+    print(f"[{family.name}/{model}] done in {wall_s:.0f}s: {family.headline} {headline:.4f}"
           f" -> {paths['metrics'].relative_to(repo_root())}", flush=True)
 
 

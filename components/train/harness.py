@@ -532,7 +532,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> str | None:
         _report(task, run, rank, job, callbacks)
         return None
     seed_everything(job.params.seed + 1000 * run.epoch + rank)
-    logger = RunLogger(job.mlflow_run_id, job.mlflow_tracking_uri, active=rank == 0)
+    # the local path's logger is the stage's (its MLflow run lives in components.tracking_process);
+    # a Ray worker logs into the run by its id, from rank 0 only
+    logger = config.get("logger") or RunLogger(job.mlflow_run_id, job.mlflow_tracking_uri, active=rank == 0)
     nodes = _count_nodes(world)
     maybe_fail = _failure_injection(rank, world)
 
@@ -564,8 +566,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> str | None:
             _say(_progress_line(job, run.history[-1], epoch_s, job.epochs - run.epoch))
             if run.epoch == job.epochs or run.epoch % job.trainer.figure_every == 0:
                 for name, fig in task.figures(figure_batch).items():
-                    logger.log_figure(fig, f"figures/epoch_{run.epoch:03d}/{name}.png")
                     run.figures[name] = figure_png(fig)
+                    logger.log_png(run.figures[name], f"figures/epoch_{run.epoch:03d}/{name}.png")
         _report(task, run, rank, job, callbacks)
         run.saved_epoch = run.epoch
     return None
@@ -636,7 +638,7 @@ def read_checkpoint(directory: Path) -> TrainOutcome:
     )
 
 
-def fit(job: TrainJob, callbacks: Sequence[Any] = (), task: Task | None = None) -> TrainOutcome:
+def fit(job: TrainJob, callbacks: Sequence[Any] = (), task: Task | None = None, logger: Any = None) -> TrainOutcome:
     """Train ``job`` with Ray Train and return its final checkpoint: in this process on the local
     path (``num_workers: 0``, no Ray needed), else on Ray Train workers (Ray must be initialised).
 
@@ -645,6 +647,9 @@ def fit(job: TrainJob, callbacks: Sequence[Any] = (), task: Task | None = None) 
     ``task``: the job's task as the caller already built it (its datasets loaded, nothing set up):
     the local path trains it instead of loading the data a second time in the same process; workers
     build their own.
+    ``logger``: where the local path logs each epoch (the stage's
+    :class:`~components.tracking_process.TrackingProcess`); by default, and always on Ray workers,
+    a :class:`~components.tracking.RunLogger` of ``job.mlflow_run_id``.
     """
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -654,13 +659,14 @@ def fit(job: TrainJob, callbacks: Sequence[Any] = (), task: Task | None = None) 
         _say(f"[{job.label}] training in this process (Ray Train local mode, trainer.num_workers 0)")
         logging.getLogger("ray.train.v2.api.config").setLevel(logging.WARNING)  # its "Running in local mode" line
         if job.in_tune_trial:  # no ray.train here (see the module's docstring): the loop itself
-            stopped = train_loop_per_worker({"job": job, "local_callbacks": list(callbacks), "task": task})
+            stopped = train_loop_per_worker(
+                {"job": job, "local_callbacks": list(callbacks), "task": task, "logger": logger})
             if stopped:
                 raise UserError(stopped)
             return read_checkpoint_of(job.checkpoints().latest())
         result = TorchTrainer(
             train_loop_per_worker,
-            train_loop_config={"job": job, "local_callbacks": list(callbacks), "task": task},
+            train_loop_config={"job": job, "local_callbacks": list(callbacks), "task": task, "logger": logger},
             scaling_config=ScalingConfig(num_workers=0),
             run_config=RunConfig(name=job.run_name, storage_path=job.storage_path),
         ).fit()

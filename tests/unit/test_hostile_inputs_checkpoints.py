@@ -14,7 +14,6 @@ import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -266,17 +265,26 @@ def test_the_train_stage_leaves_the_previous_metrics_when_training_raises(workdi
     import pipelines.train as train
 
     monkeypatch.setattr(segmentation_task, "build_task", lambda model, params: _Linear(bad_at=0))
-    monkeypatch.setattr(train.tracking, "configure", lambda uri: "unused")
+    monkeypatch.setattr(train.tracking, "configure_environment", lambda uri: "unused")
     monkeypatch.setenv("COURSELAB_EXIT_WITH_PARENT", "0")  # no watchdog on the test process
 
-    class _Run:
+    class _NoTracking:  # no MLflow run: nothing logged
+        run_id = None
+
+        @classmethod
+        def start(cls):
+            return cls()
+
+        def __getattr__(self, name):  # open_run, log_metrics, log_png, ...
+            return lambda *args, **kwargs: None
+
         def __enter__(self):
-            return SimpleNamespace(info=SimpleNamespace(run_id=None))  # no MLflow run: nothing logged
+            return self
 
         def __exit__(self, *exc):
             return False
 
-    monkeypatch.setattr(train.tracking, "training_run", lambda *args, **kwargs: _Run())
+    monkeypatch.setattr(train, "TrackingProcess", _NoTracking)
     previous = {
         workdir / "metrics/segmentation-fcn.json": '{"val/miou": 0.61}\n',
         workdir / "plots/segmentation-fcn.csv": "epoch,val/miou\n1,0.61\n",
