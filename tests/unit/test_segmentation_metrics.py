@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from torchmetrics.classification import MulticlassJaccardIndex
+from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassJaccardIndex
 
 from components.metrics.segmentation import SegmentationMetrics, iou_from_confusion
 
@@ -95,6 +95,27 @@ def test_accumulating_two_batches_equals_one_concatenated_batch() -> None:
     assert torch.equal(accumulated.confmat, concatenated.confmat)
     for key, value in accumulated.compute().items():
         assert torch.equal(value, concatenated.compute()[key]), key
+
+
+@pytest.mark.parametrize("ignore_index", [None, 255])
+def test_confusion_matrix_equals_torchmetrics(ignore_index: int | None) -> None:
+    """Our bincount is torchmetrics' MulticlassConfusionMatrix, batch after batch."""
+    ours = SegmentationMetrics(num_classes=4, ignore_index=ignore_index)
+    reference = MulticlassConfusionMatrix(num_classes=4, ignore_index=ignore_index)
+    for seed in range(3):
+        logits, targets = _random_batch(seed=10 + seed)
+        if ignore_index is not None:
+            targets[seed, seed:] = ignore_index
+        ours.update(logits, targets)
+        reference.update(logits, targets)
+        assert torch.equal(ours.confmat, reference.compute())
+
+
+def test_a_target_outside_the_classes_is_an_error() -> None:
+    logits, targets = _random_batch(seed=5)
+    targets[0, 0, 0] = 7
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        SegmentationMetrics(num_classes=4).update(logits, targets)
 
 
 def test_per_class_iou_matches_torchmetrics_jaccard_index() -> None:
