@@ -20,7 +20,8 @@ Per model, in one process, with the same task, batches and precision (bf16):
    Train workers on a local Ray, one GPU each, DDP from 2), its own per-epoch images/s (all
    workers together), loss and peak memory (rank 0's).
 
-Reported: images/s (sentence pairs/s for translation) of the last epoch (the first pays cuDNN's
+Reported: images/s (sentence pairs/s for translation, image-caption pairs/s for captioning, COCO's
+stand-in with five captions per image) of the last epoch (the first pays cuDNN's
 algorithm search), harness/reference and harness/plain ratios, peak GPU memory (GiB and % of the
 card), the training loss per epoch.
 ``--dqn-seconds S`` adds the profile's Breakout DQN (RLlib, learner on the GPU): env steps/s.
@@ -46,7 +47,14 @@ import yaml
 import bench.gpu_throughput
 from bench.gpu_throughput import plain_loop
 from components.config import model_trainer, parse_params
-from components.data.synthetic import COCO_TRAIN_IMAGES, MNIST_TRAIN_IMAGES, MULTI30K_SIZES, VOC_TRAIN_IDS
+from components.data.synthetic import (
+    CIFAR10_TRAIN_IMAGES,
+    COCO_TRAIN_IMAGES,
+    MNIST_TRAIN_IMAGES,
+    MULTI30K_SIZES,
+    VOC_TRAIN_IDS,
+)
+from components.data.synthetic.captions import CAPTIONS_PER_IMAGE
 from components.families import get_family
 from components.runtime import seed_everything
 from components.train.harness import TrainJob, build_loaders, fit
@@ -57,11 +65,16 @@ GIB = 2**30
 DEFAULT_MODELS = (
     "segmentation/fcn", "detection/faster_rcnn", "segmentation/dilated", "detection/retinanet",
     "detection/fcos", "detection/mask_rcnn", "generative/dcgan", "translation/transformer",
+    "captioning/show_attend_tell",
 )  # fmt: skip  (most wanted first: --deadline-s may cut the list short)
 DEFAULT_SIDE_BY_SIDE = ("segmentation/fcn", "detection/faster_rcnn")
-PROFILE_DATASETS = {"segmentation": "voc", "detection": "coco", "generative": "mnist", "translation": "parallel"}
-REAL_TRAIN_IMAGES = {"voc": VOC_TRAIN_IDS, "coco": COCO_TRAIN_IMAGES, "mnist": MNIST_TRAIN_IMAGES,
-                     "parallel": MULTI30K_SIZES["train"]}  # items (images, sentence pairs) of each train split
+PROFILE_DATASETS = {"segmentation": "voc", "detection": "coco", "generative": "cifar10", "translation": "parallel",
+                    "captioning": "coco"}  # captioning shares detection's data/coco (resized when loaded)
+ITEMS_PER_IMAGE = {"captioning": CAPTIONS_PER_IMAGE}  # training items per train image (else 1): captions
+REAL_TRAIN_IMAGES = {  # items (images, sentence pairs) of each train split
+    "voc": VOC_TRAIN_IDS, "coco": COCO_TRAIN_IMAGES, "mnist": MNIST_TRAIN_IMAGES, "cifar10": CIFAR10_TRAIN_IMAGES,
+    "parallel": MULTI30K_SIZES["train"],
+}  # fmt: skip
 
 
 def _to(batch: Any, device: torch.device) -> Any:
@@ -107,21 +120,26 @@ def profile_params(data_root: Path, steps: int, epochs: int, tiny: bool, device:
                 if model.get("batch_size"):
                     model["batch_size"] = 2
         raw["generative"]["fid"].update(num_generated=32, reference_split="val")
+        raw["captioning"]["image_size"] = None  # data/coco's 64 px as prepared: a 4x4 grid
     if device.type == "cpu":
         for family in PROFILE_DATASETS:
             raw[family]["trainer"].update(use_gpu=False, precision="fp32" if tiny else "bf16")
         raw["trainer"].update(use_gpu=False, cpus_per_worker=1)
+    wanted: dict[str, float] = {}  # dataset -> train images its benchmarked families need (the most)
     for family, dataset in PROFILE_DATASETS.items():
-        section = raw["data"][dataset]
         mine = [m.split("/")[1] for m in models if m.startswith(family + "/")]
-        if not mine:  # not benchmarked: not generated
+        if mine:
+            batch = max([raw[family]["trainer"]["batch_size"]]
+                        + [raw[family]["models"][m].get("batch_size") or 0 for m in mine])
+            per_epoch = math.ceil(steps / epochs) * batch / ITEMS_PER_IMAGE.get(family, 1)
+            images = per_epoch / (1 - raw["data"][dataset]["val_fraction"]) * 1.02
+            wanted[dataset] = max(wanted.get(dataset, 0.0), images)
+    for dataset in dict.fromkeys(PROFILE_DATASETS.values()):
+        section = raw["data"][dataset]
+        if dataset not in wanted:  # not benchmarked: not generated
             section["synthetic"] = False
             continue
-        batch = max([raw[family]["trainer"]["batch_size"]]
-                    + [raw[family]["models"][m].get("batch_size") or 0 for m in mine])
-        per_epoch = math.ceil(steps / epochs) * batch
-        wanted = per_epoch / (1 - section["val_fraction"]) * 1.02
-        section["synthetic_fraction"] = min(1.0, wanted / REAL_TRAIN_IMAGES[dataset])
+        section["synthetic_fraction"] = min(1.0, wanted[dataset] / REAL_TRAIN_IMAGES[dataset])
         if dataset == "coco":
             section["max_test_images"] = 64 if tiny else 100
     for family in PROFILE_DATASETS:
@@ -142,7 +160,7 @@ def prepare(raw: dict, workdir: Path) -> float:
     return time.perf_counter() - started
 
 
-def quick_evaluator(params) -> float:
+def quick_evaluator(params, device: torch.device) -> float:
     """The generative task needs the evaluator stage's classifier (for FID): one epoch of it here,
     without the stage's MLflow run. The FID it gives is not the profile's: only training is timed."""
     from components.data.schema import read_meta  # noqa: PLC0415
@@ -166,7 +184,7 @@ def quick_evaluator(params) -> float:
     net = Evaluator(**arch)
     splits = {split: load_split(directory, split).tensors for split in ("train", "val", "test")}
     started = time.perf_counter()
-    result = train_evaluator(net, splits, training, params.seed, lambda epoch, metrics: None)
+    result = train_evaluator(net, splits, training, params.seed, lambda epoch, metrics: None, device)
     out = resolve(EVALUATOR_DIR)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(export_evaluator(net, arch, meta.class_names, result), out / EVALUATOR_FILE)
@@ -346,7 +364,7 @@ def main() -> None:
     prepare_s = prepare(raw, workdir)
     params = parse_params(raw, "params.yaml + params-gpu.yaml (bench)")
     if any(name.startswith("generative/") for name in args.models):
-        prepare_s += quick_evaluator(params)
+        prepare_s += quick_evaluator(params, device)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu"
     total_gib = torch.cuda.get_device_properties(0).total_memory / GIB if device.type == "cuda" else 0.0
     results: dict[str, Any] = {"device": name, "torch": torch.__version__, "total_gib": total_gib,

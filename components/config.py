@@ -119,6 +119,16 @@ def _check_sweep(params: Params, family: str) -> None:
                 ) from None
 
 
+def check_families(params: Params, source: str = PARAMS_FILE) -> None:
+    """Each family's checks of its section against the rest of the file (``Family.check``); UserError."""
+    for family in FAMILIES.values():
+        if family.check is not None:
+            try:
+                family.check(params)
+            except ValueError as err:
+                raise UserError(f"{source}: {err}") from None
+
+
 def check_sweeps(params: Params, source: str = PARAMS_FILE) -> None:
     """The checks of ``tune.*`` that need the rest of the file (see :func:`_check_sweep`); UserError."""
     for family in FAMILIES:
@@ -182,6 +192,7 @@ def parse_params(raw: dict[str, Any], source: str = PARAMS_FILE) -> Params:
         params = Params.model_validate(raw)
     except ValidationError as err:
         raise UserError(format_validation_error(err, source)) from None
+    check_families(params, source)
     check_sweeps(params, source)
     return params
 

@@ -1,4 +1,4 @@
-"""Stage `evaluator`: train the digits classifier whose features define val/fid_evaluator.
+"""Stage `evaluator`: train the classifier whose features define val/fid_evaluator.
 
     python -m pipelines.evaluator [--params params.yaml]
 
@@ -6,7 +6,9 @@ Writes (each atomically):
     models/evaluator/evaluator.pt        weights + architecture + test accuracy
     metrics/evaluator-<dataset>.json     val/test accuracy (DVC metrics)
 and one MLflow run ``evaluator`` in the ``generative`` experiment. A single-process torch loop:
-the network is small. Fails (one line) when the test accuracy is below
+the network is small. It trains on ``generative.dataset`` (digits, MNIST or CIFAR-10), on a GPU
+when ``generative.trainer.use_gpu`` is true and one is visible here (else on the CPU, said in one
+line: on a cluster this stage runs on the head). Fails (one line) when the test accuracy is below
 ``generative.evaluator.min_test_accuracy``.
 """
 
@@ -51,6 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     splits = {split: load_split(directory, split).tensors for split in ("train", "val", "test")}
     torch.set_num_threads(max(1, int(section.trainer.cpus_per_worker)))
     seed_everything(params.seed)
+    device = torch.device("cuda" if section.trainer.use_gpu and torch.cuda.is_available() else "cpu")
+    if section.trainer.use_gpu and device.type == "cpu":
+        print("[evaluator] generative.trainer.use_gpu is true but no CUDA GPU is visible here: training on the CPU",
+              flush=True)
 
     arch = {"in_channels": meta.channels, "num_classes": meta.num_classes, "image_size": meta.height,
             **{k: getattr(config, k) for k in ARCH_KEYS}}
@@ -73,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"[evaluator] epoch {epoch}/{training.epochs}  loss {metrics['train/loss']:.4f}  "
                   f"val/accuracy {metrics['val/accuracy']:.4f}  {metrics['time/epoch_s']:.1f}s/epoch", flush=True)
 
-        result = train_evaluator(net, splits, training, params.seed, on_epoch)
+        result = train_evaluator(net, splits, training, params.seed, on_epoch, device)
         wall_s = time.perf_counter() - started
         if result["test/accuracy"] < config.min_test_accuracy:
             raise UserError(

@@ -3,12 +3,13 @@
     python -m pipelines.prepare [--params params.yaml]
 
 Embedded datasets (``digits``, ``scenes``, ``grammar_en_de``) are generated from the seed; ``voc``,
-``voc_detection``, ``coco``, ``mnist`` and ``parallel`` are read from local paths when their
-``data.<name>.root`` is set. With ``data.<name>.synthetic: true`` (root null), each is instead
+``voc_detection``, ``coco``, ``mnist``, ``cifar10`` and ``parallel`` are read from local paths when
+their ``data.<name>.root`` is set. With ``data.<name>.synthetic: true`` (root null), each is instead
 generated from the seed as a stand-in of the real dataset's size, in its loader's format
-(``components.data.synthetic``). Order: the real datasets (a wrong path fails
-before minutes of generation), the embedded datasets (seconds), then the stand-ins (up to
-minutes). Each dataset directory is written to a temporary path and renamed on success.
+(``components.data.synthetic``); with neither (the default) it is not built at all. Order: the
+real datasets (a wrong path fails before minutes of generation), the embedded datasets
+(seconds), then the stand-ins (up to minutes). Each dataset directory is written to a temporary
+path and renamed on success.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import time
 from pathlib import Path
 
 from components.config import load_params
+from components.data.cifar10 import load_cifar10
 from components.data.coco import load_coco_instances
 from components.data.digits import build_digits
 from components.data.mnist import load_mnist
 from components.data.scenes import build_scenes
 from components.data.synthetic import (
+    build_synthetic_cifar10,
     build_synthetic_coco,
     build_synthetic_mnist,
     build_synthetic_parallel,
@@ -74,6 +77,10 @@ def main(argv: list[str] | None = None) -> None:
     if data.mnist.root:
         build("mnist", builder=lambda out: load_mnist(
             resolve(data.mnist.root), out, seed=seed, val_fraction=data.mnist.val_fraction))
+    if data.cifar10.root:
+        cf = data.cifar10
+        build("cifar10", builder=lambda out: load_cifar10(
+            resolve(cf.root), out, seed=seed, image_size=cf.image_size, val_fraction=cf.val_fraction))
     if data.parallel.root:
         pc = data.parallel
         build("parallel", builder=lambda out: load_parallel_corpus(
@@ -97,6 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     if data.mnist.synthetic:
         build("mnist", builder=lambda out: build_synthetic_mnist(
             out, seed=seed, val_fraction=data.mnist.val_fraction, fraction=data.mnist.synthetic_fraction))
+    if data.cifar10.synthetic:
+        cf = data.cifar10
+        build("cifar10", builder=lambda out: build_synthetic_cifar10(
+            out, seed=seed, image_size=cf.image_size, val_fraction=cf.val_fraction, fraction=cf.synthetic_fraction))
     if data.voc_detection.synthetic:
         vd = data.voc_detection
         build("voc_detection", builder=lambda out: build_synthetic_voc_detection(

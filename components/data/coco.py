@@ -4,6 +4,8 @@ Expected layout (``root`` is the COCO folder, e.g. the one holding ``train2017/`
 
     annotations/instances_<train_set>.json   e.g. annotations/instances_train2017.json
     annotations/instances_<test_set>.json    e.g. annotations/instances_val2017.json
+    annotations/captions_<train_set>.json    optional: e.g. annotations/captions_train2017.json
+    annotations/captions_<test_set>.json     optional: e.g. annotations/captions_val2017.json
     <train_set>/<file_name>                  each image the train json lists, e.g. train2017/000000000009.jpg
     <test_set>/<file_name>
 
@@ -26,17 +28,25 @@ Conversions:
 - ``iscrowd=1`` annotations are kept as crowd regions (``DENSE_CROWD``: the ``iscrowd`` column holds
   one 0/1 per box): after the objects, each with its label, its instance mask and the tight box of
   that resized mask (a crowd whose mask vanishes at ``image_size`` is dropped). Training leaves
-  them out and evaluation ignores detections on them, as ``COCOeval`` does; captions are empty;
-  images without annotations are kept with empty lists.
+  them out and evaluation ignores detections on them, as ``COCOeval`` does; images without
+  annotations are kept with empty lists;
+- ``captions`` holds the image's captions from ``captions_<set>.json`` (COCO's caption files:
+  ``images``, and ``annotations`` of ``id``, ``image_id``, ``caption``; about 5 per image) in file
+  order, as written but with runs of whitespace (COCO's stray newlines, trailing spaces) made one
+  space. A missing captions file is not an error (detection and segmentation need none): the
+  loader prints one line naming it and that set's captions stay empty, which the captioning
+  family refuses in one line naming the dataset and the file. An image its captions file does not
+  caption gets ``[]`` (also printed once, with the count).
 
 Beside the Parquet splits, ``instances_{val,test}.json`` hold the val/test annotations in COCO form
 as ``scenes`` writes them (:func:`instances_json`): image ids are the Parquet row ids, coordinates
 are those of the resized images, ``category_id`` is the ``DENSE`` label, masks are RLEs; the
 annotations are the rows' boxes in their order, crowd regions as ``iscrowd=1``.
 
-Both json files are validated (:func:`validate_coco`) and every selected image is checked to exist
-before anything is written; a bad annotation is a one-line UserError naming the file, the
-annotation id and the offending value. Row ids are positions in the split.
+The instances files are validated (:func:`validate_coco`), the captions files present too
+(:func:`validate_captions`), and every selected image is checked to exist before anything is
+written; a bad annotation is a one-line UserError naming the file, the annotation id and the
+offending value. Row ids are positions in the split.
 """
 
 from __future__ import annotations
@@ -90,6 +100,11 @@ def load_coco_instances(
         raise UserError(f"COCO root not found: {root} (set it in params.yaml to the folder holding annotations/)")
     train = _read_set(root, train_set, drop_empty_boxes)
     test = _read_set(root, test_set, drop_empty_boxes)
+    captions = {name: _read_captions(root, name) for name in dict.fromkeys((train_set, test_set))}
+    missing = [str(path) for path, caps in captions.values() if caps is None]
+    if missing:
+        print(f"coco: no captions file {' or '.join(missing)}: its images' captions stay empty (detection and "
+              "segmentation need none; captioning refuses the dataset)", flush=True)
     if test.categories != train.categories:
         raise UserError(
             f"{test.source}: categories differ from {train.source} (both files must list the same "
@@ -115,6 +130,14 @@ def load_coco_instances(
         "val": (train, sorted(order[:num_val].tolist())),
         "test": (test, sorted(test_order.tolist())),
     }
+    image_captions = {}  # split -> its images' captions, in row order
+    for split, (coco, positions) in splits.items():
+        path, caps = captions[train_set if coco is train else test_set]
+        image_captions[split] = [[] if caps is None else caps.get(coco.images[p]["id"], []) for p in positions]
+        uncaptioned = sum(not c for c in image_captions[split])
+        if caps is not None and uncaptioned:
+            print(f"coco: {uncaptioned} of the {len(positions)} {split} images have no caption in {path}",
+                  flush=True)
     for coco, positions in splits.values():
         for position in positions:
             path = coco.folder / coco.images[position]["file_name"]
@@ -123,7 +146,8 @@ def load_coco_instances(
 
     with atomic_directory(out_dir) as tmp:
         for split, (coco, positions) in splits.items():
-            loaded = [_load_row(i, coco, coco.images[p], image_size) for i, p in enumerate(positions)]
+            loaded = [_load_row(i, coco, coco.images[p], image_size, image_captions[split][i])
+                      for i, p in enumerate(positions)]
             write_split(dense_columns([row for row, _ in loaded], DENSE_CROWD), DENSE_CROWD, tmp / f"{split}.parquet")
             if split != "train":
                 images = [
@@ -211,6 +235,56 @@ def validate_coco(data: object, source: str, *, allow_empty_boxes: bool = False)
             raise UserError(f"{where}: iscrowd {ann['iscrowd']!r} must be 0 or 1")
         if "segmentation" in ann:
             _check_segmentation(ann["segmentation"], height, width, where)
+
+
+def validate_captions(data: object, source: str) -> dict[int, list[str]]:
+    """Check a COCO captions dict and return ``{image id: its captions}`` (every listed image, file
+    order, whitespace runs made one space); the first problem is a one-line UserError starting with
+    ``source``.
+
+    Checks: ``images`` and ``annotations`` are lists; image and annotation ids are unique integers;
+    each annotation's ``image_id`` is in ``images`` and its ``caption`` a string with a word in it.
+    """
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: not a COCO captions file (expected a JSON object, got {type(data).__name__})")
+    for key in ("images", "annotations"):
+        if not isinstance(data.get(key), list):
+            raise UserError(f"{source}: not a COCO captions file (no {key!r} list)")
+    captions: dict[int, list[str]] = {}
+    for image in data["images"]:
+        iid = image.get("id") if isinstance(image, dict) else None
+        if not _is_int(iid):
+            raise UserError(f"{source}: malformed image {_short(image)} (needs an integer id)")
+        if iid in captions:
+            raise UserError(f"{source}: image id {iid} appears twice")
+        captions[iid] = []
+    seen: set[int] = set()
+    for ann in data["annotations"]:
+        aid = ann.get("id") if isinstance(ann, dict) else None
+        if not _is_int(aid):
+            raise UserError(f"{source}: malformed annotation {_short(ann)} (needs an integer id)")
+        if aid in seen:
+            raise UserError(f"{source}: annotation id {aid} appears twice")
+        seen.add(aid)
+        if not _is_int(ann.get("image_id")) or ann["image_id"] not in captions:
+            raise UserError(f"{source}: annotation {aid}: image_id {ann.get('image_id')!r} is not in images")
+        caption = ann.get("caption")
+        if not isinstance(caption, str) or not caption.split():
+            raise UserError(f"{source}: annotation {aid}: caption {_short(caption)} is not a non-empty string")
+        captions[ann["image_id"]].append(" ".join(caption.split()))
+    return captions
+
+
+def _read_captions(root: Path, name: str) -> tuple[Path, dict[int, list[str]] | None]:
+    """``annotations/captions_<name>.json`` and its captions by image id; None when the file is missing."""
+    path = root / "annotations" / f"captions_{name}.json"
+    if not path.is_file():
+        return path, None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"cannot read COCO captions {path}: {err}") from None
+    return path, validate_captions(data, str(path))
 
 
 @dataclass
@@ -365,9 +439,9 @@ def coco_annotation(image_id: int, box: list[float], label: int, mask: np.ndarra
     return ann | {"area": int(mask.sum()), "iscrowd": int(iscrowd), "segmentation": segmentation}
 
 
-def _load_row(row_id: int, coco: _CocoSet, info: dict, size: int) -> tuple[dict, list[dict]]:
-    """The ``DENSE_CROWD`` row of one image and its COCO annotations in the stored coordinates: the
-    objects, then the crowd regions (``iscrowd`` 1), in file order each."""
+def _load_row(row_id: int, coco: _CocoSet, info: dict, size: int, captions: list[str]) -> tuple[dict, list[dict]]:
+    """The ``DENSE_CROWD`` row of one image (with ``captions``) and its COCO annotations in the stored
+    coordinates: the objects, then the crowd regions (``iscrowd`` 1), in file order each."""
     height, width = info["height"], info["width"]
     image = _read_image(coco.folder / info["file_name"], height, width, coco.source)
     sx, sy = size / width, size / height
@@ -395,7 +469,7 @@ def _load_row(row_id: int, coco: _CocoSet, info: dict, size: int) -> tuple[dict,
         boxes=boxes + [box for box, _, _ in crowds],
         labels=labels + [label for _, label, _ in crowds],
         instance_masks=masks + [mask for _, _, mask in crowds],
-        captions=[],
+        captions=captions,
         iscrowd=[0] * len(boxes) + [1] * len(crowds),
     )
     gt = [coco_annotation(row_id, *obj, 0) for obj in zip(boxes, labels, masks, strict=True)]

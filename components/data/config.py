@@ -12,9 +12,9 @@ from components.runtime import resolve
 from components.schema import Fraction, NonNegativeInt, PositiveInt, Section, keyed_error
 
 # The real datasets read from a local folder: data.<name>.root
-SOURCES = ("voc", "mnist", "coco", "voc_detection", "parallel")
+SOURCES = ("voc", "mnist", "coco", "voc_detection", "parallel", "cifar10")
 # The real datasets with a generated stand-in (components/data/synthetic/): data.<name>.synthetic
-SYNTHETIC = ("voc", "mnist", "coco", "voc_detection", "parallel")
+SYNTHETIC = ("voc", "mnist", "coco", "voc_detection", "parallel", "cifar10")
 
 # Of a real dataset's image counts: (0, 1], 1.0 = the real scale
 Share = Annotated[float, Field(gt=0, le=1)]
@@ -67,6 +67,14 @@ class MnistConfig(Section):
     root: str | None  # folder with the four idx files (optionally .gz); None = not used
     val_fraction: Fraction
     synthetic: bool  # generate the MNIST stand-in instead of reading root (which must be None)
+    synthetic_fraction: Share  # of the real image counts the stand-in draws
+
+
+class Cifar10Config(Section):
+    root: str | None  # the cifar-10-batches-py folder (python version's pickled batches); None = not used
+    image_size: Annotated[int, Field(ge=32, le=256)]  # 32 = native; larger = bilinear upsampling (64: DCGAN's)
+    val_fraction: Fraction  # of the 50,000 training images
+    synthetic: bool  # generate the CIFAR-10 stand-in instead of reading root (which must be None)
     synthetic_fraction: Share  # of the real image counts the stand-in draws
 
 
@@ -131,6 +139,7 @@ class DataConfig(Section):
     scenes: ScenesConfig
     voc: VocConfig
     mnist: MnistConfig
+    cifar10: Cifar10Config
     coco: CocoConfig
     voc_detection: VocDetectionConfig
     grammar_en_de: GrammarEnDeConfig

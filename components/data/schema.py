@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -138,15 +138,28 @@ def read_meta(directory: Path) -> DatasetMeta:
         raise UserError(f"{path}: not a valid dataset metadata file ({_reason(err)}); {REBUILD}") from None
 
 
-def read_split(directory: Path, split: str) -> pa.Table:
-    """Read ``<directory>/<split>.parquet``; a missing, truncated or corrupted file is a UserError
-    naming the path."""
+def read_split(directory: Path, split: str, columns: list[str] | None = None) -> pa.Table:
+    """Read ``<directory>/<split>.parquet`` (only ``columns``, when given); a missing, truncated or
+    corrupted file is a UserError naming the path."""
     path = Path(directory) / f"{split}.parquet"
     if not path.is_file():
         raise UserError(f"dataset split not found: {path} ({REBUILD})")
     try:
-        return pq.read_table(path)
+        return pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError, ValueError) as err:  # ArrowInvalid, ArrowIOError (ZSTD failures, ...)
+        raise UserError(f"{path}: not a readable Parquet file ({_reason(err)}); {REBUILD}") from None
+
+
+def iter_split(directory: Path, split: str, columns: list[str], rows: int) -> Iterator[pa.Table]:
+    """``<directory>/<split>.parquet``'s ``columns`` as tables of at most ``rows`` rows, in order: a
+    split larger than memory (COCO at 640 px) read a piece at a time. Errors as :func:`read_split`."""
+    path = Path(directory) / f"{split}.parquet"
+    if not path.is_file():
+        raise UserError(f"dataset split not found: {path} ({REBUILD})")
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns):
+            yield pa.Table.from_batches([batch])
+    except (pa.ArrowException, OSError, ValueError) as err:
         raise UserError(f"{path}: not a readable Parquet file ({_reason(err)}); {REBUILD}") from None
 
 

@@ -84,6 +84,9 @@ class Family:
     curves: tuple[Curve, ...] = ()  # learning-curve panels; the first is the train stage's DVC plot
     uncurved: tuple[str, ...] = ()  # models whose CSV has no rows (nothing to plot)
     extra_stages: tuple[Stage, ...] = field(default=())  # other stages the family owns
+    # cross-section checks of params (the section against the rest, e.g. a network against its dataset's
+    # image size), run whenever params are validated; raises ValueError("<full key>: <message>")
+    check: Callable[[Params], None] | None = None
 
     models_key: ClassVar[str] = "models"  # <name>.<models_key>: one section per model
     sweep_model_key: ClassVar[str] = "model"  # tune.<name>.<sweep_model_key>: the model it searches

@@ -3,8 +3,8 @@
 Every score is computed by sacrebleu on detokenized text with its default ``13a`` tokenization,
 so numbers compare with published ones, and every score comes with sacrebleu's signature string
 (``nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0``) that says how it was computed.
-References are given per hypothesis (``references[i]`` lists sentence i's references; every
-sentence must have the same number, as sacrebleu's reference streams require).
+References are given per hypothesis (``references[i]`` lists sentence i's references; their
+number may vary, as COCO's 5 to 7 captions per image do: sacrebleu skips a stream's ``None``).
 """
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ class Score:
     signature: str
 
 
-def _streams(references: Sequence[Sequence[str]]) -> list[list[str]]:
-    """Per-sentence reference lists -> sacrebleu's reference streams (one list per reference index)."""
-    counts = {len(refs) for refs in references}
-    if len(counts) > 1:
-        raise ValueError(f"every sentence needs the same number of references; got counts {sorted(counts)}")
-    width = counts.pop() if counts else 1
-    return [[refs[k] for refs in references] for k in range(width)]
+def _streams(references: Sequence[Sequence[str]]) -> list[list[str | None]]:
+    """Per-sentence reference lists -> sacrebleu's reference streams (one list per reference index),
+    ``None`` where a sentence has fewer references than the most (sacrebleu's variable references)."""
+    width = max((len(refs) for refs in references), default=1)
+    return [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]], max_ngram_order: int = 4) -> Score:

@@ -15,13 +15,14 @@ from tools.profile import merged, profile_overrides
 pytestmark = pytest.mark.slow
 
 STAGES = (("segmentation", "fcn"), ("segmentation", "dilated"), ("detection", "faster_rcnn"),
-          ("detection", "mask_rcnn"), ("generative", "dcgan"), ("translation", "transformer"))
+          ("detection", "mask_rcnn"), ("generative", "dcgan"), ("translation", "transformer"),
+          ("captioning", "show_attend_tell"))
 
 
 def _tiny_profile(root) -> dict:
     raw = merged(yaml.safe_load((root / "params.yaml").read_text()), profile_overrides("gpu", synthetic=True))
     raw["trainer"].update(num_workers=0, use_gpu=False, cpus_per_worker=1)
-    for family in ("segmentation", "detection", "generative", "translation"):
+    for family in ("segmentation", "detection", "generative", "translation", "captioning"):
         raw[family]["trainer"].update(use_gpu=False, precision="fp32", batch_size=4, eval_batch_size=8, figure_every=1)
         for model in raw[family]["models"].values():
             model["epochs"] = 1
@@ -29,8 +30,11 @@ def _tiny_profile(root) -> dict:
                 model["batch_size"] = None
     raw["data"]["voc"].update(image_size=64, synthetic_fraction=0.01)  # 15 train ids: 13 train, 2 val; 14 test
     raw["data"]["coco"].update(image_size=64, max_train_images=14, max_test_images=4)
-    raw["data"]["mnist"]["synthetic_fraction"] = 0.003  # 180 train ids, 30 test
+    raw["data"]["cifar10"]["synthetic_fraction"] = 0.003  # 150 train ids (135 train, 15 val), 30 test: 32x32 RGB
     raw["data"]["parallel"]["synthetic_fraction"] = 0.001  # 29 train pairs, 1 val, 1 test
+    raw["captioning"]["image_size"] = 32  # data/coco's 64 px resized as the profile's 640 -> 224: a 2x2 grid
+    for model in raw["captioning"]["models"].values():  # the profile's encoder; a tenth of its LSTM (1800: 50 s)
+        model.update(embed_dim=48, hidden_dim=180, attn_dim=48 if model["attn_dim"] else None)
     raw["generative"]["evaluator"].update(epochs=1, min_test_accuracy=0.0)
     raw["generative"]["fid"].update(num_generated=20, reference_split="val")
     return raw
@@ -41,7 +45,7 @@ def test_gpu_profile_stages_run_on_the_stand_ins(workdir):
 
     (workdir / "params.yaml").write_text(yaml.safe_dump(_tiny_profile(workdir), sort_keys=False))
     prepare.main([])
-    for name, classes in (("voc", 21), ("coco", 81), ("mnist", 10)):
+    for name, classes in (("voc", 21), ("coco", 81), ("cifar10", 10)):
         meta = json.loads((workdir / "data" / name / "meta.json").read_text())
         assert len(meta["class_names"]) == classes, name
     assert (workdir / "data" / "parallel" / "train.parquet").is_file()
@@ -55,3 +59,8 @@ def test_gpu_profile_stages_run_on_the_stand_ins(workdir):
         if family in ("segmentation", "detection"):  # the paper-size torchvision networks, not the embedded ones
             assert export["arch"]["backbone"] in ("resnet50", "resnet50_fpn"), (family, model)
             assert sum(v.numel() for k, v in export["state_dict"].items() if "layer4" in k) > 10**7
+        if family == "captioning":  # Show, Attend and Tell's encoder on the stand-in's generated captions
+            assert export["arch"]["channels"] == [64, 128, 256, 512] and export["image_size"] == 32, export["arch"]
+            assert metrics["test/bleu_signature"].startswith("nrefs:5")
+        if family == "generative":  # CIFAR-10's 32x32 RGB, G from DCGAN's 4x4
+            assert (export["channels"], export["image_size"], export["backbone"]["stages"]) == (3, 32, 3)

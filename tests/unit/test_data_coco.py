@@ -1,4 +1,4 @@
-"""COCO instances from a tiny fixture in the real layout (annotations/*.json beside image folders)."""
+"""COCO instances and captions from a tiny fixture in the real layout (annotations/*.json beside image folders)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from components.data.coco import IGNORE_INDEX, load_coco_instances, validate_coco
+from components.data.coco import IGNORE_INDEX, load_coco_instances, validate_captions, validate_coco
 from components.data.schema import SPLITS, decode_images, decode_semantic_masks, read_meta, read_split
 from components.errors import UserError
 from tests.coco_masks import uncompressed_rle
@@ -28,6 +28,14 @@ TRAIN_IMAGES = {
     "d": (104, "d.png", 20, 40, "RGB", 160),  # tall: y scales by 1/2
 }
 TEST_IMAGES = {"t1": (1, "t1.png", 20, 20, "RGB", 200), "t2": (2, "t2.png", 20, 20, "RGB", 230)}
+# image id -> its captions as the captions files give them (COCO's stray whitespace included); t2 has none
+CAPTIONS = {
+    101: ["A wide picture with a dog and a bird.", "two animals on grey ", "A dog, left of a bird"],
+    102: ["A  cat holding\na small bird.", "A cat and a bird"],
+    103: ["An empty grey picture."],
+    104: ["A tall image with one small cat.", "a cat at the bottom", "Cat.", "A picture of a cat", "tall and grey\n"],
+    1: ["A cat fills the whole image.", "a big cat"],
+}
 
 
 def _rle(mask: np.ndarray) -> dict:
@@ -82,14 +90,29 @@ def coco_test_json() -> dict:
     }
 
 
-def make_coco(root, train=None, test=None):
-    """``root/annotations/instances_{train,test}.json`` and the ``root/{train,test}/`` images."""
+def coco_captions_json(images: dict) -> dict:
+    """A captions file of ``images`` (TRAIN_IMAGES or TEST_IMAGES): its annotations interleave the
+    images (as COCO's do), each image's captions in CAPTIONS order; ids from 1000."""
+    ids = [i for i, *_ in images.values()]
+    width = max(len(CAPTIONS.get(i, [])) for i in ids)
+    pairs = [(i, CAPTIONS[i][k]) for k in range(width) for i in ids if k < len(CAPTIONS.get(i, []))]
+    return {
+        "images": [{"id": i, "file_name": f, "width": w, "height": h} for i, f, w, h, _, _ in images.values()],
+        "annotations": [{"id": 1000 + n, "image_id": i, "caption": c} for n, (i, c) in enumerate(pairs)],
+    }
+
+
+def make_coco(root, train=None, test=None, captions=("train", "test")):
+    """``root/annotations/instances_{train,test}.json``, ``captions_<name>.json`` for each name in
+    ``captions`` and the ``root/{train,test}/`` images."""
     (root / "annotations").mkdir(parents=True)
     for name, images, data in (
         ("train", TRAIN_IMAGES, train or coco_train_json()),
         ("test", TEST_IMAGES, test or coco_test_json()),
     ):
         (root / "annotations" / f"instances_{name}.json").write_text(json.dumps(data))
+        if name in captions:
+            (root / "annotations" / f"captions_{name}.json").write_text(json.dumps(coco_captions_json(images)))
         for _, file_name, w, h, mode, fill in images.values():
             path = root / name / file_name
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +157,6 @@ def test_loads_splits_boxes_labels_and_masks(tmp_path):
     for _, table, row in rows.values():
         image = decode_images(table)[row]
         assert image.shape == (SIZE, SIZE, 3) and len(np.unique(image)) == 1  # greyscale b became RGB
-        assert table.column("captions")[row].as_py() == []
         assert table.column("id")[row].as_py() == row
 
     def row_of(name, crowds=False):
@@ -355,3 +377,71 @@ def test_bad_val_fraction(tmp_path):
         load(root, tmp_path / "out", val_fraction=1.0)
     with pytest.raises(UserError, match="leaves an empty split"):
         load(root, tmp_path / "out", val_fraction=0.01)
+
+
+def _captions_by_name(out) -> dict[str, list[str]]:
+    return {name: table.column("captions")[row].as_py() for name, (_, table, row) in _rows_by_fill(out).items()}
+
+
+def test_captions_fill_the_rows_in_file_order_and_an_uncaptioned_image_is_said(tmp_path, capsys):
+    make_coco(tmp_path / "coco")
+    load(tmp_path / "coco", tmp_path / "out")
+    captions = _captions_by_name(tmp_path / "out")
+    assert captions["a"] == ["A wide picture with a dog and a bird.", "two animals on grey", "A dog, left of a bird"]
+    assert captions["b"] == ["A cat holding a small bird.", "A cat and a bird"]  # whitespace runs: one space
+    assert captions["c"] == ["An empty grey picture."]  # no objects, yet captioned
+    assert captions["d"] == ["A tall image with one small cat.", "a cat at the bottom", "Cat.", "A picture of a cat",
+                             "tall and grey"]
+    assert (captions["t1"], captions["t2"]) == (["A cat fills the whole image.", "a big cat"], [])
+    out = capsys.readouterr().out
+    path = tmp_path / "coco" / "annotations" / "captions_test.json"
+    assert out.splitlines() == [f"coco: 1 of the 2 test images have no caption in {path}"]
+
+
+@pytest.mark.parametrize("present", [(), ("train",)])
+def test_a_missing_captions_file_leaves_captions_empty_and_is_said_once(tmp_path, capsys, present):
+    make_coco(tmp_path / "coco", captions=present)
+    load(tmp_path / "coco", tmp_path / "out")
+    captions = _captions_by_name(tmp_path / "out")
+    for name in "abcd":
+        assert bool(captions[name]) == ("train" in present), name
+    assert captions["t1"] == captions["t2"] == []
+    lines = capsys.readouterr().out.splitlines()
+    missing = [tmp_path / "coco" / "annotations" / f"captions_{n}.json" for n in ("train", "test") if n not in present]
+    assert len(lines) == 1 and lines[0].startswith(f"coco: no captions file {' or '.join(map(str, missing))}: ")
+    assert "captions stay empty" in lines[0]
+
+
+def test_validate_captions_returns_them_by_image():
+    data = coco_captions_json(TRAIN_IMAGES)
+    assert validate_captions(data, "captions_train.json") == {
+        i: [" ".join(c.split()) for c in CAPTIONS[i]] for i, *_ in TRAIN_IMAGES.values()
+    }
+    assert validate_captions(coco_captions_json(TEST_IMAGES), "f.json")[2] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["annotations"][0].update(caption=5), "annotation 1000: caption 5 is not a non-empty string"),
+        (lambda d: d["annotations"][1].update(caption=" \n "), "annotation 1001: caption ' \\n ' is not a non-empty"),
+        (lambda d: d["annotations"][2].update(image_id=999), "annotation 1002: image_id 999 is not in images"),
+        (lambda d: d["annotations"][3].update(id=1000), "annotation id 1000 appears twice"),
+        (lambda d: d["annotations"][3].pop("id"), "malformed annotation"),
+        (lambda d: d["images"].append({"id": 101}), "image id 101 appears twice"),
+        (lambda d: d.pop("annotations"), "not a COCO captions file (no 'annotations' list)"),
+    ],
+)
+def test_bad_captions_are_one_line_naming_file_and_annotation_and_write_nothing(tmp_path, change, message):
+    root = make_coco(tmp_path / "coco")
+    data = coco_captions_json(TRAIN_IMAGES)
+    change(data)
+    path = root / "annotations" / "captions_train.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError) as err:
+        load(root, tmp_path / "out")
+    assert str(err.value).startswith(f"{path}: {message}") and "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+    path.write_text("{not json")
+    with pytest.raises(UserError, match=re.escape(f"cannot read COCO captions {path}")):
+        load(root, tmp_path / "out")

@@ -274,9 +274,9 @@ def test_each_split_draws_only_its_own_digits(tmp_path, monkeypatch):
     current = {}
     write_dense, patch, jittered = synthetic_coco._write_dense, dense._patch, synthetic_mnist._jittered
 
-    def recording_write(path, *args):
+    def recording_write(path, *args, **kwargs):
         current["split"] = path.stem
-        return write_dense(path, *args)
+        return write_dense(path, *args, **kwargs)
 
     def recording_patch(rng, digit, *args):
         used[current["split"]].add(index[digit.tobytes()])
@@ -298,6 +298,64 @@ def test_each_split_draws_only_its_own_digits(tmp_path, monkeypatch):
     bounds = np.cumsum([0, *(meta.sizes[split] for split in SPLITS)])
     for split, start, stop in zip(SPLITS, bounds, bounds[1:], strict=False):
         assert set(drawn[start:stop]) <= set(pools[split].tolist()), split
+
+
+# --- the COCO stand-in's captions ------------------------------------------------------------------------------
+
+
+def _captioned(directory):
+    """Every (captions, boxes, labels, instance masks) of the COCO stand-in's rows."""
+    captions = {split: read_split(directory, split, columns=["captions"]).column("captions").to_pylist()
+                for split in SPLITS}
+    for split, row, _, _, boxes, labels, masks in _objects(directory):
+        yield captions[split][row], boxes, labels, masks
+
+
+def test_coco_captions_are_five_per_image_and_as_long_as_cocos(built):
+    from components.families.sequence.batches import caption_tokens
+
+    captions = [c for caps, *_ in _captioned(built["coco"][0]) for c in caps]
+    assert len(captions) == 5 * sum(built["coco"][1].sizes.values())
+    words = np.array([sum(t != "," for t in caption_tokens(c)) for c in captions])
+    assert 10 <= words.mean() <= 12 and words.min() >= 6 and words.max() >= 18, (words.mean(), words.min())
+    assert all(c[0].isupper() for c in captions) and 0.7 < np.mean([c.endswith(".") for c in captions]) < 0.95
+    assert len(set(captions)) > 0.8 * len(captions)  # each in its own words
+    assert len({t for c in captions for t in caption_tokens(c)}) > 100
+
+
+def test_coco_captions_are_true_of_the_image(built):
+    """A lone object is named by colour and digit in every caption, the largest object of a busier
+    image in at least one, and an empty image's captions name no digit."""
+    colours = list(synthetic.COLOURS)[:8]
+    seen = set()
+    for caps, _, labels, masks in _captioned(built["coco"][0]):
+        text = " ".join(caps).lower()
+        if not labels:
+            assert not any(ch.isdigit() for ch in text), caps
+            seen.add("empty")
+            continue
+        named = [f"{colours[(label - 1) % 8]} {(label - 1) // 8}" for label in labels]
+        largest = named[int(np.argmax([m.sum() for m in masks]))]
+        if len(labels) == 1:
+            assert all(largest in c.lower() for c in caps), caps
+            seen.add("one")
+        else:
+            assert largest in text, (largest, caps)
+            seen.add("more")
+    assert seen == {"empty", "one", "more"}
+
+
+def test_coco_captions_leave_images_and_annotations_as_they_were(tmp_path, monkeypatch):
+    """The captions draw on their own generator: without them every other byte is the same."""
+    _coco(tmp_path / "with", fraction=0.0005, image_size=32)
+    monkeypatch.setattr(synthetic_coco, "scene_captions", lambda *args: [])
+    _coco(tmp_path / "without", fraction=0.0005, image_size=32)
+    for split in SPLITS:
+        with_, without = (read_split(tmp_path / d, split) for d in ("with", "without"))
+        assert all(with_.column("captions").to_pylist()) and not any(without.column("captions").to_pylist())
+        assert with_.drop_columns(["captions"]).equals(without.drop_columns(["captions"])), split
+    for name in ("instances_val.json", "instances_test.json", "meta.json"):
+        assert (tmp_path / "with" / name).read_bytes() == (tmp_path / "without" / name).read_bytes()
 
 
 # --- params and the prepare stage -------------------------------------------------------------------------------

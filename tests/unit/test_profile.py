@@ -29,12 +29,16 @@ def test_gpu_profile_validates_and_sets_the_paper_sizes():
     assert params.trainer.num_workers == 4 and params.runtime.storage_path == "s3://bucket/runs"
     assert params.segmentation.dataset == "voc" and params.data.voc.synthetic
     assert params.detection.dataset == "coco" and params.data.coco.synthetic
-    assert params.generative.dataset == "mnist" and params.data.mnist.synthetic
+    assert params.generative.dataset == "cifar10" and params.data.cifar10.synthetic
+    assert (params.data.cifar10.image_size, params.generative.backbone.stages) == (32, 3)  # DCGAN's 4x4 start
     assert params.translation.dataset == "parallel" and params.data.parallel.synthetic
     assert params.translation.models.transformer.d_model == 512
     assert params.segmentation.models.fcn.backbone == "resnet50"
     assert params.detection.models.faster_rcnn.backbone == "resnet50_fpn"
     assert params.segmentation.trainer.precision == "bf16" and params.segmentation.trainer.use_gpu
+    assert params.captioning.dataset == "coco" and params.captioning.image_size == 224  # a 14x14 grid:
+    assert len(params.captioning.models.show_attend_tell.channels) == 4 and 224 // 2**4 == 14  # 4 halvings
+    assert params.captioning.models.show_attend_tell.hidden_dim == 1800 and params.captioning.trainer.use_gpu
 
 
 def test_dvc_applies_the_printed_overrides_exactly(tmp_path):

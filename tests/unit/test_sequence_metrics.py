@@ -47,9 +47,16 @@ def test_bleu_uses_every_reference_and_bleu1_counts_unigrams():
     assert corpus_bleu(hyp, refs).value < 15
 
 
-def test_unequal_reference_counts_are_rejected():
-    with pytest.raises(ValueError, match="same number of references"):
-        corpus_bleu(["a", "b"], [["a"], ["b", "c"]])
+def test_unequal_reference_counts_are_sacrebleus_variable_references():
+    """COCO's images have 5 to 7 captions: every reference of each sentence counts, however many."""
+    from sacrebleu.metrics import BLEU
+
+    hyps = ["a red 3 at the top", "two blue digits on grey"]
+    score = corpus_bleu(hyps, [["x y z"], ["q", "two blue digits on grey", "r"]])
+    direct = BLEU().corpus_score(hyps, [["x y z", "q"], [None, "two blue digits on grey"], [None, "r"]])
+    assert score.value == pytest.approx(direct.score) and "nrefs:var" in score.signature
+    full = corpus_bleu(hyps, [["a red 3 at the top"], ["q", "r", "two blue digits on grey"]])
+    assert full.value == pytest.approx(100)
 
 
 def test_exact_match_and_perplexity():

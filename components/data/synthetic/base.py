@@ -20,7 +20,9 @@ COLOURS = {  # name -> RGB in [0, 1]; VOC uses the first VOC_COLOURS, COCO the f
 }  # fmt: skip
 MASK_THRESHOLD = 0.3  # an object's mask: its pixels above this fraction of its peak intensity
 DIGIT_VAL_FRACTION = DIGIT_TEST_FRACTION = 0.15  # of the 1,797 digits: the ones val / test images draw on
-_STREAMS = {"voc": 1, "coco": 2, "mnist": 3, "voc_detection": 4, "parallel": 5}  # generators differ per dataset
+_STREAMS = {  # generators differ per dataset
+    "voc": 1, "coco": 2, "mnist": 3, "voc_detection": 4, "parallel": 5, "cifar10": 6,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import numpy as np
 from components.data.coco import instances_json
 from components.data.schema import DENSE_CROWD, SPLITS, DatasetMeta, write_meta
 from components.data.synthetic.base import (
+    _STREAMS,
+    COLOURS,
     IGNORE_INDEX,
     _check,
     _count,
@@ -21,6 +24,7 @@ from components.data.synthetic.base import (
     _train_val,
     class_names,
 )
+from components.data.synthetic.captions import scene_captions
 from components.data.synthetic.dense import _scenes, _Style, _write_dense
 from components.io import atomic_directory, atomic_write_text
 
@@ -36,6 +40,7 @@ COCO_SIZES = (  # (share of objects, mask area range in px of COCO_REFERENCE_ARE
 COCO_COLOURS = 8  # 80 classes, as COCO's
 COCO_MAX_BOX_IOU = 0.5  # placement is redrawn until a box overlaps every earlier one at most this
 COCO_DISPERSION = 3  # negative-binomial shape of COCO's object count: variance = mean + mean^2 / 3
+CAPTION_STREAM = 1  # the captions' generators: SeedSequence([seed, coco's stream, this]), apart from the images'
 
 
 def _coco_areas(rng: np.random.Generator, k: int) -> np.ndarray:
@@ -51,6 +56,10 @@ COCO_STYLE = _Style(
         COCO_DISPERSION, COCO_DISPERSION / (COCO_DISPERSION + COCO_OBJECTS_PER_IMAGE))),
     areas=_coco_areas,
 )  # fmt: skip
+
+
+def _captions(rng: np.random.Generator, size: int, colours: list[str], scene) -> list[str]:
+    return scene_captions(rng, scene.boxes, scene.labels, scene.masks, size, colours)
 
 
 def coco_counts(
@@ -74,17 +83,23 @@ def build_synthetic_coco(
     fraction: float,
 ) -> DatasetMeta:
     """Write the COCO 2017 stand-in to ``out_dir`` as ``load_coco_instances`` writes COCO:
-    ``{train,val,test}.parquet`` (``DENSE_CROWD``, no crowd regions, captions empty), ``meta.json``
-    (81 classes, 3 channels, ignore index 255) and ``instances_{val,test}.json`` (image ids = row
-    ids, RLE masks). Sizes: :func:`coco_counts`. ``out_dir`` is replaced whole on success."""
+    ``{train,val,test}.parquet`` (``DENSE_CROWD``, no crowd regions, five English captions per image
+    from its objects: :mod:`.captions`), ``meta.json`` (81 classes, 3 channels, ignore index 255)
+    and ``instances_{val,test}.json`` (image ids = row ids, RLE masks). Sizes: :func:`coco_counts`.
+    The captions have their own generators, so the images and annotations are those drawn without
+    them. ``out_dir`` is replaced whole on success."""
     _check("coco", val_fraction, fraction)
     counts = coco_counts(fraction, val_fraction, max_train_images, max_test_images)
     digits, rngs, names = _digits(seed), _rngs(seed, "coco"), class_names(COCO_COLOURS)
+    streams = np.random.SeedSequence([seed, _STREAMS["coco"], CAPTION_STREAM]).spawn(len(SPLITS))
+    colours = list(COLOURS)[:COCO_COLOURS]
     with atomic_directory(out_dir) as tmp:
-        for split in SPLITS:
+        for split, stream in zip(SPLITS, streams, strict=True):
             scenes = _scenes(rngs[split], counts[split], image_size, COCO_STYLE, digits, digits.pools[split])
             annotations = None if split == "train" else []
-            _write_dense(tmp / f"{split}.parquet", scenes, DENSE_CROWD, annotations)
+            caption_rng = np.random.default_rng(stream)
+            captions = partial(_captions, caption_rng, image_size, colours)
+            _write_dense(tmp / f"{split}.parquet", scenes, DENSE_CROWD, annotations, captions=captions)
             if annotations is not None:
                 images = [
                     {"id": i, "file_name": f"{i:06d}.png", "height": image_size, "width": image_size}

@@ -133,12 +133,14 @@ def _annotate(image: np.ndarray, owner: np.ndarray, boxes: list, labels: list[in
 
 
 def _write_dense(
-    path: Path, scenes: Iterable[_Scene], schema, annotations: list | None = None, boxes_only: bool = False
+    path: Path, scenes: Iterable[_Scene], schema, annotations: list | None = None, boxes_only: bool = False,
+    captions: Callable[[_Scene], list[str]] | None = None,
 ) -> None:
     """Stream ``scenes`` to one split of ``schema`` (``DENSE``, or ``DENSE_CROWD`` with every flag 0);
     with ``annotations`` (a list), append each object's COCO annotation to it (image id = row id).
     ``boxes_only`` writes detection rows as ``voc_detection`` does: no instance masks, the semantic
-    mask all IGNORE_INDEX, annotations without segmentation (area = box area)."""
+    mask all IGNORE_INDEX, annotations without segmentation (area = box area). ``captions`` writes
+    each row's captions (called once per scene, in row order); without it they are empty."""
     crowd = CROWD_COLUMN.name in schema.names
 
     def rows() -> Iterator[dict]:
@@ -148,7 +150,9 @@ def _write_dense(
                 annotations.extend(coco_annotation(i, *obj, 0) for obj in zip(s.boxes, s.labels, masks, strict=True))
             flags = [0] * len(s.labels) if crowd else None
             semantic = np.full_like(s.semantic, IGNORE_INDEX) if boxes_only else s.semantic
-            yield dense_row(i, s.image, semantic, s.boxes, s.labels, [] if boxes_only else s.masks, [], iscrowd=flags)
+            texts = captions(s) if captions else []
+            yield dense_row(i, s.image, semantic, s.boxes, s.labels, [] if boxes_only else s.masks, texts,
+                            iscrowd=flags)
 
     write_split_batches((dense_columns(chunk, schema) for chunk in _chunks(rows(), ROW_GROUP)), schema, path)
 

@@ -39,7 +39,7 @@ class GenerativeBackbone(Section):
     """The one generator/discriminator pair every GAN uses (and the VAE as decoder/encoder)."""
 
     latent_dim: PositiveInt
-    stages: PositiveInt  # resolution doublings in G (halvings in D); image size divisible by 2**stages
+    stages: PositiveInt  # resolution doublings in G (halvings in D); image side divisible by 2**stages (family.py)
     g_channels: PositiveInt  # generator width at the output resolution, doubled per stage inward
     d_channels: PositiveInt  # discriminator width at the input resolution, doubled per stage
     leak: Annotated[float, Field(gt=0, lt=1)]  # LeakyReLU slope in D
@@ -101,7 +101,7 @@ class GenerativeModels(Section):
 
 
 class GenerativeConfig(Section):
-    dataset: Literal["digits", "mnist"]
+    dataset: Literal["digits", "mnist", "cifar10"]
     evaluator: EvaluatorConfig
     fid: FIDConfig
     backbone: GenerativeBackbone

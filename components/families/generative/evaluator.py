@@ -1,9 +1,10 @@
-"""The embedded evaluator: a small CNN digit classifier whose features and posteriors score samples.
+"""The embedded evaluator: a small CNN classifier whose features and posteriors score samples.
 
 FID needs a feature network and nothing may be downloaded, so the ``evaluator`` stage trains this
-classifier on the family's dataset; ``val/fid_evaluator`` is the Fréchet distance between Gaussians
-fitted to its penultimate-layer features (:meth:`Evaluator.embed`) and ``val/is_evaluator`` the
-Inception Score of its class posteriors. Scores depend on this network: compare them only between
+classifier on the family's dataset (``generative.dataset``: digits, MNIST or CIFAR-10, grey or
+RGB); ``val/fid_evaluator`` is the Fréchet distance between Gaussians fitted to its
+penultimate-layer features (:meth:`Evaluator.embed`) and ``val/is_evaluator`` the Inception Score
+of its class posteriors. Scores depend on this network: compare them only between
 runs scored by the same evaluator (its SHA-256 is logged with each run).
 """
 
@@ -85,10 +86,11 @@ class EvaluatorTraining:
 
 @torch.no_grad()
 def accuracy(net: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 512) -> float:
-    """Top-1 accuracy of ``net`` (eval mode) on images (N, C, S, S) with labels (N,)."""
+    """Top-1 accuracy of ``net`` (eval mode, on its own device) on images (N, C, S, S) with labels (N,)."""
     net.eval()
+    device = next(net.parameters()).device
     correct = sum(
-        int((net(images[i : i + batch_size]).argmax(1) == labels[i : i + batch_size]).sum())
+        int((net(images[i : i + batch_size].to(device)).argmax(1).cpu() == labels[i : i + batch_size]).sum())
         for i in range(0, len(images), batch_size)
     )
     return correct / len(images)
@@ -112,13 +114,17 @@ def train_evaluator(
     config: EvaluatorTraining,
     seed: int,
     on_epoch: Callable[[int, dict[str, float]], None],
+    device: torch.device | None = None,
 ) -> dict[str, float]:
     """Train ``net`` on ``splits["train"]``, keep the weights of the best ``splits["val"]`` accuracy.
 
-    Each split is (images (N, C, S, S) in [0, 1], labels (N,) int64). AdamW with linear warm-up and
-    cosine decay; ``on_epoch(epoch, metrics)`` is called after every epoch. Returns the final
-    ``{"val/accuracy", "test/accuracy", "best_epoch"}`` of the kept weights.
+    Each split is (images (N, C, S, S) in [0, 1], labels (N,) int64), held on the CPU; batches move to
+    ``device`` (default: the CPU), where ``net`` trains. AdamW with linear warm-up and cosine decay;
+    ``on_epoch(epoch, metrics)`` is called after every epoch. Returns the final
+    ``{"val/accuracy", "test/accuracy", "best_epoch"}`` of the kept weights; ``net`` ends on the CPU.
     """
+    device = torch.device("cpu") if device is None else device
+    net.to(device)
     images, labels = splits["train"]
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = -(-len(images) // config.batch_size)
@@ -133,7 +139,8 @@ def train_evaluator(
         loss_sum = 0.0
         for start in range(0, len(images), config.batch_size):
             batch = order[start : start + config.batch_size]
-            loss = F.cross_entropy(net(random_shift(images[batch], config.max_shift, generator)), labels[batch])
+            inputs = random_shift(images[batch], config.max_shift, generator).to(device)
+            loss = F.cross_entropy(net(inputs), labels[batch].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -145,7 +152,9 @@ def train_evaluator(
         on_epoch(epoch, {"train/loss": loss_sum / len(images), "val/accuracy": val_accuracy,
                          "time/epoch_s": time.perf_counter() - started})
     net.load_state_dict(best_state)
-    return {"val/accuracy": best_accuracy, "test/accuracy": accuracy(net, *splits["test"]), "best_epoch": best_epoch}
+    test_accuracy = accuracy(net, *splits["test"])
+    net.cpu()
+    return {"val/accuracy": best_accuracy, "test/accuracy": test_accuracy, "best_epoch": best_epoch}
 
 
 def export_evaluator(net: Evaluator, arch: Mapping[str, Any], class_names: list[str], metrics: Mapping[str, float]):

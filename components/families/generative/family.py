@@ -1,8 +1,51 @@
 """The generative family's descriptor (see components/families/base.py)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from components.families.base import Curve, Family, Stage
 from components.families.generative.config import GenerativeConfig
 from components.tune.config import SweepConfig
+
+if TYPE_CHECKING:
+    from components.config import Params
+
+MNIST_SIDE = 28  # MNIST's idx images (and its stand-in's) are 28x28, whatever the params say
+
+
+def image_side(params: Params) -> tuple[int, str]:
+    """(the side of ``generative.dataset``'s images in px, the key that sets it)."""
+    name = params.generative.dataset
+    if name == "mnist":
+        return MNIST_SIDE, "generative.dataset"
+    return getattr(params.data, name).image_size, f"data.{name}.image_size"
+
+
+def dcgan_stages(side: int) -> int | None:
+    """DCGAN's arrangement for a side: the most halvings that leave a whole start of at least 4 px
+    (8 -> 1 from 4x4, 28 -> 2 from 7x7, 32 -> 3 and 64 -> 4 from 4x4); None when no halving does."""
+    fits = [s for s in range(1, side.bit_length()) if side % 2**s == 0 and side // 2**s >= 4]
+    return max(fits, default=None)
+
+
+def check_sizes(params: Params) -> None:
+    """``generative.backbone.stages`` (G doubles a start that many times, D halves the image) and the
+    evaluator's stages (one 2x2 max-pool per ``generative.evaluator.channels`` entry) must divide the
+    dataset's image side into whole pixels. Raises ``ValueError("<key>: ...")``."""
+    side, key = image_side(params)
+    section = params.generative
+    stages, name = section.backbone.stages, section.dataset
+    if side % 2**stages:
+        fit = dcgan_stages(side)
+        hint = f"set it to {fit} (G starts at {side // 2**fit}x{side // 2**fit})" if fit else "lower it"
+        raise ValueError(f"generative.backbone.stages: {stages} halvings of the {side}-px {name} images need a side "
+                         f"divisible by {2**stages}; {hint}, or change {key}")
+    pools = len(section.evaluator.channels)
+    if side % 2**pools:
+        raise ValueError(f"generative.evaluator.channels: {pools} widths max-pool the {side}-px {name} images "
+                         f"{pools} times, which needs a side divisible by {2**pools}; list fewer widths, or change "
+                         f"{key}")
 
 
 def shrink(params: dict, sweep: dict) -> None:
@@ -45,5 +88,6 @@ FAMILIES = (
         shrink=shrink,
         curves=(Curve("val/fid_evaluator", "FID on evaluator features (lower is better)", log_y=True),),
         extra_stages=(EVALUATOR,),
+        check=check_sizes,
     ),
 )

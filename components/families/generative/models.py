@@ -1,8 +1,10 @@
 """The generative family's networks: one DCGAN-style generator and discriminator for every GAN,
 and a VAE whose decoder is that same generator and whose encoder is the discriminator's trunk.
 
-Images are (N, C, S, S) floats in [0, 1], S divisible by ``2**stages``: the generator starts and the
-discriminator ends at resolution ``S / 2**stages`` (4x4 for the 8x8 digits with one stage).
+Images are (N, C, S, S) floats in [0, 1], C = 1 (grey) or 3 (RGB), S divisible by ``2**stages``: the
+generator starts and the discriminator ends at resolution ``S / 2**stages`` (4x4 for the 8x8 digits
+with one stage, 7x7 for MNIST's 28 px with two, 4x4 for CIFAR-10 at 32 px with three and at 64 px
+with four, DCGAN's arrangement; ``family.check_sizes`` refuses other sides in params).
 
 - :class:`Generator` (Radford et al., 2016): project-and-reshape of the code to the start
   resolution, then ``stages`` x (ConvTranspose 4x4 stride 2 -> BatchNorm -> ReLU), then a 3x3

@@ -416,9 +416,11 @@ class VAETask(GenerativeTask):
             net.train()
 
     def figures(self, batch: Any) -> Mapping[str, Any]:
-        images, labels = batch[0][: 4 * GRID_SIDE], batch[1][: 4 * GRID_SIDE]
+        ncols = min(GRID_SIDE, len(batch[0]))
+        keep = min(4 * GRID_SIDE, len(batch[0])) // ncols * ncols  # whole rows: each above its reconstructions
+        images, labels = batch[0][:keep], batch[1][:keep]
         recons = self.reconstruct(images, labels).cpu()
-        return {**super().figures(batch), "reconstructions": reconstruction_figure(images, recons, GRID_SIDE)}
+        return {**super().figures(batch), "reconstructions": reconstruction_figure(images, recons, ncols)}
 
     def export(self) -> dict[str, Any]:
         return {**self._export_common(), "kind": "vae", "conditional": self.conditional,

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
-from components.data.schema import decode_images, read_split
+from components.data.schema import decode_images, iter_split, read_split
 from components.data.text import Vocabulary, tokenize
+from components.errors import UserError
 
 
 class ParallelDataset(Dataset):
@@ -66,9 +67,19 @@ class PairCollate:
                 "index": torch.tensor(index)}
 
 
+CAPTION_DROPPED = frozenset(".!?\"'`")  # sentence-final marks and quotes
+
+
 def caption_tokens(caption: str) -> list[str]:
-    """Scene captions are stored space-tokenized (``two digits : a small 3 left of a large 7``)."""
-    return caption.split()
+    """A caption's tokens: its lower-cased words and punctuation marks (:func:`tokenize`) without
+    ``. ! ?`` and quotes, as COCO's evaluation tokenizer drops them (COCO's captions end in a full stop
+    or not, at random). The scenes' captions, stored space-tokenized in lower case (``two digits : a
+    small 3 left of a large 7``), come back as ``caption.split()``."""
+    return [token for token in tokenize(caption.lower()) if token not in CAPTION_DROPPED]
+
+
+IMAGE_COLUMNS = ["image", "height", "width", "channels"]
+LOAD_ROWS = 64  # images decoded (and resized) at a time: COCO at 640 px is 1.2 MB an image (4.9 MB as floats)
 
 
 class CaptionDataset(Dataset):
@@ -76,20 +87,30 @@ class CaptionDataset(Dataset):
 
     ``pairs=True`` (training): one item per (image, caption), so every caption teaches.
     ``pairs=False`` (evaluation): one item per image, with its first caption; ``references[i]``
-    holds every caption of image i (BLEU with multiple references).
+    holds every caption of image i (BLEU with multiple references; COCO's images have 5 to 7) as
+    :func:`caption_tokens` reads it, space-joined (the form greedy and beam captions are scored in).
     Items are ``(image (C, H, W) float in [0, 1], caption ids (T,) ending in <eos>, image index)``.
+    Images are held as ``uint8``, ``LOAD_ROWS`` decoded at a time and resized to ``image_size``
+    square (bilinear, antialiased) when given: 20k COCO images at 224 px hold 3 GB, not 98.
+    Every image needs a caption: one without is a UserError naming the file and the rows.
     """
 
-    def __init__(self, directory: Path, split: str, vocab: Vocabulary, pairs: bool):
-        table = read_split(directory, split)
-        images = decode_images(table).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        self.images = torch.from_numpy(np.ascontiguousarray(images))
-        self.references: list[list[str]] = table.column("captions").to_pylist()
-        if not self.references or not all(self.references):
-            raise ValueError(f"{directory / split}.parquet: every image needs at least one caption")
+    def __init__(self, directory: Path, split: str, vocab: Vocabulary, pairs: bool, image_size: int | None = None):
+        captions = read_split(directory, split, columns=["captions"]).column("captions").to_pylist()
+        self.references: list[list[str]] = [
+            [" ".join(tokens) for c in caps if (tokens := caption_tokens(c))] for caps in captions
+        ]
+        uncaptioned = [i for i, caps in enumerate(self.references) if not caps]
+        if uncaptioned or not captions:
+            rows = ", ".join(map(str, uncaptioned[:5])) + (", ..." if len(uncaptioned) > 5 else "")
+            what = f"{len(uncaptioned)} of its {len(captions)} images have no caption (rows {rows})"
+            raise UserError(f"{Path(directory) / split}.parquet: {what if captions else 'no images'}; captioning "
+                            "needs every image captioned")
+        self.images = torch.cat([_images(table, image_size)
+                                 for table in iter_split(directory, split, IMAGE_COLUMNS, LOAD_ROWS)])
         self.items = [(i, k) for i, caps in enumerate(self.references) for k in range(len(caps) if pairs else 1)]
         self.captions = {
-            (i, k): torch.tensor(vocab.encode(caption_tokens(self.references[i][k])), dtype=torch.long)
+            (i, k): torch.tensor(vocab.encode(self.references[i][k].split()), dtype=torch.long)
             for i, k in self.items
         }
         self.lengths = [len(self.captions[item]) for item in self.items]  # for length grouping
@@ -99,7 +120,16 @@ class CaptionDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         image, k = self.items[index]
-        return self.images[image], self.captions[(image, k)], image
+        return self.images[image].float() / 255.0, self.captions[(image, k)], image
+
+
+def _images(table, size: int | None) -> torch.Tensor:
+    """A table's images as ``uint8`` (N, C, H, W), resized to ``size`` x ``size`` when given."""
+    images = torch.from_numpy(decode_images(table).transpose(0, 3, 1, 2).copy())  # C order, writable
+    if size is None or images.shape[-2:] == (size, size):
+        return images
+    resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return resized.round_().clamp_(0, 255).to(torch.uint8)
 
 
 class CaptionCollate:

@@ -1,6 +1,12 @@
 """Image captioning as the harness drives it: a CNN encoder and an LSTM decoder trained with teacher
 forcing on every (image, caption) pair; BLEU-1..4 against all of an image's reference captions
-(sacrebleu) on greedy captions of the val split, and on beam-search captions of the test split."""
+(sacrebleu) on greedy captions of the val split, and on beam-search captions of the test split.
+
+The data is ``data/<captioning.dataset>``: the embedded ``scenes`` (two or three captions per
+image) or ``coco`` (real COCO with its ``captions_*.json``, or the stand-in's five generated
+captions per image), images resized to ``captioning.image_size`` when loaded. Every image of every
+split needs a caption; a dataset without is refused before training, in one line naming the
+split's file and where its captions come from."""
 
 from __future__ import annotations
 
@@ -13,8 +19,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from components.config import Params
-from components.data.schema import DatasetMeta, read_meta, read_split
+from components.data.schema import SPLITS, DatasetMeta, read_meta, read_split
 from components.data.text import Vocabulary
+from components.errors import UserError
 from components.families.sequence.batches import CaptionCollate, CaptionDataset, caption_tokens, text
 from components.families.sequence.captioner import Captioner
 from components.families.sequence.config import CaptionerConfig, CaptioningConfig
@@ -32,7 +39,8 @@ FIGURE_IMAGES = 4
 def run_params(model: str, params: Params) -> dict[str, Any]:
     """What a training run reads besides its model section and trainer (beam search only shapes the
     test report, so changing it re-evaluates without retraining)."""
-    return {"max_length": params.captioning.decoding.max_length}
+    section = params.captioning
+    return {"max_length": section.decoding.max_length, "min_freq": section.min_freq, "image_size": section.image_size}
 
 
 def build_network(model: str, arch: Mapping[str, Any], in_channels: int, vocab_size: int, pad_id: int) -> nn.Module:
@@ -44,9 +52,33 @@ def data_dir(params: Params) -> Path:
     return resolve(params.data.root) / params.captioning.dataset
 
 
-def build_vocabulary(directory: Path) -> Vocabulary:
-    captions = read_split(directory, "train").column("captions").to_pylist()
-    return Vocabulary.build([caption_tokens(c) for caps in captions for c in caps])
+def build_vocabulary(directory: Path, min_freq: int = 1) -> Vocabulary:
+    """The train captions' words (:func:`caption_tokens`) seen at least ``min_freq`` times, most
+    frequent first; rarer ones become ``<unk>`` (COCO's usual vocabulary: the ~10k words seen 5+ times)."""
+    captions = read_split(directory, "train", columns=["captions"]).column("captions").to_pylist()
+    return Vocabulary.build((caption_tokens(c) for caps in captions for c in caps), min_freq=min_freq)
+
+
+def check_captions(params: Params) -> None:
+    """Refuse, in one line, a dataset with an image without a caption in any split, naming the
+    split's file and where its captions come from: for real COCO the captions file its loader reads
+    (a missing one leaves every caption empty), else the prepare stage."""
+    directory, dataset, coco = data_dir(params), params.captioning.dataset, params.data.coco
+    for split in SPLITS:
+        captions = read_split(directory, split, columns=["captions"]).column("captions").to_pylist()
+        empty = sum(not any(caption_tokens(c) for c in caps) for caps in captions)
+        if captions and not empty:
+            continue
+        what = ("has no captions (its 'captions' column is empty)" if empty == len(captions)
+                else f"has {empty} of its {len(captions)} images without a caption")
+        if dataset == "coco" and coco.root:
+            name = coco.test_set if split == "test" else coco.train_set
+            source = resolve(coco.root) / "annotations" / f"captions_{name}.json"
+            fix = f"the COCO loader reads them from {source}: put it there (captioning every image), then"
+        else:
+            fix = "captions are written with the dataset:"
+        raise UserError(f"captioning.dataset {dataset}: {directory / split}.parquet {what}; {fix} "
+                        "run `dvc repro prepare`")
 
 
 def bleu_scores(hypotheses: list[str], references: list[list[str]], prefix: str = "") -> dict[str, float]:
@@ -68,7 +100,7 @@ class CaptioningTask(SequenceTask):
         self.directory = directory
         self.meta = meta
         self.arch = {k: v for k, v in config.model_dump().items() if k not in TRAINING_KEYS}
-        self.target_vocab = build_vocabulary(directory)
+        self.target_vocab = build_vocabulary(directory, section.min_freq)
         self.collate_fn = CaptionCollate(self.target_vocab.pad_id, self.target_vocab.bos_id)
         self._datasets: dict[str, CaptionDataset] | None = None
         self.modules, self.optimizers, self.schedulers = {}, {}, {}
@@ -76,8 +108,10 @@ class CaptioningTask(SequenceTask):
     def datasets(self) -> Mapping[str, Dataset]:
         if self._datasets is None:
             self._datasets = {
-                "train": CaptionDataset(self.directory, "train", self.target_vocab, pairs=True),
-                "val": CaptionDataset(self.directory, "val", self.target_vocab, pairs=False),
+                "train": CaptionDataset(self.directory, "train", self.target_vocab, pairs=True,
+                                        image_size=self.section.image_size),
+                "val": CaptionDataset(self.directory, "val", self.target_vocab, pairs=False,
+                                      image_size=self.section.image_size),
             }
         return self._datasets
 
@@ -136,6 +170,7 @@ class CaptioningTask(SequenceTask):
             "model": self.model_name,
             "arch": self.arch,
             "in_channels": self.meta.channels,
+            "image_size": self.section.image_size or self.meta.height,  # what it was trained on
             "vocab": self.target_vocab.to_dict(),
             "state_dict": unwrap(self.modules["net"]).state_dict(),
         }
@@ -158,6 +193,7 @@ def caption_figures(net: nn.Module, batch: Mapping[str, torch.Tensor], dataset: 
 
 
 def build_task(model: str, params: Params) -> CaptioningTask:
+    check_captions(params)
     directory = data_dir(params)
     section = params.captioning
     return CaptioningTask(model, getattr(section.models, model), section, directory, read_meta(directory))
@@ -176,7 +212,7 @@ def evaluate_test(export: Mapping[str, Any], params: Params) -> dict[str, Any]:
     sacrebleu's signature, and a figure of test captions."""
     section = params.captioning
     net, vocab = load_exported(export)
-    test = CaptionDataset(data_dir(params), "test", vocab, pairs=False)
+    test = CaptionDataset(data_dir(params), "test", vocab, pairs=False, image_size=section.image_size)
     loader = DataLoader(test, batch_size=section.trainer.eval_batch_size,
                         collate_fn=CaptionCollate(vocab.pad_id, vocab.bos_id))
     hyps: list[str] = []
@@ -186,7 +222,7 @@ def evaluate_test(export: Mapping[str, Any], params: Params) -> dict[str, Any]:
                                  section.decoding.beam_width, section.decoding.length_penalty)
             hyps += [text(vocab, t, captions=True) for t in tokens]
     refs = test.references
-    signature = corpus_bleu(hyps[:1], refs[:1]).signature
+    signature = corpus_bleu(hyps, refs).signature  # nrefs:var when images have different counts
     first = next(iter(loader))
     return {
         "metrics": bleu_scores(hyps, refs, prefix="test/"),

@@ -104,7 +104,10 @@ class CaptioningModels(Section):
 
 
 class CaptioningConfig(Section):
-    dataset: Literal["scenes"]
+    dataset: Literal["scenes", "coco"]  # a prepared DENSE dataset with captions: data/<dataset>
+    image_size: Annotated[int, Field(ge=16)] | None  # square resize of the images when loaded (bilinear,
+    # antialiased); None = as prepared (data.<dataset>'s size)
+    min_freq: PositiveInt  # caption words seen fewer times in train become <unk>
     trainer: TrainerConfig
     decoding: CaptionDecodingConfig
     models: CaptioningModels

@@ -51,7 +51,7 @@ FAMILIES = (
         headline="val/bleu",  # BLEU-4
         higher_is_better=SEQUENCE_METRICS, lower_is_better=frozenset({"perplexity"}),
         references=(("ceiling", 100.0),),
-        stage_params=("decoding",),
+        stage_params=("decoding", "image_size", "min_freq"),
         shrink=shrink_captioning,
         curves=(Curve("val/bleu", "BLEU-4 (val, greedy)"),),
     ),
