@@ -45,6 +45,18 @@ def _isolated_tool_state(tmp_path_factory, monkeypatch):
     yield
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: one torch thread is faster, and leaves the other core to the rest of the machine
+    (a module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny_params() -> dict:
     return tiny_params_dict()

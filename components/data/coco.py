@@ -54,6 +54,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,11 +184,7 @@ def validate_coco(data: object, source: str, *, allow_empty_boxes: bool = False)
     pixels; ``iscrowd`` (if present) is 0 or 1; ``segmentation`` (if present) is a list of
     even-length polygons or an RLE dict whose ``size`` is the image's ``[height, width]``.
     """
-    if not isinstance(data, dict):
-        raise UserError(f"{source}: not a COCO instances file (expected a JSON object, got {type(data).__name__})")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise UserError(f"{source}: not a COCO instances file (no {key!r} list)")
+    _check_lists(data, source, "instances", ("images", "annotations", "categories"))
 
     categories: dict[int, str] = {}
     for category in data["categories"]:
@@ -203,25 +200,13 @@ def validate_coco(data: object, source: str, *, allow_empty_boxes: bool = False)
         raise UserError(f"{source}: no categories")
 
     images: dict[int, tuple[int, int]] = {}  # id -> (height, width)
-    for image in data["images"]:
-        iid = image.get("id") if isinstance(image, dict) else None
-        if not _is_int(iid):
-            raise UserError(f"{source}: malformed image {_short(image)} (needs an integer id)")
-        if iid in images:
-            raise UserError(f"{source}: image id {iid} appears twice")
+    for iid, image in _unique_ids(data["images"], source, "image"):
         for key in ("width", "height"):
             if not _is_int(image.get(key)) or image[key] <= 0:
                 raise UserError(f"{source}: image {iid}: {key} {image.get(key)!r} is not a positive integer")
         images[iid] = (image["height"], image["width"])
 
-    seen: set[int] = set()
-    for ann in data["annotations"]:
-        aid = ann.get("id") if isinstance(ann, dict) else None
-        if not _is_int(aid):
-            raise UserError(f"{source}: malformed annotation {_short(ann)} (needs an integer id)")
-        if aid in seen:
-            raise UserError(f"{source}: annotation id {aid} appears twice")
-        seen.add(aid)
+    for aid, ann in _unique_ids(data["annotations"], source, "annotation"):
         where = f"{source}: annotation {aid}"
         if not _is_int(ann.get("image_id")) or ann["image_id"] not in images:
             raise UserError(f"{where}: image_id {ann.get('image_id')!r} is not in images")
@@ -245,27 +230,9 @@ def validate_captions(data: object, source: str) -> dict[int, list[str]]:
     Checks: ``images`` and ``annotations`` are lists; image and annotation ids are unique integers;
     each annotation's ``image_id`` is in ``images`` and its ``caption`` a string with a word in it.
     """
-    if not isinstance(data, dict):
-        raise UserError(f"{source}: not a COCO captions file (expected a JSON object, got {type(data).__name__})")
-    for key in ("images", "annotations"):
-        if not isinstance(data.get(key), list):
-            raise UserError(f"{source}: not a COCO captions file (no {key!r} list)")
-    captions: dict[int, list[str]] = {}
-    for image in data["images"]:
-        iid = image.get("id") if isinstance(image, dict) else None
-        if not _is_int(iid):
-            raise UserError(f"{source}: malformed image {_short(image)} (needs an integer id)")
-        if iid in captions:
-            raise UserError(f"{source}: image id {iid} appears twice")
-        captions[iid] = []
-    seen: set[int] = set()
-    for ann in data["annotations"]:
-        aid = ann.get("id") if isinstance(ann, dict) else None
-        if not _is_int(aid):
-            raise UserError(f"{source}: malformed annotation {_short(ann)} (needs an integer id)")
-        if aid in seen:
-            raise UserError(f"{source}: annotation id {aid} appears twice")
-        seen.add(aid)
+    _check_lists(data, source, "captions", ("images", "annotations"))
+    captions: dict[int, list[str]] = {iid: [] for iid, _ in _unique_ids(data["images"], source, "image")}
+    for aid, ann in _unique_ids(data["annotations"], source, "annotation"):
         if not _is_int(ann.get("image_id")) or ann["image_id"] not in captions:
             raise UserError(f"{source}: annotation {aid}: image_id {ann.get('image_id')!r} is not in images")
         caption = ann.get("caption")
@@ -329,6 +296,29 @@ def _read_set(root: Path, name: str, drop_empty_boxes: bool) -> _CocoSet:
         images=data["images"],
         annotations=annotations,
     )
+
+
+def _check_lists(data: object, source: str, kind: str, keys: tuple[str, ...]) -> None:
+    """``data`` is a JSON object holding a list under each of ``keys`` (a COCO ``kind`` file)."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: not a COCO {kind} file (expected a JSON object, got {type(data).__name__})")
+    for key in keys:
+        if not isinstance(data.get(key), list):
+            raise UserError(f"{source}: not a COCO {kind} file (no {key!r} list)")
+
+
+def _unique_ids(entries: list, source: str, what: str) -> Iterator[tuple[int, dict]]:
+    """``(id, entry)`` of each entry of an ``images`` or ``annotations`` list, checking that every
+    entry is an object with an integer ``id`` seen once (``what``: "image" or "annotation")."""
+    seen: set[int] = set()
+    for entry in entries:
+        eid = entry.get("id") if isinstance(entry, dict) else None
+        if not _is_int(eid):
+            raise UserError(f"{source}: malformed {what} {_short(entry)} (needs an integer id)")
+        if eid in seen:
+            raise UserError(f"{source}: {what} id {eid} appears twice")
+        seen.add(eid)
+        yield eid, entry
 
 
 def _is_int(value: object) -> bool:

@@ -39,13 +39,7 @@ MODELS = {**TRANSLATORS, **CAPTIONERS}
 ATTENTION = {"attention_gru", "attention_lstm", "transformer", "post_norm_transformer", "show_attend_tell"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is faster, and leaves the other core to the rest of the machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(name: str) -> nn.Module:

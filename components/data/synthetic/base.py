@@ -4,6 +4,7 @@ the digits objects are drawn from, and per-split generators."""
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -63,6 +64,14 @@ def _count(real: int, fraction: float, least: int = 1, cap: int | None = None) -
     """``round(real * fraction)`` images, at least ``least``, then at most ``cap`` (None = no cap)."""
     n = max(round(real * fraction), least)
     return n if cap is None else min(n, cap)
+
+
+def _stratified_count(real: int, classes: int, fraction: float, val_fraction: float) -> int:
+    """A classification stand-in's "train file": ``real * fraction`` images, at least what a
+    stratified split needs (sklearn: ``ceil(n * val_fraction)`` val images, and both splits hold
+    every one of ``classes``)."""
+    val = lambda n: math.ceil(n * val_fraction)  # noqa: E731
+    return _count(real, fraction, least=_least(lambda n: classes <= val(n) <= n - classes))
 
 
 def _train_val(name: str, n: int, val_fraction: float) -> dict[str, int]:

@@ -13,7 +13,7 @@ from sklearn.model_selection import train_test_split
 from components.data.cifar10 import CLASS_NAMES, NATIVE_SIZE, check_sizes, write_cifar10
 from components.data.digits import to_uint8
 from components.data.schema import DatasetMeta
-from components.data.synthetic.base import _check, _chunks, _count, _least, _rngs
+from components.data.synthetic.base import _check, _chunks, _count, _rngs, _stratified_count
 
 CIFAR10_TRAIN_IMAGES = 50_000  # data_batch_1..5: split into train/val by val_fraction
 CIFAR10_TEST_IMAGES = 10_000  # test_batch: the test split
@@ -66,11 +66,8 @@ SHAPES: tuple[Shape, ...] = (
 
 
 def cifar10_source_count(fraction: float, val_fraction: float) -> int:
-    """The stand-in's "training batches": CIFAR10_TRAIN_IMAGES * fraction, at least what a stratified split
-    needs (sklearn: ``ceil(n * val_fraction)`` val images, and both splits hold every class)."""
-    val = lambda n: math.ceil(n * val_fraction)  # noqa: E731
-    least = _least(lambda n: CIFAR10_CLASSES <= val(n) <= n - CIFAR10_CLASSES)
-    return _count(CIFAR10_TRAIN_IMAGES, fraction, least=least)
+    """The stand-in's "training batches": CIFAR10_TRAIN_IMAGES * fraction, at least what a stratified split needs."""
+    return _stratified_count(CIFAR10_TRAIN_IMAGES, CIFAR10_CLASSES, fraction, val_fraction)
 
 
 def _hsv_colours(rng: np.random.Generator, n: int) -> np.ndarray:

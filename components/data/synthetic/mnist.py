@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ from sklearn.model_selection import train_test_split
 
 from components.data.digits import NATIVE_SIZE, to_uint8
 from components.data.schema import CLASSIFICATION, SPLITS, DatasetMeta, classification_columns, write_meta, write_split
-from components.data.synthetic.base import _check, _chunks, _count, _Digits, _digits, _least, _rngs
+from components.data.synthetic.base import _check, _chunks, _count, _Digits, _digits, _rngs, _stratified_count
 from components.io import atomic_directory
 
 MNIST_TRAIN_IMAGES = 60_000  # train-images-idx3-ubyte: split into train/val by val_fraction
@@ -25,11 +24,8 @@ MNIST_BATCH = 4096  # digits resampled at once
 
 
 def mnist_source_count(fraction: float, val_fraction: float) -> int:
-    """The stand-in's "train file": MNIST_TRAIN_IMAGES * fraction, at least what a stratified split
-    needs (sklearn: ``ceil(n * val_fraction)`` val images, and both splits hold every class)."""
-    val = lambda n: math.ceil(n * val_fraction)  # noqa: E731
-    least = _least(lambda n: MNIST_CLASSES <= val(n) <= n - MNIST_CLASSES)
-    return _count(MNIST_TRAIN_IMAGES, fraction, least=least)
+    """The stand-in's "train file": MNIST_TRAIN_IMAGES * fraction, at least what a stratified split needs."""
+    return _stratified_count(MNIST_TRAIN_IMAGES, MNIST_CLASSES, fraction, val_fraction)
 
 
 def _bilinear(images: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
