@@ -10,6 +10,13 @@ after equal env steps. Writes (each atomically):
     metrics/tune-<family>.json   the sweep: best vs default value, every trial (DVC metrics)
 and, in the family's MLflow experiment, a parent run for the sweep with a child run per trial.
 With ``tune.<family>.enabled: false`` it writes empty overrides and ``{"enabled": false}`` at once.
+
+The best trial's values are applied only when they beat the default point by at least
+``tune.<family>.min_improvement`` at the length the train stage trains (:func:`verdict`): trials
+shorter than that (``trial_epochs`` below the model's epochs) are re-checked by a confirmation run
+of the default and the best values at full length (two more trials, FIFO); otherwise the tuned
+file keeps params.yaml's values (``{}``) and says why. An RL sweep is judged at
+``trial_env_steps``: the rl stage has no fixed length (it stops at a return threshold).
 """
 
 from __future__ import annotations
@@ -37,8 +44,9 @@ def metrics_path(root: Path, family: str) -> Path:
 
 def _outputs(root: Path, family: str, models: list[str], summary: dict[str, Any]) -> dict[Path, str]:
     """``{path: text}`` of the stage's two outputs."""
-    best = summary.get("best_config") or {}
-    provenance = {k: summary[k] for k in ("model", "metric", "best_value", "default_value", "parent_run_id")
+    best = (summary.get("best_config") or {}) if summary.get("applied") else {}
+    provenance = {k: summary[k] for k in ("model", "metric", "best_value", "default_value", "applied", "reason",
+                                          "parent_run_id")
                   if k in summary} if summary["enabled"] else {"enabled": False}
     return {
         tuned_path(root, family): tuned_file_text(models, summary["model"], best, provenance),
@@ -53,6 +61,24 @@ def _write(outputs: dict[Path, str]) -> None:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def verdict(metric: str, mode: str, default_value: float | None, tuned_value: float | None, best_is_default: bool,
+            min_improvement: float, length: str) -> tuple[bool, str]:
+    """Whether the best trial's values replace params.yaml's, and why (one clause for the tuned
+    file, MLflow and the report): they must beat the default by ``min_improvement`` (metric units,
+    in the metric's direction) at ``length``."""
+    if best_is_default:
+        return False, f"the default values were the best at {length}"
+    if tuned_value is None:
+        return False, f"the best values reported no {metric} at {length}"
+    if default_value is None:
+        return True, f"the default values reported no {metric} at {length}"
+    gain = tuned_value - default_value if mode == "max" else default_value - tuned_value
+    shown = f"{metric} {tuned_value:.4g} vs {default_value:.4g} at {length}"
+    if gain < min_improvement:
+        return False, f"the best values gained {gain:+.4g} ({shown}), less than min_improvement {min_improvement:g}"
+    return True, f"the best values gained {gain:+.4g} ({shown}), at least min_improvement {min_improvement:g}"
 
 
 def summarize(family: str, params: Params, outcome, wall_s: float, parent_run_id: str,
@@ -72,6 +98,8 @@ def summarize(family: str, params: Params, outcome, wall_s: float, parent_run_id
     best = (max if mode == "max" else min)(scored, key=lambda t: final[t.trial_id][1])
     reference = outcome.trials[0]
     length_key = outcome.unit.replace(" ", "_")  # "epochs" | "env_steps"
+    applied, reason = verdict(sweep.metric, mode, _finite(final[reference.trial_id][1]), final[best.trial_id][1],
+                              best is reference, sweep.min_improvement, f"{outcome.max_t} {outcome.unit}")
     return {
         "family": family,
         "model": sweep.model,
@@ -83,6 +111,10 @@ def summarize(family: str, params: Params, outcome, wall_s: float, parent_run_id
         "best_value": final[best.trial_id][1],
         "best_config": dict(best.config),
         "default_value": _finite(final[reference.trial_id][1]),
+        "min_improvement": sweep.min_improvement,
+        "applied": applied,  # the tuned file carries best_config (else params.yaml's values stay)
+        "reason": reason,
+        "confirmation": None,  # the full-length re-check, when the trials were shorter (see confirm)
         "wall_s": round(wall_s, 1),
         "parent_run_id": parent_run_id,
         "experiment_id": experiment_id,
@@ -95,9 +127,12 @@ def summarize(family: str, params: Params, outcome, wall_s: float, parent_run_id
 
 
 def _close_trial_runs(parent_run_id: str, outcome) -> None:
-    """Close every child run of the sweep (a stopped trial's process was killed, so its run is
-    still RUNNING): FINISHED, or FAILED for a trial that raised; tagged with how it ended."""
+    """Tag every child run of ``outcome``'s trials with how it ended and close those still open (a
+    stopped trial's process was killed, so its run is still RUNNING): FINISHED, or FAILED for a
+    trial that raised."""
     import mlflow
+    from mlflow import MlflowClient
+    from mlflow.entities import RunTag
 
     from components import tracking
 
@@ -108,12 +143,14 @@ def _close_trial_runs(parent_run_id: str, outcome) -> None:
     )
     for run in runs:
         trial = records.get(run.data.tags.get(tracking.TRIAL_TAG))
-        if trial is None or run.info.status != "RUNNING":
+        if trial is None:
             continue
         tags = {"courselab.stopped_early": str(outcome.stopped_early(trial)).lower(),
-                f"courselab.trial_{outcome.unit.replace(' ', '_')}": str(trial.progress)}
-        status = "FAILED" if trial.error else "FINISHED"
-        tracking.end_run(run.info.run_id, status, tags=tags)
+                f"courselab.trial_{outcome.unit.replace(' ', '_')}": str(outcome.final(trial)[0])}
+        if run.info.status == "RUNNING":
+            tracking.end_run(run.info.run_id, "FAILED" if trial.error else "FINISHED", tags=tags)
+        else:  # it finished on its own before ASHA's in-order decision stopped it
+            MlflowClient().log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
 
 def _log_parent(params: Params, family: str, summary: dict[str, Any], length: str, outputs: dict[Path, str]) -> None:
@@ -130,7 +167,13 @@ def _log_parent(params: Params, family: str, summary: dict[str, Any], length: st
                "num_stopped_early": summary["num_stopped_early"], "wall_s": summary["wall_s"]}
     if summary["default_value"] is not None:
         metrics[f"default/{sweep.metric}"] = summary["default_value"]
+    confirmation = summary["confirmation"]
+    for which in ("default", "tuned") if confirmation else ():
+        if confirmation[f"{which}_value"] is not None:
+            metrics[f"confirm/{which}/{sweep.metric}"] = confirmation[f"{which}_value"]
     mlflow.log_metrics(metrics)
+    mlflow.set_tags({"courselab.tuned_kept": "tuned" if summary["applied"] else "default",
+                     "courselab.tuned_reason": summary["reason"]})
     trials = summary["trials"]
     best_id = next(t["trial_id"] for t in trials if t["config"] == summary["best_config"]
                    and t["value"] == summary["best_value"])
@@ -158,6 +201,27 @@ def _sweep_params(params: Params, family: str, length: dict[str, int]) -> dict[s
 
 
 
+def confirm(descriptor, params: Params, summary: dict[str, Any], name: str, parent_run_id: str, uri: str,
+            root: Path) -> dict[str, Any]:
+    """Re-check a win of shorter trials at the train stage's length: the default and the best values
+    trained for the model's epochs (two trials, FIFO, children of the sweep's run); returns the
+    summary's ``applied``, ``reason`` and ``confirmation``."""
+    from components.tune import sweep as sweep_driver
+
+    sweep = descriptor.sweep(params)
+    epochs = descriptor.train_length(params)
+    print(f"[tune {descriptor.name}/{sweep.model}] confirming at {epochs} epochs: {summary['reason']}", flush=True)
+    outcome = sweep_driver.confirm(descriptor, params, summary["best_config"], name, parent_run_id, uri, str(root))
+    _close_trial_runs(parent_run_id, outcome)
+    reference, tuned = outcome.trials
+    default_value, tuned_value = (_finite(outcome.final(t)[1]) for t in (reference, tuned))
+    applied, reason = verdict(sweep.metric, summary["mode"], default_value, tuned_value, False, sweep.min_improvement,
+                              f"{epochs} epochs")
+    return {"applied": applied, "reason": reason,
+            "confirmation": {"epochs": epochs, "default_value": default_value, "tuned_value": tuned_value,
+                             "trial_ids": [reference.trial_id, tuned.trial_id]}}
+
+
 def run(family: str, params: Params, root: Path) -> dict[str, Any]:
     """Run the enabled sweep and write its outputs; returns the summary."""
     from components import tracking
@@ -183,6 +247,10 @@ def run(family: str, params: Params, root: Path) -> dict[str, Any]:
         _close_trial_runs(parent.info.run_id, outcome)
         summary = summarize(family, params, outcome, time.perf_counter() - started, parent.info.run_id,
                             parent.info.experiment_id)
+        full_length = descriptor.train_length(params)
+        if summary["applied"] and full_length is not None and outcome.max_t < full_length:
+            summary.update(confirm(descriptor, params, summary, f"{name}-confirm", parent.info.run_id, uri, root))
+            summary["wall_s"] = round(time.perf_counter() - started, 1)
         outputs = _outputs(root, family, list(descriptor.models), summary)
         _log_parent(params, family, summary, f"{outcome.max_t} {outcome.unit}", outputs)
     _write(outputs)  # only after the parent run finished: a failed stage leaves no output that looks valid
@@ -207,11 +275,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     summary = run(args.family, params, root)
     default = summary["default_value"]
+    kept = "applied" if summary["applied"] else "not applied (params.yaml's values stay)"
     print(f"[tune {args.family}/{summary['model']}] done in {summary['wall_s']:.0f}s: {summary['num_trials']} trials, "
           f"{summary['num_stopped_early']} stopped early; best {summary['metric']} {summary['best_value']:.4f} "
           f"(default {'n/a' if default is None else f'{default:.4f}'}) with "
           + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["best_config"].items())
-          + f" -> {tuned_path(root, args.family).relative_to(root)}", flush=True)
+          + f"; {kept}: {summary['reason']} -> {tuned_path(root, args.family).relative_to(root)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,10 @@ def tiny_params_dict() -> dict:
     # loss falls strictly faster with a larger learning rate: every lr above the default's wins, so
     # a new search range always yields new tuned values (tests/e2e checks which stages rerun).
     params["tune"]["segmentation"].update(
-        trial_epochs=2, metric="train/loss",
+        trial_epochs=2, metric="train/loss", min_improvement=0.0,
         search_space={"lr": {"distribution": "loguniform", "low": 0.003, "high": 0.01}},
     )
+    params["tune"]["rl"].update(min_improvement=0.0)  # two 1000-step trials: any gain counts
     return params
 
 

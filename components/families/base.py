@@ -203,7 +203,13 @@ class Family:
     def sweep_length(self, params: Params) -> tuple[str, int]:
         """(the trials' length key in the sweep's MLflow params, its value)."""
         sweep = self.sweep(params)
-        return "trial_epochs", sweep.trial_epochs or self.model_config(params, sweep.model).epochs
+        return "trial_epochs", sweep.trial_epochs or self.train_length(params)
+
+    def train_length(self, params: Params) -> int | None:
+        """How long the train stage trains the swept model (its epochs): the length at which tuned
+        values must beat the default to be applied (pipelines/tune.py)."""
+        sweep = self.sweep(params)
+        return self.model_config(params, sweep.model).epochs
 
     # --- code ----------------------------------------------------------------------------------
 
@@ -264,6 +270,10 @@ class RLFamily(Family):
 
     def sweep_length(self, params: Params) -> tuple[str, int]:
         return "trial_env_steps", self.sweep(params).trial_env_steps
+
+    def train_length(self, params: Params) -> int | None:
+        """None: an rl stage stops at its return threshold, so a sweep is judged at its trials' length."""
+        return None
 
     def build_task(self, model: str, params: Params):
         raise TypeError(f"{self.name} trains through {self.entry}, not the Ray Train harness")

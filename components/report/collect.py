@@ -115,6 +115,8 @@ class Sweep:
     wall_s: float | None = None
     trials: list[Trial] = field(default_factory=list)
     unit: str = "epochs"  # of Trial.length: "epochs" | "env steps" (an RL sweep)
+    applied: bool | None = None  # the tuned file carries the best values (None: a file from before the rule)
+    reason: str = ""  # why they were applied or not (pipelines/tune.py's verdict)
     link: RunLink = field(default_factory=lambda: RunLink(None, ""))
 
     @property
@@ -273,6 +275,8 @@ def parse_sweep(data: dict[str, Any], store: RunStore) -> Sweep:
         best_value=_number(data.get("best_value")), best_config=dict(data.get("best_config") or {}),
         default_value=_number(data.get("default_value")), wall_s=_number(data.get("wall_s")),
         trials=trials, unit=length_key.replace("_", " "),
+        applied=data["applied"] if isinstance(data.get("applied"), bool) else None,
+        reason=str(data.get("reason") or ""),
         link=store.link(parent) if parent else RunLink(None, "the sweep names no parent run"),
     )
 

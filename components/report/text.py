@@ -83,4 +83,7 @@ def sweep_summary(sweep: Sweep) -> str:
             verdict = "better than" if gain > 0 else "no better than"
             text += f", {verdict} the default params' {number(sweep.default_value)} ({gain:+.4f})"
         text += "."
+    if sweep.applied is not None:
+        kept = "Tuned values applied" if sweep.applied else "Tuned values not applied (params.yaml's stay)"
+        text += f" {kept}: {sweep.reason}." if sweep.reason else f" {kept}."
     return text

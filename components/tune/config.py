@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from components.schema import PositiveFloat, PositiveInt, Section
+from components.schema import NonNegativeFloat, PositiveFloat, PositiveInt, Section
 
 # --- sweeps (Ray Tune) --------------------------------------------------------------------------
 
@@ -82,6 +82,7 @@ class SweepConfig(Section):
     asha: ASHAConfig
     pbt: PBTConfig
     max_concurrent_trials: PositiveInt | None  # null: as many as the cluster's CPUs/GPUs fit at once
+    min_improvement: NonNegativeFloat  # the best values replace the default only if better by this (metric units)
     trial_trainer: dict[str, Any]  # overrides of <family>.trainer for the trials (e.g. cpus_per_worker)
     search_space: Annotated[dict[str, SearchDistribution], Field(min_length=1)]  # model keys or trainer.<key>
 

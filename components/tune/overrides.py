@@ -55,15 +55,22 @@ def read_tuned(root: Path, family: str, model: str) -> tuple[dict[str, Any], dic
 def apply_tuned(params: Params, root: Path, family: str, model: str) -> tuple[Params, dict[str, str]]:
     """``params`` with the model's (for ``rl``, the algorithm's) section of ``tuned/<family>.yaml``
     (the tune stage's best values) applied, and the MLflow tags that say so; unchanged when the
-    section is empty or missing."""
+    section is empty or missing (for the swept model, tagged with why the sweep kept the defaults)."""
     values, provenance, path = read_tuned(root, family, model)
-    if not values:
-        return params, {}
     source = str(path.relative_to(root))
-    params = get_family(family).with_values(params, model, values, source)
-    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
-    print(f"[{family}/{model}] tuned values from {source} (over params.yaml): {shown}", flush=True)
     tags = {"courselab.tuned_from": source}
     if provenance.get("parent_run_id"):
         tags["courselab.tuned_by_sweep_run"] = provenance["parent_run_id"]
+    if provenance.get("model") == model and "applied" in provenance:  # the sweep tuned this model
+        tags.update({"courselab.tuned_kept": "tuned" if provenance["applied"] else "default",
+                     "courselab.tuned_reason": str(provenance.get("reason", ""))})
+    if not values:
+        if "courselab.tuned_kept" in tags:
+            reason = tags["courselab.tuned_reason"]
+            print(f"[{family}/{model}] {source}: the sweep kept params.yaml's values ({reason})", flush=True)
+            return params, {k: v for k, v in tags.items() if k != "courselab.tuned_from"}  # nothing applied
+        return params, {}
+    params = get_family(family).with_values(params, model, values, source)
+    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+    print(f"[{family}/{model}] tuned values from {source} (over params.yaml): {shown}", flush=True)
     return params, tags

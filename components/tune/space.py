@@ -107,13 +107,14 @@ def scheduler(sweep: BaseModel, max_t: int, reference: Mapping[str, Any],
 
     ``reference`` is the default point: its trial always runs to the end (ASHA) and is never
     overwritten (PBT), so the default's value is measured at the same length as the best trial's.
+    ASHA decides in trial order whatever the timing (:class:`~components.tune.schedulers.SerialASHA`).
     ``time_attr``/``max_t``: the trials' time axis (epochs; env steps for RL) and length on it.
     """
-    from components.tune.schedulers import ReferenceASHA, ReferencePBT
+    from components.tune.schedulers import ReferencePBT, SerialASHA
 
     match sweep.scheduler:
         case "asha":
-            return ReferenceASHA(
+            return SerialASHA(
                 reference, time_attr=time_attr, max_t=max_t, grace_period=min(sweep.asha.grace_period, max_t),
                 reduction_factor=sweep.asha.reduction_factor,
             )

@@ -13,7 +13,7 @@ from components.errors import UserError
 from components.families import Family, RLFamily
 from components.metrics.direction import best_value
 from components.tune import space
-from components.tune.schedulers import is_reference
+from components.tune.schedulers import SerialASHA, is_reference
 from components.tune.space import plain
 from components.tune.trial import SweepContext, trainable
 
@@ -48,16 +48,22 @@ class SweepOutcome:
     scheduler: str
     concurrency: int
     fit_s: float
+    stopped_at: dict[str, float] = field(default_factory=dict)  # ASHA: trial -> the rung it stopped at
 
     def stopped_early(self, trial: TrialRecord) -> bool:
-        """Stopped by the scheduler before the end of the trial (PBT and FIFO stop none)."""
-        return self.scheduler == "asha" and trial.error is None and trial.progress < self.max_t
+        """Stopped by ASHA at a rung (PBT and FIFO stop none). ASHA decides in trial order
+        (:class:`~components.tune.schedulers.SerialASHA`), so a trial whose decision had to wait
+        for an earlier one may have trained on, even to the end, before it was stopped."""
+        return trial.trial_id in self.stopped_at
 
     def final(self, trial: TrialRecord) -> tuple[int, float | None]:
-        """``(time, metric)`` that the sweep compares: at exactly ``max_t`` for a trial that got
-        there (linear between the two reports around it: an RL iteration may overshoot max_t by a
-        whole batch of episodes, so trials would otherwise be compared at different env steps),
-        else at the trial's last report."""
+        """``(time, metric)`` that the sweep compares: for a stopped trial, its report at the
+        rung that stopped it (what one trial at a time would have reached); at exactly ``max_t``
+        for a trial that got there (linear between the two reports around it: an RL iteration may
+        overshoot max_t by a whole batch of episodes, so trials would otherwise be compared at
+        different env steps); else at the trial's last report (one that failed)."""
+        if trial.trial_id in self.stopped_at:
+            return next((t, v) for t, v in trial.points if t >= self.stopped_at[trial.trial_id])
         points = trial.points
         if len(points) < 2 or points[-1][0] <= self.max_t or points[-2][0] > self.max_t:
             return trial.progress, trial.value
@@ -176,9 +182,10 @@ def _(family: RLFamily, params: Params) -> None:
 
 @singledispatch
 def run_sweep(family: Family, params: Params, name: str, parent_run_id: str, tracking_uri: str,
-              repo_root: str) -> SweepOutcome:
+              repo_root: str, points: tuple[dict[str, Any], ...] = ()) -> SweepOutcome:
     """Run the sweep ``tune.<family>`` (Ray initialised; MLflow parent run ``parent_run_id`` open):
-    each trial a Ray Train run of the family's harness, reporting every epoch."""
+    each trial a Ray Train run of the family's harness, reporting every epoch. The first trials run
+    the default point, then ``points``, then sampled values."""
     import ray
 
     sweep = family.sweep(params)
@@ -192,12 +199,21 @@ def run_sweep(family: Family, params: Params, name: str, parent_run_id: str, tra
         forward_checkpoints=sweep.scheduler == "pbt",
     )
     return _fit(trainable(context), params, family.name, f"{family.name}/{sweep.model}", family.default_point(params),
-                space.TIME_ATTR, epochs, family.sweep_unit, concurrency, name)
+                space.TIME_ATTR, epochs, family.sweep_unit, concurrency, name, points=points)
+
+
+def confirm(family: Family, params: Params, best_config: dict[str, Any], name: str, parent_run_id: str,
+            tracking_uri: str, repo_root: str) -> SweepOutcome:
+    """The default point and ``best_config`` trained for the model's full epochs (FIFO, as many at
+    once as fit): a win of shorter trials re-checked at the train stage's length."""
+    sweep = family.sweep(params).model_copy(update={"num_samples": 2, "scheduler": "fifo", "trial_epochs": None})
+    full = params.model_copy(update={"tune": params.tune.model_copy(update={family.name: sweep})})
+    return run_sweep(family, full, name, parent_run_id, tracking_uri, repo_root, points=(best_config,))
 
 
 @run_sweep.register
 def _(family: RLFamily, params: Params, name: str, parent_run_id: str, tracking_uri: str,
-      repo_root: str) -> SweepOutcome:
+      repo_root: str, points: tuple[dict[str, Any], ...] = ()) -> SweepOutcome:
     """Each trial is the RLlib algorithm itself as the trainable
     (:func:`components.tune.rl_trial.sweep_algorithm`), one report per ``train()`` iteration,
     stopped at ``trial_env_steps``."""
@@ -215,11 +231,12 @@ def _(family: RLFamily, params: Params, name: str, parent_run_id: str, tracking_
     concurrency = space.max_concurrent(sweep, per_trial, ray.cluster_resources())
     steps = family.sweep_length(params)[1]
     return _fit(trainable_class, params, family.name, f"{family.name}/{sweep.algo}", reference, rl_trial.TIME_ATTR,
-                steps, family.sweep_unit, concurrency, name, stop={rl_trial.TIME_ATTR: steps})
+                steps, family.sweep_unit, concurrency, name, stop={rl_trial.TIME_ATTR: steps}, points=points)
 
 
 def _fit(trainable_: Any, params: Params, family: str, label: str, reference: dict[str, Any], time_attr: str,
-         max_t: int, unit: str, concurrency: int, name: str, stop: dict[str, int] | None = None) -> SweepOutcome:
+         max_t: int, unit: str, concurrency: int, name: str, stop: dict[str, int] | None = None,
+         points: tuple[dict[str, Any], ...] = ()) -> SweepOutcome:
     """The Tuner of a sweep: the default point first, ``concurrency`` trials at a time (set on
     the search generator: Tune ignores ``max_concurrent_trials`` next to one)."""
     import ray
@@ -239,13 +256,14 @@ def _fit(trainable_: Any, params: Params, family: str, label: str, reference: di
     print(f"[tune {label}] {sweep.num_samples} trials x {max_t} {unit}, {sweep.scheduler}, "
           f"{concurrency} at a time, {direction} {sweep.metric}", flush=True)
     storage = params.runtime.storage_path.rstrip("/")
+    scheduler = space.scheduler(sweep, max_t, reference, time_attr)
     tuner = tune.Tuner(
         trainable_,
         param_space=space.param_space(sweep),
         tune_config=tune.TuneConfig(
             metric=sweep.metric, mode=mode, num_samples=sweep.num_samples,
-            scheduler=space.scheduler(sweep, max_t, reference, time_attr),
-            search_alg=BasicVariantGenerator(points_to_evaluate=[reference], random_state=params.seed,
+            scheduler=scheduler,
+            search_alg=BasicVariantGenerator(points_to_evaluate=[reference, *points], random_state=params.seed,
                                              max_concurrent=concurrency),
         ),
         run_config=tune.RunConfig(
@@ -259,5 +277,10 @@ def _fit(trainable_: Any, params: Params, family: str, label: str, reference: di
     fit_s = time.perf_counter() - started
     trials = sorted(progress.records.values(), key=lambda r: r.trial_id)  # creation order
     trials.sort(key=lambda r: not is_reference(r.config, reference))  # stable: the default point first
+    stopped_at = dict(scheduler.rungs.stopped_at) if isinstance(scheduler, SerialASHA) else {}
+    for record in trials:
+        if record.trial_id in stopped_at and record.progress >= max_t:
+            progress._say(f"trial {record.trial_id} counts as stopped after {stopped_at[record.trial_id]:g} {unit} "
+                          f"(its rung decision waited for an earlier trial; it finished meanwhile)")
     return SweepOutcome(trials=trials, max_t=max_t, unit=unit, scheduler=sweep.scheduler, concurrency=concurrency,
-                        fit_s=fit_s)
+                        fit_s=fit_s, stopped_at=stopped_at)

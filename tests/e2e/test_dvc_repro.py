@@ -183,9 +183,10 @@ def _ran(proc: subprocess.CompletedProcess) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", proc.stdout))
 
 
-def _sweep_children_and_tuned_param(root, summary: dict, param: str, tuned_file: str) -> tuple[int, list]:
-    """How many child runs the sweep's parent run has, and the rows ``(value,)`` of ``param`` in
-    the runs tagged as trained with ``tuned_file``'s values."""
+def _sweep_children_and_tuned_param(root, summary: dict, param: str, tuned_file: str) -> tuple[int, list, list]:
+    """How many child runs the sweep's parent run has, the rows ``(value,)`` of ``param`` in the
+    runs tagged as trained with ``tuned_file``'s values, and the ``courselab.tuned_kept`` tags of
+    the runs the sweep's result reached (tuned or default)."""
     with sqlite3.connect(root / "mlflow.db") as db:
         children = db.execute(
             "SELECT COUNT(*) FROM tags WHERE key = 'mlflow.parentRunId' AND value = ?", (summary["parent_run_id"],)
@@ -194,7 +195,11 @@ def _sweep_children_and_tuned_param(root, summary: dict, param: str, tuned_file:
             "SELECT p.value FROM params p JOIN tags t ON p.run_uuid = t.run_uuid "
             "WHERE p.key = ? AND t.key = 'courselab.tuned_from' AND t.value = ?", (param, tuned_file)
         ).fetchall()
-    return children, values
+        kept = db.execute(
+            "SELECT k.value FROM tags k JOIN tags s ON k.run_uuid = s.run_uuid WHERE k.key = 'courselab.tuned_kept' "
+            "AND s.key = 'courselab.tuned_by_sweep_run' AND s.value = ?", (summary["parent_run_id"],)
+        ).fetchall()
+    return children, values, [v for (v,) in kept]
 
 
 def test_sweep_ran_and_the_tuned_model_trained_with_its_result(repo):
@@ -206,14 +211,15 @@ def test_sweep_ran_and_the_tuned_model_trained_with_its_result(repo):
     assert summary["trials"][0]["config"] == {"lr": 0.002}  # the default point first
     assert 0.003 <= summary["best_config"]["lr"] <= 0.01  # tiny construction: a larger lr always wins
     tuned = yaml.safe_load((root / "tuned" / "segmentation.yaml").read_text())
+    assert summary["applied"] and summary["min_improvement"] == 0  # a better lr always wins; the tiny margin is 0
     assert tuned["unet"] == summary["best_config"] and tuned["fcn"] == tuned["segnet"] == tuned["dilated"] == {}
     for family in ("detection", "generative", "translation", "captioning"):
         assert json.loads((root / "metrics" / f"tune-{family}.json").read_text())["enabled"] is False
         assert not any(yaml.safe_load((root / "tuned" / f"{family}.yaml").read_text())[m] for m in
                        {"detection": DETECTION, "generative": GENERATIVE, "translation": TRANSLATION,
                         "captioning": CAPTIONING}[family])
-    children, unet_lr = _sweep_children_and_tuned_param(root, summary, "model.lr", "tuned/segmentation.yaml")
-    assert children == 2
+    children, unet_lr, kept = _sweep_children_and_tuned_param(root, summary, "model.lr", "tuned/segmentation.yaml")
+    assert children == 2 and kept == ["tuned"]
     assert [float(v) for (v,) in unet_lr] == [summary["best_config"]["lr"]]
 
 
@@ -225,11 +231,12 @@ def test_rl_sweep_ran_rllib_trials_and_rl_stage_applied_its_result(repo):
     assert summary["enabled"] and (summary["family"], summary["model"]) == ("rl", "reinforce")
     assert summary["num_trials"] == 2 and all(t["env_steps"] >= 1000 or t["stopped_early"] for t in summary["trials"])
     tuned = yaml.safe_load((root / "tuned" / "rl.yaml").read_text())
-    assert tuned["reinforce"] == summary["best_config"]
+    applied = summary["applied"]  # the default may be the better of two tiny trials: then nothing is applied
+    assert tuned["reinforce"] == (summary["best_config"] if applied else {})
     assert tuned["dqn"] == tuned["value_iteration"] == tuned["q_learning"] == {}
-    children, reinforce_lr = _sweep_children_and_tuned_param(root, summary, "cfg.lr", "tuned/rl.yaml")
-    assert children == 2
-    assert [float(v) for (v,) in reinforce_lr] == [summary["best_config"]["lr"]]
+    children, reinforce_lr, kept = _sweep_children_and_tuned_param(root, summary, "cfg.lr", "tuned/rl.yaml")
+    assert children == 2 and kept == ["tuned" if applied else "default"]
+    assert [float(v) for (v,) in reinforce_lr] == ([summary["best_config"]["lr"]] if applied else [])
 
 
 def test_changed_search_bound_reruns_the_sweep_and_the_tuned_model_only(repo):

@@ -12,7 +12,8 @@ import yaml
 pytestmark = pytest.mark.slow
 
 METRICS_KEYS = {"family", "model", "metric", "mode", "enabled", "num_trials", "num_stopped_early", "best_value",
-                "best_config", "default_value", "wall_s", "parent_run_id", "experiment_id", "trials"}
+                "best_config", "default_value", "min_improvement", "applied", "reason", "confirmation", "wall_s",
+                "parent_run_id", "experiment_id", "trials"}
 TRIAL_KEYS = {"trial_id", "config", "value", "epochs", "stopped_early"}
 
 
@@ -59,11 +60,12 @@ def test_asha_sweep_stops_hopeless_trials_and_nests_every_trial_under_the_sweep(
     assert [t["stopped_early"] for t in trials[1:]] == [True, True] and [t["epochs"] for t in trials[1:]] == [1, 1]
     assert summary["num_stopped_early"] == 2
     assert summary["best_config"] == default and summary["best_value"] == summary["default_value"] == trials[0]["value"]
+    assert summary["applied"] is False and summary["reason"] == "the default values were the best at 2 epochs"
 
     tuned = yaml.safe_load((prepared / "tuned" / "segmentation.yaml").read_text())
-    assert {k: tuned[k] for k in ("fcn", "unet", "segnet", "dilated")} == {
-        "fcn": {}, "unet": default, "segnet": {}, "dilated": {}}
-    assert tuned["_sweep"]["parent_run_id"] == summary["parent_run_id"]
+    assert {k: tuned[k] for k in ("fcn", "unet", "segnet", "dilated")} == {  # params.yaml's values stay
+        "fcn": {}, "unet": {}, "segnet": {}, "dilated": {}}
+    assert tuned["_sweep"]["parent_run_id"] == summary["parent_run_id"] and tuned["_sweep"]["applied"] is False
 
     client, parent, children = _runs(prepared, "segmentation")
     assert parent.info.run_id == summary["parent_run_id"] and parent.info.status == "FINISHED"
@@ -71,6 +73,7 @@ def test_asha_sweep_stops_hopeless_trials_and_nests_every_trial_under_the_sweep(
     assert float(parent.data.params["best.lr"]) == default["lr"]
     assert parent.data.metrics["best/train/loss"] == pytest.approx(summary["best_value"])
     assert parent.data.metrics["num_stopped_early"] == 2
+    assert parent.data.tags["courselab.tuned_kept"] == "default"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
     assert artifacts == {"sweep/metric_vs_params.png", "sweep/tune-segmentation.json", "sweep/segmentation.yaml"}
 
@@ -133,42 +136,81 @@ def test_pbt_copies_a_better_trial_and_keeps_the_reference(prepared, ray_session
     assert other["epochs"] == 4 and other["value"] < 2.4  # it trained on from the reference's weights
 
 
-def test_translation_sweep_when_enabled_and_its_train_stage_applies_the_result(prepared, ray_session):
-    """Another family through the same stage (FIFO, two values searched), then its train stage
-    trains the tuned model with the tuned values and says so."""
-    from mlflow import MlflowClient
+def test_translation_sweep_win_is_confirmed_at_full_length_before_its_train_stage_applies_it(prepared, ray_session):
+    """Another family through the same stage (FIFO, two values searched). Its trials (1 epoch) are
+    shorter than the model's 2, so a win is re-checked by training the default and the best values
+    for 2 epochs; the tuned file carries the best values only if they still win, and the train
+    stage then trains with them and says so. Known answer: the training loss falls faster with
+    the larger learning rates searched than with the tiny default's."""
 
     from pipelines import train, tune
 
+    params = yaml.safe_load((prepared / "params.yaml").read_text())
+    params["translation"]["models"]["rnn"]["epochs"] = 2
+    (prepared / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _set_sweep(prepared, "translation", model="rnn", num_samples=2, trial_epochs=1, scheduler="fifo",
-               search_space={"lr": {"distribution": "loguniform", "low": 0.001, "high": 0.01},
+               metric="train/loss", min_improvement=0.0,
+               search_space={"lr": {"distribution": "loguniform", "low": 0.01, "high": 0.02},
                              "hidden_dim": {"distribution": "choice", "values": [24, 40]}})
     tune.main(["translation"])
     summary = json.loads((prepared / "metrics" / "tune-translation.json").read_text())
-    assert summary["metric"] == "val/bleu" and summary["mode"] == "max" and summary["num_trials"] == 2
+    assert summary["metric"] == "train/loss" and summary["mode"] == "min" and summary["num_trials"] == 2
     assert summary["num_stopped_early"] == 0 and all(t["epochs"] == 1 for t in summary["trials"])
     assert summary["trials"][0]["config"]["hidden_dim"] == 32  # the tiny default
+    assert summary["best_config"] != summary["trials"][0]["config"]  # a larger lr won the 1-epoch trials
+    confirmation = summary["confirmation"]
+    assert confirmation["epochs"] == 2 and len(confirmation["trial_ids"]) == 2
+    gain = confirmation["default_value"] - confirmation["tuned_value"]
+    assert summary["applied"] is (gain >= 0) and "at 2 epochs" in summary["reason"]
     tuned = yaml.safe_load((prepared / "tuned" / "translation.yaml").read_text())
-    assert tuned["rnn"] == summary["best_config"] and tuned["transformer"] == {} and tuned["lstm"] == {}
-    _, parent, children = _runs(prepared, "translation")
-    assert len(children) == 2 and "best/val/bleu" in parent.data.metrics
+    assert tuned["rnn"] == (summary["best_config"] if summary["applied"] else {})
+    assert tuned["transformer"] == {} and tuned["lstm"] == {}
+    client, parent, children = _runs(prepared, "translation")
+    assert len(children) == 4 and "best/train/loss" in parent.data.metrics  # 2 trials + 2 confirming runs
+    confirming = [r for r in children if r.data.tags["courselab.trial_id"] in confirmation["trial_ids"]]
+    assert sorted(r.data.tags["courselab.trial_epochs"] for r in confirming) == ["2", "2"]
+    assert parent.data.metrics["confirm/tuned/train/loss"] == pytest.approx(confirmation["tuned_value"])
 
     train.main(["translation", "rnn"])
-    client = MlflowClient(f"sqlite:///{prepared / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("translation").experiment_id],
-                              filter_string="tags.`courselab.tuned_from` = 'tuned/translation.yaml'")
-    assert len(runs) == 1
-    assert float(runs[0].data.params["model.lr"]) == pytest.approx(summary["best_config"]["lr"])
-    assert int(runs[0].data.params["model.hidden_dim"]) == summary["best_config"]["hidden_dim"]
-    assert runs[0].data.tags["courselab.tuned_by_sweep_run"] == summary["parent_run_id"]
-    assert "best/val/bleu" in runs[0].data.metrics
+    runs = client.search_runs([parent.info.experiment_id],
+                              filter_string=f"tags.`courselab.tuned_by_sweep_run` = '{summary['parent_run_id']}'")
+    assert len(runs) == 1 and "best/val/bleu" in runs[0].data.metrics
+    assert runs[0].data.tags["courselab.tuned_kept"] == ("tuned" if summary["applied"] else "default")
+    expected = summary["best_config"] if summary["applied"] else {"lr": params["translation"]["models"]["rnn"]["lr"],
+                                                                   "hidden_dim": 32}
+    assert float(runs[0].data.params["model.lr"]) == pytest.approx(expected["lr"])
+    assert int(runs[0].data.params["model.hidden_dim"]) == expected["hidden_dim"]
+
+
+def test_asha_sweep_gives_the_same_trials_and_tuned_file_one_or_two_trials_at_a_time(prepared, ray_session):
+    """Determinism: the same params and seed, trials one at a time or two at once (which trial
+    reports first then depends on timing), give the same trial values, the same stops and the
+    same tuned file."""
+    from pipelines import tune
+
+    outcomes = []
+    for concurrency in (1, 2):
+        _set_sweep(prepared, "segmentation", num_samples=5, trial_epochs=3, metric="val/miou", scheduler="asha",
+                   asha={"grace_period": 1, "reduction_factor": 2}, max_concurrent_trials=concurrency,
+                   min_improvement=0.0, trial_trainer={"cpus_per_worker": 1},
+                   search_space={"lr": {"distribution": "loguniform", "low": 0.0005, "high": 0.05}})
+        tune.main(["segmentation"])
+        summary = json.loads((prepared / "metrics" / "tune-segmentation.json").read_text())
+        tuned = yaml.safe_load((prepared / "tuned" / "segmentation.yaml").read_text())
+        tuned["_sweep"].pop("parent_run_id")
+        trials = [(t["config"], t["value"], t["epochs"], t["stopped_early"]) for t in summary["trials"]]
+        outcomes.append((trials, tuned, summary["applied"], summary["best_config"]))
+    assert outcomes[0] == outcomes[1]
+    trials = outcomes[0][0]
+    assert any(stopped for *_, stopped in trials)  # ASHA decided something (the case is not vacuous)
 
 
 def test_rl_sweep_runs_the_rllib_algorithm_as_trainable_and_rl_stage_applies_the_result(workdir, ray_session):
     """Known answer: REINFORCE with a learning rate of ~1e-7 cannot raise CartPole's return as the
     default lr (0.01) does, so with one trial at a time ASHA (first rung at 3000 env steps) stops
     both after the rung and the default stays best. Each trial is a child run in experiment rl with
-    its return per env step; then rl@reinforce trains with tuned/rl.yaml's values and says so."""
+    its return per env step; then rl@reinforce trains with params.yaml's values (the sweep kept them)
+    and says so."""
     from pipelines import rl, tune
 
     params = _set_sweep(workdir, "rl", algo="reinforce", num_samples=3, trial_env_steps=6000, scheduler="asha",
@@ -187,8 +229,9 @@ def test_rl_sweep_runs_the_rllib_algorithm_as_trainable_and_rl_stage_applies_the
     assert all(3000 <= t["env_steps"] < 6000 for t in others)
     assert summary["best_config"] == default and summary["best_value"] == reference["value"]
     tuned = yaml.safe_load((workdir / "tuned" / "rl.yaml").read_text())
+    assert summary["applied"] is False  # params.yaml's values stay
     assert {k: tuned[k] for k in ("value_iteration", "q_learning", "dqn", "reinforce")} == {
-        "value_iteration": {}, "q_learning": {}, "dqn": {}, "reinforce": default}
+        "value_iteration": {}, "q_learning": {}, "dqn": {}, "reinforce": {}}
 
     client, parent, children = _runs(workdir, "rl")
     assert parent.info.run_id == summary["parent_run_id"] and parent.data.params["trial_env_steps"] == "6000"
@@ -213,6 +256,7 @@ def test_rl_sweep_runs_the_rllib_algorithm_as_trainable_and_rl_stage_applies_the
 
     rl.main(["reinforce"])
     runs = client.search_runs([parent.info.experiment_id],
-                              filter_string="tags.`courselab.tuned_from` = 'tuned/rl.yaml'")
-    assert len(runs) == 1 and runs[0].data.tags["courselab.tuned_by_sweep_run"] == summary["parent_run_id"]
+                              filter_string=f"tags.`courselab.tuned_by_sweep_run` = '{summary['parent_run_id']}'")
+    assert len(runs) == 1 and runs[0].data.tags["courselab.tuned_kept"] == "default"
+    assert "courselab.tuned_from" not in runs[0].data.tags  # nothing was applied
     assert float(runs[0].data.params["cfg.lr"]) == default["lr"]

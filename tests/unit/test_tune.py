@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -25,7 +26,7 @@ from components.tune.overrides import (
     tuned_file_text,
     tuned_path,
 )
-from components.tune.schedulers import ReferenceASHA, ReferencePBT
+from components.tune.schedulers import ReferencePBT, SerialASHA, rung_milestones
 
 
 def _sweep(tiny_params, family="segmentation", **changes):
@@ -134,7 +135,7 @@ class _Trial:
 
 def test_asha_stops_a_trial_below_the_cutoff_but_never_the_reference():
     reference = {"lr": 0.002}
-    asha = ReferenceASHA(reference, time_attr="training_iteration", max_t=4, grace_period=1, reduction_factor=2)
+    asha = SerialASHA(reference, time_attr="training_iteration", max_t=4, grace_period=1, reduction_factor=2)
     asha.set_search_properties("val/miou", "max")
     strong, reference_trial, weak = _Trial("a", {"lr": 0.01}), _Trial("b", dict(reference)), _Trial("c", {"lr": 0.1})
     for trial in (strong, reference_trial, weak):
@@ -143,8 +144,90 @@ def test_asha_stops_a_trial_below_the_cutoff_but_never_the_reference():
     assert asha.on_trial_result(None, strong, {**result, "val/miou": 0.6}) == TrialScheduler.CONTINUE
     assert asha.on_trial_result(None, reference_trial, {**result, "val/miou": 0.2}) == TrialScheduler.CONTINUE
     assert asha.on_trial_result(None, weak, {**result, "val/miou": 0.1}) == TrialScheduler.STOP
-    # a completed trial ends on its own (stop_last_trials=False): "stopped early" means a rung stopped it
+    # a completed trial ends on its own: "stopped early" means a rung stopped it
     assert asha.on_trial_result(None, strong, {"training_iteration": 4, "val/miou": 0.7}) == TrialScheduler.CONTINUE
+    assert asha.rungs.stopped_at == {"c": 1}
+
+
+def test_asha_rungs_are_ray_s_below_max_t():
+    assert rung_milestones(1, 2, 5) == [1, 2, 4]
+    assert rung_milestones(1, 2, 2) == [1]
+    assert rung_milestones(12500, 2, 50000) == [12500, 25000]
+    assert rung_milestones(5, 3, 5) == []
+
+
+def _serial_decisions(scheduler, values: list[list[float]], metric: str = "m") -> list[int | None]:
+    """Each trial's stop epoch (None: ran to the end), one trial at a time in order."""
+    trials = [_Trial(f"t{i:02d}", {"lr": i}) for i in range(len(values))]
+    stops = []
+    for trial, curve in zip(trials, values, strict=True):
+        scheduler.on_trial_add(None, trial)
+        stop = None
+        for epoch, value in enumerate(curve, start=1):
+            if scheduler.on_trial_result(None, trial, {"training_iteration": epoch, metric: value}) == "STOP":
+                stop = epoch
+                break
+        scheduler.on_trial_complete(None, trial, {})
+        stops.append(stop if stop is not None and stop < len(curve) else None)
+    return stops
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_serial_asha_decides_as_ray_s_asha_with_one_trial_at_a_time(seed, mode):
+    """The library cross-check: fed one trial at a time, SerialASHA stops the same trials at the
+    same rungs as Ray's own AsyncHyperBandScheduler."""
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    rng = np.random.default_rng(seed)
+    values = np.cumsum(rng.normal(0.1, 0.3, size=(12, 8)), axis=1).tolist()  # 12 trials x 8 epochs
+    ray_asha = AsyncHyperBandScheduler(time_attr="training_iteration", max_t=8, grace_period=1, reduction_factor=2,
+                                       stop_last_trials=False)
+    ours = SerialASHA({"lr": -1}, time_attr="training_iteration", max_t=8, grace_period=1, reduction_factor=2)
+    for scheduler in (ray_asha, ours):
+        scheduler.set_search_properties("m", mode)
+    expected = _serial_decisions(ray_asha, values)
+    assert _serial_decisions(ours, values) == expected
+    assert any(expected) and not all(expected)  # the case decides something both ways
+    assert ours.rungs.stopped_at == {f"t{i:02d}": stop for i, stop in enumerate(expected) if stop}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_serial_asha_decisions_do_not_depend_on_the_order_results_arrive_in(seed):
+    """Known answer: several trials at a time, their epochs interleaved at random (a loaded or an
+    idle machine), give the stops of one trial at a time; a trial told to stop late trains on
+    until then, and the reference trial is never stopped."""
+    rng = np.random.default_rng(100 + seed)
+    values = np.cumsum(rng.normal(0.1, 0.3, size=(10, 6)), axis=1).tolist()
+    reference = {"lr": 0}  # trial t00 runs the default point
+
+    def make():
+        asha = SerialASHA(reference, time_attr="training_iteration", max_t=6, grace_period=1, reduction_factor=2)
+        asha.set_search_properties("m", "max")
+        return asha
+
+    serial = make()
+    _serial_decisions(serial, values)
+    for concurrency in (2, 3, 10):
+        asha, order = make(), np.random.default_rng(seed * 31 + concurrency)
+        trials = [_Trial(f"t{i:02d}", {"lr": i}) for i in range(len(values))]
+        waiting, running, epoch = list(trials), [], {}
+        while waiting or running:
+            while waiting and len(running) < concurrency:
+                trial = waiting.pop(0)
+                asha.on_trial_add(None, trial)
+                running.append(trial)
+                epoch[trial.trial_id] = 0
+            trial = running[order.integers(len(running))]
+            epoch[trial.trial_id] += 1
+            index = int(trial.trial_id[1:])
+            decision = asha.on_trial_result(None, trial, {"training_iteration": epoch[trial.trial_id],
+                                                          "m": values[index][epoch[trial.trial_id] - 1]})
+            if decision == "STOP" or epoch[trial.trial_id] == len(values[index]):
+                running.remove(trial)
+                asha.on_trial_complete(None, trial, {})
+        assert asha.rungs.stopped_at == serial.rungs.stopped_at, concurrency
+    assert "t00" not in serial.rungs.stopped_at and serial.rungs.stopped_at
 
 
 def test_pbt_reference_trial_is_never_in_the_exploiting_quantile():
@@ -303,3 +386,37 @@ def test_starting_from_another_trial_keeps_its_state_and_this_trials_hyperparame
     torch.testing.assert_close(task.net.weight, donor.net.weight)
     task.step()  # and the schedule goes on from there with this trial's peak
     assert task.optimizers["net"].param_groups[0]["lr"] == pytest.approx(0.01 * warmup_cosine(2, 20)(6))
+
+
+# --- the verdict: tuned values only when they beat the default ---------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "default", "tuned", "is_default", "applied", "says"), [
+    ("max", 0.80, 0.82, False, True, "+0.02"),
+    ("max", 0.80, 0.805, False, False, "less than min_improvement 0.01"),
+    ("max", 0.80, 0.79, False, False, "-0.01"),
+    ("min", 20.0, 19.995, False, False, "less than"),
+    ("min", 20.0, 18.0, False, True, "+2"),
+    ("max", 0.80, 0.80, True, False, "the default values were the best at 5 epochs"),
+    ("max", None, 0.5, False, True, "the default values reported no val/miou"),
+])
+def test_verdict_applies_tuned_values_only_past_the_margin(mode, default, tuned, is_default, applied, says):
+    from pipelines.tune import verdict
+
+    margin = 1.0 if mode == "min" else 0.01
+    got, reason = verdict("val/miou", mode, default, tuned, is_default, margin, "5 epochs")
+    assert got is applied and says in reason
+
+
+def test_kept_default_is_tagged_but_changes_nothing(tmp_path, tiny_params):
+    params = parse_params(tiny_params)
+    provenance = {"model": "unet", "metric": "val/miou", "applied": False, "reason": "the default values were the best",
+                  "parent_run_id": "abc"}
+    path = tuned_path(tmp_path, "segmentation")
+    path.parent.mkdir()
+    path.write_text(tuned_file_text(["fcn", "unet"], "unet", {}, provenance))
+    applied, tags = apply_tuned(params, tmp_path, "segmentation", "unet")
+    assert applied == params
+    assert tags == {"courselab.tuned_by_sweep_run": "abc", "courselab.tuned_kept": "default",
+                    "courselab.tuned_reason": "the default values were the best"}
+    assert apply_tuned(params, tmp_path, "segmentation", "fcn") == (params, {})  # not the swept model

@@ -129,6 +129,7 @@ class RLSweepConfig(Section):
     asha: ASHAConfig
     pbt: PBTConfig
     max_concurrent_trials: PositiveInt | None  # null: as many as the cluster's CPUs/GPUs fit at once
+    min_improvement: NonNegativeFloat  # the best values replace the default only if better by this (metric units)
     search_space: Annotated[dict[str, SearchDistribution], Field(min_length=1)]  # keys of rl.algos.<algo>
 
     @property
