@@ -1,6 +1,7 @@
 # courselab: every target bootstraps the virtual environment it needs.
 #   make repro      create .venv if missing, then `dvc repro` (the whole embedded pipeline)
-#   make test       create .venv if missing, then the whole test suite (unit, slow, e2e, browser)
+#   make test       create .venv if missing, then the whole test suite (unit, slow, e2e, browser), in
+#                   TEST_WORKERS pytest-xdist processes (2; 0 = one process), one test file per process
 #   make dvc-yaml   regenerate dvc.yaml from the family descriptors (after adding a model or a family)
 #   make dashboard  MLflow UI on http://127.0.0.1:5000 over the embedded store (PORT, HOST, MLFLOW_DB,
 #                   ALLOWED_HOSTS); the comparison report is reports/index.html (`dvc repro report`)
@@ -12,6 +13,11 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 5000
+# make test: pytest-xdist processes, each running whole test files (--dist loadfile: a module's
+# fixtures, e.g. the e2e repository, are built once) with one torch/OpenMP thread, so two processes
+# share 2 cores without oversubscribing them. The e2e module is the critical path (~11 min).
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 HOST ?= 127.0.0.1
 MLFLOW_DB ?= $(CURDIR)/mlflow.db
 MLFLOW_STORE = sqlite:///$(abspath $(MLFLOW_DB))
@@ -42,10 +48,10 @@ repro: $(STAMP)
 	$(BIN)/dvc repro
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -m "not gpu" --durations=15
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(XDIST) -m "not gpu" --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not e2e and not gpu and not browser"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(XDIST) -m "not slow and not e2e and not gpu and not browser"
 
 # dvc.yaml is generated from the family descriptors (components/families/*/family.py)
 dvc-yaml: $(STAMP)
