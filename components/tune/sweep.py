@@ -278,9 +278,10 @@ def _fit(trainable_: Any, params: Params, family: str, label: str, reference: di
     trials = sorted(progress.records.values(), key=lambda r: r.trial_id)  # creation order
     trials.sort(key=lambda r: not is_reference(r.config, reference))  # stable: the default point first
     stopped_at = dict(scheduler.rungs.stopped_at) if isinstance(scheduler, SerialASHA) else {}
+    outcome = SweepOutcome(trials=trials, max_t=max_t, unit=unit, scheduler=sweep.scheduler, concurrency=concurrency,
+                           fit_s=fit_s, stopped_at=stopped_at)
     for record in trials:
-        if record.trial_id in stopped_at and record.progress >= max_t:
-            progress._say(f"trial {record.trial_id} counts as stopped after {stopped_at[record.trial_id]:g} {unit} "
-                          f"(its rung decision waited for an earlier trial; it finished meanwhile)")
-    return SweepOutcome(trials=trials, max_t=max_t, unit=unit, scheduler=sweep.scheduler, concurrency=concurrency,
-                        fit_s=fit_s, stopped_at=stopped_at)
+        if outcome.stopped_early(record) and outcome.final(record)[0] < record.progress:
+            progress._say(f"trial {record.trial_id} counts as stopped at {outcome.final(record)[0]:g} {unit}, its rung "
+                          f"(the decision waited for an earlier trial's value there; it trained on meanwhile)")
+    return outcome
