@@ -1,9 +1,10 @@
 """Benchmark: a family's swept model trained at full length with the default and the tuned values, over seeds.
 
-    python -m bench.tuned_vs_default segmentation [--seeds 0 1 2] [--append]
+    python -m bench.tuned_vs_default segmentation [--seeds 0 1 2] [--values lr=0.003 ...] [--append]
 
 The tuned values are the sweep's best (``best_config`` in ``metrics/tune-<family>.json``, whether
-or not the tune stage applied them); the default is params.yaml as it is. Each run is the train
+or not the tune stage applied them), or ``--values`` (e.g. another sweep's winner); the default is
+params.yaml as it is. Each run is the train
 stage's harness (``fit``, local path, no MLflow) for the model's epochs with only ``seed`` changed,
 default and tuned alternating seed by seed so that both see the same machine load. Prints one line
 per run and a row per variant (the sweep's metric per seed, mean +- std, and what the tune stage
@@ -18,6 +19,8 @@ import statistics
 import tempfile
 import time
 from datetime import date
+
+import yaml
 
 from bench.rows import emit
 from components.config import Params, load_params, model_trainer
@@ -40,6 +43,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("family")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--values", nargs="+", default=None, metavar="KEY=VALUE",
+                        help="the 'tuned' values to compare (YAML scalars); default: the sweep's best_config")
     parser.add_argument("--append", action="store_true")
     args = parser.parse_args()
 
@@ -52,7 +57,9 @@ def main() -> None:
     summary = json.loads(summary_path.read_text())
     if not summary.get("enabled"):
         raise SystemExit(f"{summary_path}: the sweep is disabled (tune.{args.family}.enabled: false)")
-    variants = {"default": {}, "tuned": summary["best_config"]}
+    tuned = ({key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.values)}
+             if args.values else summary["best_config"])
+    variants = {"default": {}, "tuned": tuned}
     values: dict[str, list[float]] = {variant: [] for variant in variants}
     walls: dict[str, list[float]] = {variant: [] for variant in variants}
     with tempfile.TemporaryDirectory(prefix="courselab-bench-") as storage:
@@ -67,7 +74,7 @@ def main() -> None:
                 print(f"[bench] {args.family}/{sweep.model} {variant} seed {seed}: {sweep.metric} "
                       f"{metrics[sweep.metric]:.4f} in {wall:.0f}s", flush=True)
     epochs = descriptor.model_config(params, sweep.model).epochs
-    decided = "applied" if summary.get("applied") else "not applied"
+    decided = "--values" if args.values else "applied" if summary.get("applied") else "not applied"
     rows = []
     for variant, scores in values.items():
         std = statistics.stdev(scores) if len(scores) > 1 else 0.0
