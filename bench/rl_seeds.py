@@ -25,7 +25,7 @@ from components.config import load_params
 from components.families.rl.runner import train_rllib
 from components.runtime import ray_init, repo_root
 from components.tracking import RunLogger
-from components.tune.overrides import apply_tuned
+from components.tune.overrides import apply_tuned, values_line
 
 
 def _mean_std(values: list[float]) -> str:
@@ -85,8 +85,7 @@ def main() -> None:
 def _changed(default, tuned) -> str:
     """``lr=0.02324, baseline=none``: the tuned values that differ from the default."""
     before, after = default.model_dump(), tuned.model_dump()
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in after.items() if v != before[k])
+    return values_line({k: v for k, v in after.items() if v != before[k]})
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from components.config import Params, load_params, model_trainer
 from components.families import get_family
 from components.runtime import repo_root, with_absolute_paths
 from components.train.harness import TrainJob, fit
+from components.tune.overrides import values_line
 
 
 def train(family: str, model: str, params: Params, storage: str, name: str) -> tuple[dict[str, float], float]:
@@ -78,8 +79,7 @@ def main() -> None:
     rows = []
     for variant, scores in values.items():
         std = statistics.stdev(scores) if len(scores) > 1 else 0.0
-        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in (variants[variant] or {"params.yaml": "as is"}).items())
+        shown = values_line(variants[variant] or {"params.yaml": "as is"})
         rows.append(f"| {date.today()} | {args.family}/{sweep.model} | {variant} ({shown}) | {epochs} | "
                     f"{' / '.join(f'{v:.4f}' for v in scores)} | {statistics.mean(scores):.4f} +- {std:.4f} | "
                     f"{statistics.mean(walls[variant]):.0f} s | {decided} |")

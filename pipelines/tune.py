@@ -35,7 +35,7 @@ from components.errors import UserError, exit_on_user_error
 from components.families import get_family
 from components.io import atomic_write_text
 from components.runtime import repo_root
-from components.tune.overrides import tuned_file_text, tuned_path
+from components.tune.overrides import tuned_file_text, tuned_path, values_line
 
 
 def metrics_path(root: Path, family: str) -> Path:
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"[tune {args.family}/{summary['model']}] done in {summary['wall_s']:.0f}s: {summary['num_trials']} trials, "
           f"{summary['num_stopped_early']} stopped early; best {summary['metric']} {summary['best_value']:.4f} "
           f"(default {'n/a' if default is None else f'{default:.4f}'}) with "
-          + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["best_config"].items())
+          + values_line(summary["best_config"])
           + f"; {kept}: {summary['reason']} -> {tuned_path(root, args.family).relative_to(root)}", flush=True)
 
 

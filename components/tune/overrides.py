@@ -23,6 +23,11 @@ TUNED_DIR = "tuned"
 PROVENANCE_KEY = "_sweep"
 
 
+def values_line(values: Mapping[str, Any], sep: str = ", ") -> str:
+    """``lr=0.002965, baseline=normalize``: searched values as progress lines and tables show them."""
+    return sep.join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+
+
 def tuned_path(root: Path, family: str) -> Path:
     return Path(root) / TUNED_DIR / f"{family}.yaml"
 
@@ -58,19 +63,19 @@ def apply_tuned(params: Params, root: Path, family: str, model: str) -> tuple[Pa
     section is empty or missing (for the swept model, tagged with why the sweep kept the defaults)."""
     values, provenance, path = read_tuned(root, family, model)
     source = str(path.relative_to(root))
-    tags = {"courselab.tuned_from": source}
+    tags = {}
     if provenance.get("parent_run_id"):
         tags["courselab.tuned_by_sweep_run"] = provenance["parent_run_id"]
-    if provenance.get("model") == model and "applied" in provenance:  # the sweep tuned this model
+    swept = provenance.get("model") == model and "applied" in provenance  # the sweep judged this model
+    if swept:
         tags.update({"courselab.tuned_kept": "tuned" if provenance["applied"] else "default",
                      "courselab.tuned_reason": str(provenance.get("reason", ""))})
     if not values:
-        if "courselab.tuned_kept" in tags:
-            reason = tags["courselab.tuned_reason"]
-            print(f"[{family}/{model}] {source}: the sweep kept params.yaml's values ({reason})", flush=True)
-            return params, {k: v for k, v in tags.items() if k != "courselab.tuned_from"}  # nothing applied
+        if swept:
+            print(f"[{family}/{model}] {source}: the sweep kept params.yaml's values ({provenance.get('reason')})",
+                  flush=True)
+            return params, tags
         return params, {}
     params = get_family(family).with_values(params, model, values, source)
-    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
-    print(f"[{family}/{model}] tuned values from {source} (over params.yaml): {shown}", flush=True)
-    return params, tags
+    print(f"[{family}/{model}] tuned values from {source} (over params.yaml): {values_line(values)}", flush=True)
+    return params, {"courselab.tuned_from": source, **tags}

@@ -136,9 +136,8 @@ class SerialASHA(FIFOScheduler):
         self.rungs.add(trial.trial_id, protected=is_reference(trial.config, self._reference))
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        time = result[self._time_attr]
-        value = result.get(self._metric, float("nan"))
-        self.rungs.report(trial.trial_id, time, self._sign * float(value if value is not None else float("nan")))
+        time, value = result[self._time_attr], result.get(self._metric)
+        self.rungs.report(trial.trial_id, time, float("nan") if value is None else self._sign * float(value))
         self.rungs.resolve()
         return TrialScheduler.STOP if self.rungs.stops(trial.trial_id, time) else TrialScheduler.CONTINUE
 

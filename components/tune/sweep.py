@@ -13,6 +13,7 @@ from components.errors import UserError
 from components.families import Family, RLFamily
 from components.metrics.direction import best_value
 from components.tune import space
+from components.tune.overrides import values_line
 from components.tune.schedulers import SerialASHA, is_reference
 from components.tune.space import plain
 from components.tune.trial import SweepContext, trainable
@@ -92,7 +93,7 @@ class ProgressLines:
     def on_trial_start(self, trial) -> None:
         config = {k: plain(v) for k, v in trial.config.items()}
         self.records.setdefault(trial.trial_id, TrialRecord(trial.trial_id, config))
-        shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items())
+        shown = values_line(config, "  ")
         self._say(f"trial {trial.trial_id} started ({len(self.records)}/{self.num_samples}): {shown}")
 
     def on_trial_result(self, trial, result: dict) -> None:
