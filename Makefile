@@ -38,10 +38,16 @@ export PYTHONUNBUFFERED := 1
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# torchattacks (the reference the adversarial family's attacks are tested against) pins requests~=2.25.1,
+# which DVC's dulwich cannot run with; it never imports requests, so it is installed without its dependencies
+# (torch, torchvision, scipy, numpy and tqdm are there already).
+TORCHATTACKS := torchattacks==3.5.1
+
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(TORCHATTACKS)
 	touch $(STAMP)
 
 repro: $(STAMP)

@@ -129,10 +129,12 @@ def write_outputs(family: str, model: str, outcome: TrainOutcome, summary: dict[
 
 def test_evaluation(family: Family, outcome: TrainOutcome, params: Params) -> dict[str, dict[str, Any]]:
     """The family's final test-split evaluation (``evaluate_test`` in its task module), when it has
-    one: its metrics and tags go into the summary, its figures beside the training figures (``test_*.png``)."""
+    one: its metrics and tags go into the summary, its figures beside the training figures (``test_*.png``);
+    its optional ``series`` (``{metric: [(step, value), ...]}``, e.g. accuracy against epsilon) are
+    logged to MLflow as curves over their own steps."""
     hook = getattr(family.task(), "evaluate_test", None)
     if hook is None:
-        return {"metrics": {}, "tags": {}, "figures": [], "seconds": 0.0}
+        return {"metrics": {}, "tags": {}, "figures": [], "series": {}, "seconds": 0.0}
     started = time.perf_counter()
     result = hook(outcome.export, params)
     for name, fig in result.get("figures", {}).items():
@@ -141,7 +143,7 @@ def test_evaluation(family: Family, outcome: TrainOutcome, params: Params) -> di
     print(f"[{family.experiment}] test evaluation in {time.perf_counter() - started:.0f}s: "
           + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.count("/") == 1), flush=True)
     return {"metrics": metrics, "tags": dict(result.get("tags", {})), "figures": list(result.get("figures", {})),
-            "seconds": time.perf_counter() - started}
+            "series": dict(result.get("series", {})), "seconds": time.perf_counter() - started}
 
 
 @exit_on_user_error
@@ -224,6 +226,9 @@ def run_stage(family: Family, model: str, params: Params, tuned_tags: dict[str, 
     if test["metrics"]:
         tracker.log_metrics(test["metrics"], step=outcome.epochs_done)
         tracker.set_tags(test["tags"])
+    for key, points in test["series"].items():
+        for step, value in points:
+            tracker.log_metrics({key: value}, step=step)
     for name in test["figures"]:
         tracker.log_artifact(paths["figures"] / f"{name}.png", "figures/test")
     tracker.log_artifact(paths["metrics"])

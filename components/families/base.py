@@ -61,6 +61,7 @@ class Stage:
     headline: str  # the metric its rows are ranked by
     references: tuple[tuple[str, str | float], ...] = ()
     rows: Callable[[Params], dict[str, dict[str, Any]]] | None = None  # {row: the params it ran with}
+    columns: tuple[str, ...] = ()  # metrics the report shows beside the headline (when a row has them)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Family:
     # cross-section checks of params (the section against the rest, e.g. a network against its dataset's
     # image size), run whenever params are validated; raises ValueError("<full key>: <message>")
     check: Callable[[Params], None] | None = None
+    columns: tuple[str, ...] = ()  # metrics the report shows beside the headline (when a model has them)
 
     models_key: ClassVar[str] = "models"  # <name>.<models_key>: one section per model
     sweep_model_key: ClassVar[str] = "model"  # tune.<name>.<sweep_model_key>: the model it searches

@@ -35,7 +35,9 @@ REFERENCES: dict[str, tuple[tuple[str, str | float], ...]] = {
     section.headline: section.references
     for family in FAMILIES.values() for section in (family, *family.extra_stages)
 }
-# Columns shown besides the headline metric when some model of the family has them.
+# Columns shown besides the headline metric when some model of the family has them (after the
+# descriptor's own ``columns``).
+COLUMNS = {section.name: section.columns for family in FAMILIES.values() for section in (family, *family.extra_stages)}
 EXTRA_COLUMNS = (
     "val/pixel_accuracy", "val/map50", "val/map_50", "val/voc_map", "val/mask_map", "val/mask_map50",
     "val/mask_map_50", "val/is_evaluator", "val/fid_inception", "val/accuracy",
@@ -339,7 +341,8 @@ def collect(metrics_dir: Path, plots_dir: Path, figures_dir: Path, params: Param
                  store)
             for model, metrics in models.items()
         ], headline)
-        extras = [c for c in EXTRA_COLUMNS if c != headline and any(c in r.metrics for r in rows)]
+        extras = [c for c in dict.fromkeys((*COLUMNS.get(name, ()), *EXTRA_COLUMNS))
+                  if c != headline and any(c in r.metrics for r in rows)]
         plots = {p.stem.partition("-")[2]: p for p in sorted(Path(plots_dir).glob(f"{name}-*.csv"))}
         figures = [
             Figure(r.model, png.name, png, f"assets/figures/{name}-{r.model}/{png.name}")

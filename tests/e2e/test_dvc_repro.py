@@ -27,6 +27,7 @@ GENERATIVE = FAMILIES["generative"].models
 DETECTION = FAMILIES["detection"].models
 TRANSLATION = FAMILIES["translation"].models
 CAPTIONING = FAMILIES["captioning"].models
+ADVERSARIAL = FAMILIES["adversarial"].models
 
 
 def _copy_repository(dest: Path) -> None:
@@ -111,14 +112,21 @@ def test_repro_writes_every_metrics_file_and_report(repo):
             assert "tok:13a" in metrics["test/bleu_signature"]
             assert (root / "figures" / f"{family}-{model}" / "samples.png" if family == "translation"
                     else root / "figures" / f"{family}-{model}" / "captions.png").is_file()
+    for model in ADVERSARIAL:
+        metrics = json.loads((root / "metrics" / f"adversarial-{model}.json").read_text())
+        assert metrics["headline_metric"] == "val/robust_accuracy" and 0.0 <= metrics["test/accuracy"] <= 1.0
+        assert (root / "figures" / f"adversarial-{model}" / "test_robustness.png").is_file()
+        transfer = json.loads((root / "metrics" / f"adversarial_transfer-{model}.json").read_text())
+        assert transfer[f"test/accuracy_of/{model}"] == pytest.approx(metrics["test/robust_accuracy/fgsm/eps_0.2"])
+    assert (root / "figures" / "adversarial_transfer" / "transfer.png").is_file()
     report = (root / "reports" / "index.md").read_text()
-    every_model = MODELS + DETECTION + RL_ALGOS + GENERATIVE + TRANSLATION + CAPTIONING
+    every_model = MODELS + DETECTION + RL_ALGOS + GENERATIVE + TRANSLATION + CAPTIONING + ADVERSARIAL
     assert all(f"| {model} |" in report for model in every_model)
     assert "test BLEU and exact match by source length" in report
     page = (root / "reports" / "index.html").read_text()  # the HTML page: every model, every image copied in
     assert all(f">{model}<" in page for model in every_model)
     assert all((root / "reports" / src).is_file() for src in re.findall(r'<img[^>]* src="([^"]+)"', page))
-    trained = MODELS + DETECTION + GENERATIVE + TRANSLATION + CAPTIONING  # each on the local path
+    trained = MODELS + DETECTION + GENERATIVE + TRANSLATION + CAPTIONING + ADVERSARIAL  # each on the local path
     local = re.findall(r"\[[a-z]+/([a-z_]+)\] training in this process", repo["repro"].stdout)  # not sweep trials
     assert sorted(local) == sorted(trained)
 

@@ -16,17 +16,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset
 from torchmetrics import MeanMetric
 
 from components.config import Params
-from components.data.schema import DatasetMeta, decode_images, read_meta, read_split
+from components.data.schema import DatasetMeta, read_meta
+from components.data.tensors import load_classification_split as load_split
 from components.errors import UserError
 from components.families.generative.config import GANBase, GenerativeConfig, VAEConfig
 from components.families.generative.evaluator import EvaluatorFeatures, evaluator_path, file_sha256, load_evaluator
@@ -53,13 +53,6 @@ VAE_MODELS = {"vae": False, "cvae": True}  # name -> conditional
 GRID_SIDE = 10
 INTERPOLATION_PAIRS = 4
 INTERPOLATION_STEPS = 10
-
-
-def load_split(directory: Path, split: str) -> TensorDataset:
-    """A classification split as tensors: images (N, C, S, S) float in [0, 1], labels (N,) int64."""
-    table = read_split(directory, split)
-    images = torch.from_numpy(decode_images(table).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
-    return TensorDataset(images, torch.tensor(table.column("label").to_numpy(), dtype=torch.int64))
 
 
 def _rank_world() -> tuple[int, int]:

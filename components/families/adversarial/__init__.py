@@ -1,0 +1,1 @@
+"""Adversarial examples: attacks, transfer and adversarial training on the digits."""
