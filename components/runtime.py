@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # numpy and torch are imported where used: stages that never 
 #   authentication reads them from its own node (~/.mlflow/credentials, which cluster.yaml and
 #   cluster-onprem.yaml put on every node, or the pod's environment from a Secret).
 # - courselab: COURSELAB_ROOT (repo_root() in workers) and COURSELAB_FAIL_ONCE (the harness's
-#   test hook, read on the last rank).
+#   test hook, read on the last rank); COURSELAB_NATIVE_CPU and the CPU kernel pins of
+#   components/numerics.py, so that a cluster's workers compute with the driver's kernels.
 # - DVC: none; only the driver reads DVC_STAGE (an MLflow tag), and DVC_STUDIO_TOKEN and the like
 #   are secrets no worker uses.
 FORWARDED_ENV = (
@@ -41,6 +42,10 @@ FORWARDED_ENV = (
     "MLFLOW_TRACKING_CLIENT_CERT_PATH",
     "COURSELAB_ROOT",
     "COURSELAB_FAIL_ONCE",
+    "COURSELAB_NATIVE_CPU",
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_CBWR",
 )
 # Unix socket paths are limited to 107 bytes; Ray nests ~60 characters below its temp dir.
 _MAX_RAY_TEMP_DIR_LEN = 45

@@ -121,11 +121,15 @@ def least_likely(model: nn.Module, images: Tensor, epsilon: float, steps: int = 
     return pgd(model, images, targets, epsilon, steps, size, random_init=False, targeted=True), targets
 
 
+def sign_vector(like: Tensor, epsilon: float, generator: torch.Generator | None = None) -> Tensor:
+    """A random sign tensor shaped like ``like``: every entry +epsilon or -epsilon with equal odds."""
+    return epsilon * (_draw(functools.partial(torch.randint, 0, 2), like, generator) * 2.0 - 1.0)
+
+
 def random_sign(images: Tensor, epsilon: float, generator: torch.Generator | None = None) -> Tensor:
     """``images`` plus a random sign vector of L-infinity size epsilon per image, clipped: the
     control an attack of the same size must beat."""
-    signs = _draw(functools.partial(torch.randint, 0, 2), images, generator) * 2.0 - 1.0
-    return torch.clamp(images + epsilon * signs, LOW, HIGH)
+    return torch.clamp(images + sign_vector(images, epsilon, generator), LOW, HIGH)
 
 
 # --- the universal perturbation -----------------------------------------------------------------

@@ -24,6 +24,7 @@ class UniversalConfig(Section):
     deepfool_norm: Literal["l2", "linf"]  # the norm of each image's minimal (DeepFool) step
     check_every: PositiveInt  # images between checks of v's training fooling rate (the best v is kept)
     deepfool_max_iter: PositiveInt  # steps of each image's DeepFool (10 in the authors' code)
+    random_vectors: PositiveInt  # random sign vectors of norm xi it is compared with (their mean fooling rate)
 
 
 class AttackConfig(Section):

@@ -262,9 +262,11 @@ def evaluate_test(export: Mapping[str, Any], params: Params) -> dict[str, Any]:
         net, train_images, len(export["class_names"]), universal.xi, universal.max_passes,
         universal.target_fooling_rate, universal.overshoot, generator, universal.deepfool_norm,
         universal.check_every, universal.deepfool_max_iter)
-    random_v = universal.xi * (torch.randint(0, 2, result.perturbation.shape, generator=generator) * 2.0 - 1.0)
     metrics["test/universal_fooling_rate"] = attacks.fooling_rate(net, images, result.perturbation)
-    metrics["test/universal_random_fooling_rate"] = attacks.fooling_rate(net, images, random_v)
+    clean = attacks.predictions(net, images)
+    random_rates = [attacks.fooling_rate(net, images, attacks.sign_vector(result.perturbation, universal.xi, generator),
+                                         clean) for _ in range(universal.random_vectors)]
+    metrics["test/universal_random_fooling_rate"] = sum(random_rates) / len(random_rates)
     metrics["train/universal_fooling_rate"] = result.train_fooling_rate
 
     sample = slice(0, 8)
