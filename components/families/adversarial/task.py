@@ -262,8 +262,8 @@ def evaluate_test(export: Mapping[str, Any], params: Params) -> dict[str, Any]:
         net, train_images, len(export["class_names"]), universal.xi, universal.max_passes,
         universal.target_fooling_rate, universal.overshoot, generator, universal.deepfool_norm,
         universal.check_every, universal.deepfool_max_iter)
-    metrics["test/universal_fooling_rate"] = attacks.fooling_rate(net, images, result.perturbation)
     clean = attacks.predictions(net, images)
+    metrics["test/universal_fooling_rate"] = attacks.fooling_rate(net, images, result.perturbation, clean)
     random_rates = [attacks.fooling_rate(net, images, attacks.sign_vector(result.perturbation, universal.xi, generator),
                                          clean) for _ in range(universal.random_vectors)]
     metrics["test/universal_random_fooling_rate"] = sum(random_rates) / len(random_rates)
