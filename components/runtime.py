@@ -46,6 +46,8 @@ FORWARDED_ENV = (
     "ATEN_CPU_CAPABILITY",
     "ONEDNN_MAX_CPU_ISA",
     "MKL_CBWR",
+    "OMP_WAIT_POLICY",  # PASSIVE beside another CPU-heavy process (README, "Running beside other work")
+    "GOMP_SPINCOUNT",
 )
 # Unix socket paths are limited to 107 bytes; Ray nests ~60 characters below its temp dir.
 _MAX_RAY_TEMP_DIR_LEN = 45

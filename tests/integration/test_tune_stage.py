@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.conftest import REPO
+
 pytestmark = pytest.mark.slow
 
 METRICS_KEYS = {"family", "model", "metric", "mode", "enabled", "num_trials", "num_stopped_early", "best_value",
@@ -203,6 +205,32 @@ def test_asha_sweep_gives_the_same_trials_and_tuned_file_one_or_two_trials_at_a_
     assert outcomes[0] == outcomes[1]
     trials = outcomes[0][0]
     assert any(stopped for *_, stopped in trials)  # ASHA decided something (the case is not vacuous)
+
+
+def test_a_trial_scores_what_the_train_stage_then_trains(prepared, ray_session):
+    """Known answer: the sweep judges the model the train stage will build. A trial of the default
+    values at the stage's length and threads (params.yaml's ``trial_trainer: {}``) ends at the val
+    mIoU the train stage reaches with the same values, epoch by epoch, to the last bit."""
+    from pipelines import train, tune
+
+    params = yaml.safe_load((prepared / "params.yaml").read_text())
+    params["segmentation"]["trainer"]["cpus_per_worker"] = 2  # params.yaml's stage threads
+    params["segmentation"]["models"]["unet"]["epochs"] = 2
+    (prepared / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    repo_sweep = yaml.safe_load((REPO / "params.yaml").read_text())["tune"]["segmentation"]
+    _set_sweep(prepared, "segmentation", num_samples=1, trial_epochs=None, metric="val/miou", scheduler="fifo",
+               trial_trainer=repo_sweep["trial_trainer"])
+    tune.main(["segmentation"])
+    train.main(["segmentation", "unet"])
+
+    summary = json.loads((prepared / "metrics" / "tune-segmentation.json").read_text())
+    (trial,) = summary["trials"]
+    stage = json.loads((prepared / "metrics" / "segmentation-unet.json").read_text())
+    assert trial["epochs"] == stage["epochs"] == 2
+    assert trial["value"] == stage["val/miou"]
+    client, _, (child,) = _runs(prepared, "segmentation")
+    stage_run = client.get_run(stage["mlflow_run_id"])
+    assert _history(client, child, "val/miou") == _history(client, stage_run, "val/miou")
 
 
 def test_rl_sweep_runs_the_rllib_algorithm_as_trainable_and_rl_stage_applies_the_result(workdir, ray_session):
