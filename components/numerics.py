@@ -13,9 +13,13 @@ Pinning all three to AVX2, which every x86-64 CPU of the last decade has, gives 
 AVX-512 the same kernels as those without; it costs nothing where AVX2 is the best there is.
 
 What it cannot pin: thread counts (the params set them: ``trainer.cpus_per_worker``), GPU kernels,
-other architectures (aarch64 is left alone), and MKL on a non-Intel CPU, which picks its own path
+other architectures (aarch64 is left alone), MKL on a non-Intel CPU, which picks its own path
 whatever ``MKL_CBWR`` says (on the AMD EPYC machines here ``AVX2`` and ``SSE4_2`` gave the same
-numbers as no setting). ``COURSELAB_NATIVE_CPU=1`` opts out (the fastest kernels, machine-dependent
+numbers as no setting), and oneDNN's blocking, sized by the CPU's caches. So results repeat on one
+machine type, idle or loaded, but not across vendors: FCN's stage scored 0.8139430 on an AMD EPYC
+and 0.8048158 on an Intel Xeon. MKL's ``COMPATIBLE`` branch, documented as equal on Intel and other
+CPUs, runs float GEMMs at 40% of ``AVX2`` (``bench/mkl_branch.py``) and leaves the convolutions
+as they are; it is not set. ``COURSELAB_NATIVE_CPU=1`` opts out (the fastest kernels, machine-dependent
 numbers); a variable already set in the environment wins over the pin.
 """
 
