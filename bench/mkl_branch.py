@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 from datetime import date
+from pathlib import Path
 
 from bench.rows import emit
 
@@ -67,11 +68,12 @@ def run(branch: str, seconds: float) -> dict:
 def cpu_name() -> str:
     """The CPU's model name from /proc/cpuinfo (the platform's name where that is unreadable)."""
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
+        text = ""
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
     return platform.processor() or platform.machine()
 
 

@@ -1,5 +1,5 @@
-"""The same float results on any x86-64 machine with AVX2: every stage pins PyTorch's CPU kernels
-to AVX2 before torch is imported (``pipelines/__init__.py`` calls :func:`pin_cpu_isa`).
+"""The same float results on x86-64 machines of one CPU vendor, with or without AVX-512: every stage
+pins PyTorch's CPU kernels to AVX2 before torch is imported (``pipelines/__init__.py`` calls :func:`pin_cpu_isa`).
 
 PyTorch chooses its CPU code paths by the instruction set it finds at start-up: ATen's vectorised
 kernels (``ATEN_CPU_CAPABILITY``: default, avx2, avx512), oneDNN's convolutions
