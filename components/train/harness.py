@@ -311,7 +311,13 @@ def _restore(task: Task, job: TrainJob, rank: int) -> _RunState:
             _say(f"[{job.label}] {resume_notice(skipped, None, None, otherwise)} (the damaged ones stay in {where})")
         return _start_from(task, job, rank) if job.initial_checkpoint else _RunState()
     saved, figures = loaded
-    task.load_state_dict(saved["task"])
+    try:
+        task.load_state_dict(saved["task"])
+    except (RuntimeError, KeyError, ValueError) as err:  # a network whose code changed under the same params
+        first = str(err).strip().splitlines()[0]
+        raise UserError(f"[{job.label}] checkpoint {chosen.name} in {where} does not fit the network the code now "
+                        f"builds ({first}); the params are unchanged, so the model's code changed: move that folder "
+                        "away (or delete it) to train from scratch") from None
     run = _RunState(saved["epoch"], saved["history"], saved["resumes"], figures, saved_epoch=saved["epoch"])
     run.resumes.append({"epoch": run.epoch, "optimizer_fingerprint": _optimizer_fingerprint(saved["task"])})
     if rank == 0:

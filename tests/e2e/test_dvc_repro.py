@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from components.families import FAMILIES
+from components.families.visualization.family import BASELINES, METHODS, NETWORKS
 from tests.conftest import REPO, tiny_params_dict
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -28,6 +29,7 @@ DETECTION = FAMILIES["detection"].models
 TRANSLATION = FAMILIES["translation"].models
 CAPTIONING = FAMILIES["captioning"].models
 ADVERSARIAL = FAMILIES["adversarial"].models
+VISUALIZATION = FAMILIES["visualization"].models
 
 
 def _copy_repository(dest: Path) -> None:
@@ -119,14 +121,22 @@ def test_repro_writes_every_metrics_file_and_report(repo):
         transfer = json.loads((root / "metrics" / f"adversarial_transfer-{model}.json").read_text())
         assert transfer[f"test/accuracy_of/{model}"] == pytest.approx(metrics["test/robust_accuracy/fgsm/eps_0.2"])
     assert (root / "figures" / "adversarial_transfer" / "transfer.png").is_file()
+    for row in (*METHODS, *BASELINES):
+        metrics = json.loads((root / "metrics" / f"visualization_attribution-{row}.json").read_text())
+        assert metrics["headline_metric"] == "test/deletion_auc" and 0.0 <= metrics["test/deletion_auc"] <= 1.0
+    for row in NETWORKS:
+        metrics = json.loads((root / "metrics" / f"visualization_units-{row}.json").read_text())
+        assert metrics["headline_metric"] == "test/dissection_units" and metrics["test/dissection_units"] >= 0
+    assert (root / "figures" / "visualization_units" / "dissection.md").is_file()
     report = (root / "reports" / "index.md").read_text()
-    every_model = MODELS + DETECTION + RL_ALGOS + GENERATIVE + TRANSLATION + CAPTIONING + ADVERSARIAL
+    every_model = MODELS + DETECTION + RL_ALGOS + GENERATIVE + TRANSLATION + CAPTIONING + ADVERSARIAL + VISUALIZATION
     assert all(f"| {model} |" in report for model in every_model)
     assert "test BLEU and exact match by source length" in report
     page = (root / "reports" / "index.html").read_text()  # the HTML page: every model, every image copied in
     assert all(f">{model}<" in page for model in every_model)
     assert all((root / "reports" / src).is_file() for src in re.findall(r'<img[^>]* src="([^"]+)"', page))
-    trained = MODELS + DETECTION + GENERATIVE + TRANSLATION + CAPTIONING + ADVERSARIAL  # each on the local path
+    trained = (MODELS + DETECTION + GENERATIVE + TRANSLATION + CAPTIONING + ADVERSARIAL
+               + VISUALIZATION)  # each on the local path
     local = re.findall(r"\[[a-z]+/([a-z_]+)\] training in this process", repo["repro"].stdout)  # not sweep trials
     assert sorted(local) == sorted(trained)
 

@@ -123,6 +123,26 @@ def test_when_no_checkpoint_loads_training_starts_from_scratch_saying_so(tmp_pat
     assert older not in _checkpoint_dirs(job) and newest not in _checkpoint_dirs(job)  # pruned by the new ones
 
 
+class _Wider(LinearTask):
+    """The same job (params, run name) after its network's code changed: 4 -> 2 -> 1 instead of 4 -> 1."""
+
+    def __init__(self) -> None:
+        super().__init__(momentum=0.9)
+        self.modules = {"net": torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.Linear(2, 1))}
+
+
+def test_a_checkpoint_of_a_changed_network_is_refused_naming_the_folder(tmp_path, said):
+    from components.errors import UserError
+
+    job, older, newest = _two_epochs(tmp_path)
+    with pytest.raises(UserError) as raised:
+        fit(replace(job, epochs=3), task=_Wider())
+    message = str(raised.value)
+    assert "\n" not in message and f"checkpoint {newest.name} in {job.storage_path}/{job.run_name}" in message
+    assert "does not fit the network the code now builds" in message and "train from scratch" in message
+    assert _checkpoint_dirs(job) == [older, newest]  # nothing was deleted or overwritten
+
+
 def test_a_state_file_that_would_run_code_is_refused_and_the_code_does_not_run(tmp_path, said):
     job, older, newest = _two_epochs(tmp_path)
     ran = tmp_path / "RAN"

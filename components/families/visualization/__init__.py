@@ -1,0 +1,1 @@
+"""The visualization family: attribution methods and unit-level analyses of trained networks."""
