@@ -349,6 +349,9 @@ def collect(metrics_dir: Path, plots_dir: Path, figures_dir: Path, params: Param
             for r in sorted(rows, key=lambda r: r.model)
             for png in sorted((Path(figures_dir) / f"{name}-{r.model}").glob("*"))
             if png.suffix.lower() in IMAGE_SUFFIXES
+        ] + [  # a stage's own figures (figures/<stage>/: the transfer matrix, the attribution maps)
+            Figure(name, png.name, png, f"assets/figures/{name}/{png.name}")
+            for png in sorted((Path(figures_dir) / name).glob("*")) if png.suffix.lower() in IMAGE_SUFFIXES
         ]
         missing = [stage for model, stage in expected.get(name, {}).items() if model not in models]
         families.append(FamilyReport(name, headline, rows, extras, shared, plots, figures, sweeps.get(name), missing))

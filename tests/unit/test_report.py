@@ -236,6 +236,17 @@ def test_report_folder_is_self_contained(tmp_path):
     assert "![segmentation learning curves](assets/curves/segmentation.png)" in pages["markdown"].read_text()
 
 
+def test_a_stages_own_figures_are_shown_under_its_rows(tmp_path):
+    row = {"test/deletion_auc": 0.1, "headline_metric": "test/deletion_auc", "params_hash": "h", "git_commit": "c"}
+    dirs = write_inputs(tmp_path, {"visualization_attribution-rise": row})
+    (dirs["figures"] / "visualization_attribution").mkdir()
+    (dirs["figures"] / "visualization_attribution" / "scenes_pointing.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    pages = write_report(build(dirs), tmp_path / "reports")
+    asset = "assets/figures/visualization_attribution/scenes_pointing.png"
+    assert (tmp_path / "reports" / asset).read_bytes().endswith(b"fake")
+    assert f"({asset})" in pages["markdown"].read_text() and f'src="{asset}"' in pages["html"].read_text()
+
+
 def test_report_is_written_atomically(tmp_path, monkeypatch):
     dirs = write_inputs(tmp_path)
     out = tmp_path / "site" / "reports"
