@@ -17,11 +17,8 @@ figures/visualization_attribution/, and one MLflow run ``attribution`` in ``visu
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
-from components.config import load_params
 from components.data.tensors import load_classification_split
 from components.errors import exit_on_user_error
 from components.families.adversarial.task import data_dir as digits_dir
@@ -35,11 +32,11 @@ from components.families.visualization.stage import (
     last_conv_block,
     scene_classifier,
     stage_run,
+    start,
     subset,
 )
 from components.families.visualization.task import data_dir as scenes_dir
 from components.families.visualization.task import load_scenes
-from components.runtime import repo_root, seed_everything
 
 STAGE = "visualization_attribution"
 BATCH = 500  # images per forward pass of the causal curves and RISE
@@ -67,15 +64,8 @@ def pointing_targets(probabilities: torch.Tensor, present: torch.Tensor) -> torc
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
+    params, root, generator = start(argv, __doc__.splitlines()[0])
     config = params.visualization.attribution
-    root = repo_root()
-    torch.set_num_threads(max(1, int(params.visualization.trainer.cpus_per_worker)))
-    seed_everything(params.seed)
-    generator = torch.Generator().manual_seed(params.seed)
     digit_net, digit_export = digit_classifier(root)
     scene_net, _ = scene_classifier(root)
 

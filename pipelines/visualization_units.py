@@ -17,11 +17,8 @@ MLflow run ``units`` in ``visualization``.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
-from components.config import load_params
 from components.data.tensors import load_classification_split
 from components.errors import exit_on_user_error
 from components.families.adversarial.models import build_classifier
@@ -36,10 +33,9 @@ from components.families.visualization.figures import (
     tsne_figure,
 )
 from components.families.visualization.models import build_scene_cnn
-from components.families.visualization.stage import digit_classifier, scene_classifier, stage_run, subset
+from components.families.visualization.stage import digit_classifier, scene_classifier, stage_run, start, subset
 from components.families.visualization.task import data_dir as scenes_dir
 from components.families.visualization.task import load_scenes
-from components.runtime import repo_root, seed_everything
 
 STAGE = "visualization_units"
 SHOWN_UNITS = 6  # detector units of the last layer drawn with their max-activating patches
@@ -73,15 +69,8 @@ def dissection_table(results: dict, class_names: list[str], min_iou: float) -> s
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
+    params, root, generator = start(argv, __doc__.splitlines()[0])
     config = params.visualization.units
-    root = repo_root()
-    torch.set_num_threads(max(1, int(params.visualization.trainer.cpus_per_worker)))
-    seed_everything(params.seed)
-    generator = torch.Generator().manual_seed(params.seed)
     digit_net, digit_export = digit_classifier(root)
     scene_net, scene_export = scene_classifier(root)
     scene_nets = {"trained": scene_net, "random_init": untrained(

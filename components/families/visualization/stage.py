@@ -25,6 +25,22 @@ from components.runtime import git_commit
 SCENE_MODEL = "models/visualization/scene_cnn"
 
 
+def start(argv: list[str] | None, description: str) -> tuple[Params, Path, torch.Generator]:
+    """A stage's start: ``--params`` parsed and validated, torch's threads and seeds set; returns the
+    params, the repository root and the seeded generator of the stage's draws."""
+    import argparse
+
+    from components.config import load_params
+    from components.runtime import repo_root, seed_everything
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml")
+    params = load_params(parser.parse_args(argv).params)
+    torch.set_num_threads(max(1, int(params.visualization.trainer.cpus_per_worker)))
+    seed_everything(params.seed)
+    return params, repo_root(), torch.Generator().manual_seed(params.seed)
+
+
 def _export(root: Path, folder: str, stage: str) -> dict[str, Any]:
     path = root / folder / "model.pt"
     if not path.is_file():
