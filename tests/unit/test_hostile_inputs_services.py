@@ -136,6 +136,8 @@ def test_only_the_allow_listed_variables_reach_ray_workers(monkeypatch):
     secrets = {"MLFLOW_TRACKING_TOKEN_SECRET": "t", "MLFLOW_TRACKING_PASSWORD": "p", "MLFLOW_TRACKING_TOKEN": "b",
                "DVC_STUDIO_TOKEN": "d", "COURSELAB_API_KEY": "k", "AWS_SECRET_ACCESS_KEY": "a"}
     wanted = {"MLFLOW_TRACKING_URI": "http://head:5000", "COURSELAB_ROOT": "/repo", "COURSELAB_FAIL_ONCE": "2:2:x"}
+    for key in runtime.FORWARDED_ENV:  # what the caller's shell set (e.g. OMP_WAIT_POLICY for make test)
+        monkeypatch.delenv(key, raising=False)
     for key, value in {**secrets, **wanted}.items():
         monkeypatch.setenv(key, value)
     seen = {}
