@@ -42,12 +42,15 @@ venv: $(STAMP)
 # which DVC's dulwich cannot run with; it never imports requests, so it is installed without its dependencies
 # (torch, torchvision, scipy, numpy and tqdm are there already).
 TORCHATTACKS := torchattacks==3.5.1
+# lightly (the reference SimCLR's NT-Xent loss is tested against) requires pytorch_lightning, which nothing
+# here uses; lightly.loss imports without it, so it too is installed without its dependencies.
+LIGHTLY := lightly==1.6.0
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m pip install --quiet --no-deps $(TORCHATTACKS)
+	$(BIN)/python -m pip install --quiet --no-deps $(TORCHATTACKS) $(LIGHTLY)
 	touch $(STAMP)
 
 repro: $(STAMP)

@@ -30,6 +30,7 @@ TRANSLATION = FAMILIES["translation"].models
 CAPTIONING = FAMILIES["captioning"].models
 ADVERSARIAL = FAMILIES["adversarial"].models
 VISUALIZATION = FAMILIES["visualization"].models
+SELFSUP = FAMILIES["selfsup"].models
 
 
 def _copy_repository(dest: Path) -> None:
@@ -128,15 +129,19 @@ def test_repro_writes_every_metrics_file_and_report(repo):
         metrics = json.loads((root / "metrics" / f"visualization_units-{row}.json").read_text())
         assert metrics["headline_metric"] == "test/dissection_units" and metrics["test/dissection_units"] >= 0
     assert (root / "figures" / "visualization_units" / "dissection.md").is_file()
+    for row in (*SELFSUP, "random_init", "pixels"):
+        metrics = json.loads((root / "metrics" / f"selfsup_probe-{row}.json").read_text())
+        assert metrics["headline_metric"] == "test/probe_accuracy_few" and 0.0 <= metrics["test/probe_accuracy"] <= 1.0
     report = (root / "reports" / "index.md").read_text()
-    every_model = MODELS + DETECTION + RL_ALGOS + GENERATIVE + TRANSLATION + CAPTIONING + ADVERSARIAL + VISUALIZATION
+    every_model = (MODELS + DETECTION + RL_ALGOS + GENERATIVE + TRANSLATION + CAPTIONING + ADVERSARIAL + VISUALIZATION
+                   + SELFSUP)
     assert all(f"| {model} |" in report for model in every_model)
     assert "test BLEU and exact match by source length" in report
     page = (root / "reports" / "index.html").read_text()  # the HTML page: every model, every image copied in
     assert all(f">{model}<" in page for model in every_model)
     assert all((root / "reports" / src).is_file() for src in re.findall(r'<img[^>]* src="([^"]+)"', page))
     trained = (MODELS + DETECTION + GENERATIVE + TRANSLATION + CAPTIONING + ADVERSARIAL
-               + VISUALIZATION)  # each on the local path
+               + VISUALIZATION + SELFSUP)  # each on the local path
     local = re.findall(r"\[[a-z]+/([a-z_]+)\] training in this process", repo["repro"].stdout)  # not sweep trials
     assert sorted(local) == sorted(trained)
 

@@ -1,0 +1,1 @@
+"""The self-supervised family: encoders pretrained without labels, judged by linear probes."""

@@ -1,0 +1,82 @@
+"""``selfsup`` in params.yaml: the one encoder every method pretrains, the augmentations of its inputs,
+one section per method, and the linear probe that judges them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from components.schema import NonNegativeFloat, PositiveFloat, PositiveInt, Section, TrainerConfig
+
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+class EncoderConfig(Section):
+    """The generative family's digit CNN without its classifier: one stage per width (two 3x3
+    conv-BN-ReLU, a 2x2 max-pool), a linear layer to ``feature_dim`` with ReLU (the final features;
+    the mid-layer features are the first stage's pooled maps)."""
+
+    channels: Annotated[list[PositiveInt], Field(min_length=2)]
+    feature_dim: PositiveInt
+
+
+class AugmentConfig(Section):
+    """Every pretext input is an augmented view (without them rotation and jigsaw over-fit 1,257 digits):
+    a random crop of ``min_scale``..1 of the side resized back, a brightness factor in 1 +- ``brightness``,
+    Gaussian noise of standard deviation ``noise`` and, with probability ``erase_p``, a zeroed square of
+    up to ``erase_size`` pixels."""
+
+    min_scale: Annotated[float, Field(gt=0, le=1)]
+    brightness: Fraction
+    noise: NonNegativeFloat
+    erase_p: Annotated[float, Field(ge=0, le=1)]
+    erase_size: PositiveInt
+
+
+class MethodBase(Section):
+    epochs: PositiveInt
+    lr: PositiveFloat  # peak learning rate (AdamW)
+    weight_decay: NonNegativeFloat
+    lr_schedule: Literal["cosine", "constant"]
+    warmup_fraction: Fraction
+    init_seed: int  # added to the top-level seed for this encoder's initial weights and draws
+
+
+class RotationConfig(MethodBase):
+    """Gidaris et al. (2018): predict which of four rotations was applied (all four of each image)."""
+
+
+class SimCLRConfig(MethodBase):
+    """Chen et al. (2020): two augmented views, NT-Xent on L2-normalised projections."""
+
+    temperature: PositiveFloat
+    projection_dim: PositiveInt  # the MLP head's output (dropped after pretraining)
+
+
+class SupervisedConfig(MethodBase):
+    """The reference: the same encoder trained with every label (cross-entropy) on the same views."""
+
+
+class SelfSupModels(Section):
+    rotation: RotationConfig
+    simclr: SimCLRConfig
+    supervised: SupervisedConfig
+
+
+class ProbeConfig(Section):
+    """Stage ``selfsup_probe``: a logistic regression (scikit-learn) on each encoder's frozen features."""
+
+    c_grid: Annotated[list[PositiveFloat], Field(min_length=1)]  # inverse regularisation, chosen on val
+    labels_per_class: PositiveInt  # the low-label probe (the course's 10 per class) ...
+    draws: PositiveInt  # ... over this many seeded draws of them (mean +- std)
+    max_iter: PositiveInt
+
+
+class SelfSupConfig(Section):
+    dataset: Literal["digits"]
+    encoder: EncoderConfig
+    augment: AugmentConfig
+    trainer: TrainerConfig
+    models: SelfSupModels
+    probe: ProbeConfig

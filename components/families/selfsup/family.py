@@ -1,0 +1,65 @@
+"""The self-supervised family's descriptor (see components/families/base.py).
+
+``train_selfsup@<method>`` pretrains one encoder per method (and the ``supervised`` reference) on
+augmented views of the digits; stage ``selfsup_probe`` judges every encoder, an untrained one and
+the raw pixels by linear probes on frozen features."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from components.families.base import Curve, Family, Stage
+from components.families.selfsup.config import SelfSupConfig, SelfSupModels
+from components.tune.config import SweepConfig
+
+if TYPE_CHECKING:
+    from components.config import Params
+
+METHODS = tuple(SelfSupModels.model_fields)
+REFERENCES = ("random_init", "pixels")  # the probe's rows besides the trained encoders
+
+
+def shrink(params: dict, sweep: dict) -> None:
+    """Tests: one epoch of a narrow encoder; a probe of few draws."""
+    params["trainer"].update(num_workers=0, cpus_per_worker=1, batch_size=64, eval_batch_size=128, figure_every=1)
+    params["encoder"].update(channels=[8, 8], feature_dim=16)
+    for model in params["models"].values():
+        model.update(epochs=1)
+    params["probe"].update(c_grid=[1.0], draws=2, max_iter=100)
+    sweep.update(num_samples=2, trial_epochs=1)
+
+
+def probe_rows(params: Params) -> dict[str, dict[str, Any]]:
+    return {name: {"encoder": name} for name in (*METHODS, *REFERENCES)}
+
+
+PROBE = Stage(
+    name="selfsup_probe", entry="pipelines.selfsup_probe",
+    params=("seed", "runtime", "data.root", "selfsup.dataset", "selfsup.encoder", "selfsup.probe"),
+    inputs=("data/${selfsup.dataset}", *(f"models/selfsup/{method}" for method in METHODS)),
+    outs=("figures/selfsup_probe",),
+    metrics=tuple(f"metrics/selfsup_probe-{row}.json" for row in (*METHODS, *REFERENCES)),
+    report_params=("selfsup.probe.labels_per_class", "selfsup.probe.draws"),
+    title="Linear probes on frozen features: test accuracy with 10 labels per class and with every label",
+    headline="test/probe_accuracy_few", references=(("random encoder", "test/probe_accuracy_few_random"),),
+    rows=probe_rows,
+    columns=("test/probe_accuracy_few_std", "test/probe_accuracy", "test/probe_accuracy_mid_few",
+             "test/probe_accuracy_mid"),
+)
+
+FAMILIES = (
+    Family(
+        name="selfsup", order=78, title="Self-supervised learning", experiment="selfsup",
+        config=SelfSupConfig, sweep_config=SweepConfig,
+        task_module="components.families.selfsup.task",
+        headline="val/knn_accuracy",
+        higher_is_better=frozenset({"knn_accuracy", "pretext_accuracy", "probe_accuracy", "probe_accuracy_few",
+                                    "probe_accuracy_mid", "probe_accuracy_mid_few"}),
+        references=(("pretext accuracy", "val/pretext_accuracy"),),
+        stage_params=("encoder", "augment"),
+        shrink=shrink,
+        curves=(Curve("val/knn_accuracy", "val 5-NN accuracy of the features (labels only to score)"),
+                Curve("val/pretext_accuracy", "val pretext accuracy"), Curve("train/loss", "pretext loss")),
+        extra_stages=(PROBE,),
+    ),
+)

@@ -1,0 +1,56 @@
+"""The encoder every method pretrains, its heads, and what the probe reads from it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from components.families.generative.evaluator import Evaluator
+
+
+def build_encoder(encoder: Mapping[str, Any], in_channels: int, image_size: int) -> Evaluator:
+    """The generative family's digit CNN without its classifier (an identity: DDP refuses parameters
+    that no loss uses): ``embed`` gives the final features, ``EvaluatorFeatures`` wraps it as ``forward``."""
+    net = Evaluator(in_channels, 1, image_size, list(encoder["channels"]), encoder["feature_dim"], 0.0)
+    net.classifier = nn.Identity()
+    return net
+
+
+def mid_features(encoder: Evaluator, images: Tensor) -> Tensor:
+    """The first stage's pooled maps, flattened: the mid-layer features the probe also reads."""
+    return encoder.trunk[:2](images).flatten(1)
+
+
+def build_head(method: str, config: Mapping[str, Any], feature_dim: int, num_classes: int) -> nn.Module:
+    """The pretext head on the final features: rotation's 4-way classifier, SimCLR's projection MLP,
+    the supervised classifier."""
+    if method == "rotation":
+        return nn.Linear(feature_dim, 4)
+    if method == "simclr":
+        return nn.Sequential(nn.Linear(feature_dim, feature_dim), nn.ReLU(), nn.Linear(feature_dim,
+                                                                                        config["projection_dim"]))
+    if method == "supervised":
+        return nn.Linear(feature_dim, num_classes)
+    raise ValueError(f"unknown self-supervised method {method!r}")
+
+
+@torch.no_grad()
+def reestimate_batch_norm(encoder: nn.Module, images: Tensor, batch_size: int = 4096) -> None:
+    """Every BatchNorm's running mean and variance recomputed on ``images`` (no labels: the statistics
+    of the data the probe sees, not of the pretext's augmented or rotated views), then eval mode. Over
+    several batches PyTorch's cumulative average (momentum None) weighs each batch's statistics equally;
+    the default batch holds all 1,257 training digits, so they are the dataset's exactly."""
+    norms = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for module in norms:
+        module.reset_running_stats()
+        module.momentum = None
+    encoder.train()
+    for i in range(0, len(images), batch_size):
+        encoder.trunk(images[i:i + batch_size])
+    for module, momentum in zip(norms, saved, strict=True):
+        module.momentum = momentum
+    encoder.eval()

@@ -1,0 +1,89 @@
+"""The pretext tasks' labels and losses, written out as the course derives them: rotation (Gidaris et
+al. 2018), jigsaw (Noroozi & Favaro 2016) and the InfoNCE / NT-Xent loss of contrastive learning
+(van den Oord et al. 2018; Chen et al. 2020, SimCLR)."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def rotations(images: Tensor) -> tuple[Tensor, Tensor]:
+    """All four rotations of every image in one batch (Gidaris et al.): images (N, C, H, W) with H = W
+    -> (4N, C, H, W) and labels (4N,) in {0, 1, 2, 3} = k quarter turns counter-clockwise; the first N
+    are the images as given."""
+    turned = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in range(4)])
+    labels = torch.arange(4).repeat_interleave(len(images))
+    return turned, labels
+
+
+def unrotate(images: Tensor, labels: Tensor) -> Tensor:
+    """The inverse of :func:`rotations` per image: each turned back by its label's quarter turns."""
+    return torch.stack([torch.rot90(image, -int(k), dims=(1, 2)) for image, k in zip(images, labels, strict=True)])
+
+
+def hamming_permutations(tiles: int, count: int, generator: torch.Generator) -> Tensor:
+    """``count`` permutations of ``tiles`` tiles chosen greedily for large minimal Hamming distance
+    (Noroozi & Favaro's Algorithm 1: start from a random one, then repeatedly add the permutation whose
+    smallest distance to those chosen is largest): (count, tiles). The course's 100 of 9! = 362,880."""
+    every = torch.tensor(list(itertools.permutations(range(tiles))))
+    if count > len(every):
+        raise ValueError(f"jigsaw: {count} permutations asked of {tiles} tiles, which have {len(every)}")
+    chosen = [int(torch.randint(len(every), (1,), generator=generator))]
+    distance = (every != every[chosen[0]]).sum(1)
+    for _ in range(count - 1):
+        best = int(distance.argmax())  # the first of the farthest: deterministic
+        chosen.append(best)
+        distance = torch.minimum(distance, (every != every[best]).sum(1))
+    return every[chosen]
+
+
+def to_tiles(images: Tensor, grid: int) -> Tensor:
+    """(N, C, H, W) -> (N, grid * grid, C, H / grid, W / grid), tiles in row-major order."""
+    n, c, h, w = images.shape
+    if h % grid or w % grid:
+        raise ValueError(f"jigsaw: a {h}x{w} image does not split into {grid}x{grid} tiles")
+    tiles = images.reshape(n, c, grid, h // grid, grid, w // grid)
+    return tiles.permute(0, 2, 4, 1, 3, 5).reshape(n, grid * grid, c, h // grid, w // grid)
+
+
+def shuffle_tiles(tiles: Tensor, permutations: Tensor, labels: Tensor) -> Tensor:
+    """Tile ``i`` of the output is tile ``permutations[label][i]`` of the input: (N, T, ...) -> (N, T, ...)."""
+    order = permutations[labels]  # (N, T)
+    index = order.reshape(*order.shape, *([1] * (tiles.dim() - 2))).expand_as(tiles)
+    return tiles.gather(1, index)
+
+
+def unshuffle_tiles(tiles: Tensor, permutations: Tensor, labels: Tensor) -> Tensor:
+    """The inverse of :func:`shuffle_tiles`."""
+    inverse = permutations.argsort(1)
+    return shuffle_tiles(tiles, inverse, labels)
+
+
+def info_nce(queries: Tensor, keys: Tensor, temperature: float, negatives: Tensor | None = None) -> Tensor:
+    """InfoNCE (van den Oord et al.): for each query q_i, the cross-entropy of picking its positive
+    key k_i among the candidates, with logits = cosine similarity / temperature,
+
+        L = -1/N sum_i log( exp(q_i.k_i / t) / sum_j exp(q_i.c_j / t) ).
+
+    Candidates: every key of the batch (the others are negatives), then ``negatives`` (M, D) when given
+    (MoCo's queue). Queries, keys and negatives are L2-normalised here."""
+    queries, keys = F.normalize(queries, dim=1), F.normalize(keys, dim=1)
+    candidates = keys if negatives is None else torch.cat([keys, F.normalize(negatives, dim=1)])
+    logits = queries @ candidates.T / temperature
+    return F.cross_entropy(logits, torch.arange(len(queries), device=queries.device))
+
+
+def nt_xent(first: Tensor, second: Tensor, temperature: float) -> Tensor:
+    """SimCLR's NT-Xent: 2N views, (first[i], second[i]) positive pairs; for each view the other 2N - 2
+    views are its negatives (itself excluded), logits = cosine similarity / temperature, averaged over
+    all 2N views."""
+    views = F.normalize(torch.cat([first, second]), dim=1)
+    n = len(first)
+    logits = views @ views.T / temperature
+    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=views.device), float("-inf"))
+    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(views.device)
+    return F.cross_entropy(logits, positives)

@@ -1,0 +1,183 @@
+"""Self-supervised pretraining as the harness drives it: one encoder, one pretext (or, for the
+``supervised`` reference, the labels), augmented views of the training digits. Each evaluation
+reports the pretext's own val accuracy and a label-light read of the features: the accuracy of a
+5-nearest-neighbour vote among the training images' features (``val/knn_accuracy``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from components.config import Params
+from components.data.schema import DatasetMeta, read_meta
+from components.data.tensors import load_classification_split
+from components.families.generative.evaluator import EvaluatorFeatures
+from components.families.selfsup import pretext
+from components.families.selfsup.augment import augment
+from components.families.selfsup.config import AugmentConfig, EncoderConfig, MethodBase
+from components.families.selfsup.models import build_encoder, build_head
+from components.runtime import resolve
+from components.train.schedules import adamw_with_schedule
+from components.train.task import ModuleTask, Wrap, unwrap
+
+TRAINING_KEYS = ("epochs", "lr", "weight_decay", "lr_schedule", "warmup_fraction", "init_seed")
+KNN = 5
+
+
+def data_dir(params: Params) -> Path:
+    return resolve(params.data.root) / params.selfsup.dataset
+
+
+class SelfSupTask(ModuleTask):
+    """One encoder pretrained by ``method`` (a model of ``selfsup.models``)."""
+
+    def __init__(self, method: str, config: MethodBase, encoder: EncoderConfig, augmentation: AugmentConfig,
+                 directory: Path, meta: DatasetMeta, seed: int) -> None:
+        self.model_name = method
+        self.config = config
+        self.encoder_config = encoder
+        self.augmentation = augmentation
+        self.directory = directory
+        self.meta = meta
+        self.seed = seed + config.init_seed
+        self.head_config = {k: v for k, v in config.model_dump().items() if k not in TRAINING_KEYS}
+        self._datasets: dict[str, Dataset] | None = None
+        self.modules, self.optimizers, self.schedulers = {}, {}, {}
+        self.generator = torch.Generator().manual_seed(self.seed)  # augmentations (CPU)
+
+    def datasets(self) -> Mapping[str, Dataset]:
+        if self._datasets is None:
+            self._datasets = {split: load_classification_split(self.directory, split) for split in ("train", "val")}
+        return self._datasets
+
+    def setup(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
+        self.device = device
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            encoder = build_encoder(self.encoder_config.model_dump(), self.meta.channels, self.meta.height)
+            head = build_head(self.model_name, self.head_config, self.encoder_config.feature_dim,
+                              self.meta.num_classes)
+        self.modules = {"encoder": wrap(EvaluatorFeatures(encoder).to(device)), "head": wrap(head.to(device))}
+        parameters = [*self.modules["encoder"].parameters(), *self.modules["head"].parameters()]
+        optimizer, scheduler = adamw_with_schedule(parameters, self.config, steps_per_epoch)
+        self.optimizers, self.schedulers = {"net": optimizer}, {"net": scheduler}
+
+    def view(self, images: Tensor) -> Tensor:
+        return augment(images, self.augmentation, self.generator).to(self.device)
+
+    def features(self, images: Tensor) -> Tensor:
+        """The final features, through the (DDP-wrapped) encoder's forward."""
+        return self.modules["encoder"](images)
+
+    def pretext_loss(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """The method's loss on one batch of training images, and its pretext accuracy."""
+        head = self.modules["head"]
+        if self.model_name == "rotation":  # all four rotations of each view in one batch
+            turned, targets = pretext.rotations(self.view(images))
+            logits = head(self.features(turned))
+            return F.cross_entropy(logits, targets.to(self.device)), (logits.argmax(1) == targets.to(self.device))
+        if self.model_name == "simclr":
+            first, second = self.view(images), self.view(images)
+            projections = head(self.features(torch.cat([first, second])))
+            a, b = projections.chunk(2)
+            loss = pretext.nt_xent(a, b, self.head_config["temperature"])
+            return loss, contrastive_hits(a.detach(), b.detach())
+        labels = labels.to(self.device)  # supervised
+        logits = head(self.features(self.view(images)))
+        return F.cross_entropy(logits, labels), (logits.argmax(1) == labels)
+
+    def train_step(self, batch: Any) -> Mapping[str, Tensor]:
+        images, labels = batch
+        with self.precision.autocast():
+            loss, hits = self.pretext_loss(images, labels)
+        self.precision.backward_step(loss, self.optimizers["net"])
+        self.schedulers["net"].step()
+        return {"loss": loss.detach(), "pretext_accuracy": hits.float().mean().detach()}
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable[Any]) -> Mapping[str, float]:
+        """Pretext accuracy on val views (their own seeded draws) and the k-NN read of the features."""
+        encoder, head = unwrap(self.modules["encoder"]).evaluator, unwrap(self.modules["head"])
+        encoder.eval()
+        head.eval()
+        saved, self.generator = self.generator, torch.Generator().manual_seed(self.seed + 1)
+        train_images, train_labels = self.datasets()["train"].tensors
+        bank = torch.cat([encoder.embed(train_images[i:i + 512].to(self.device)) for i in range(0, len(train_images),
+                                                                                                512)])
+        sums = torch.zeros(4, dtype=torch.float64)  # pretext hits, pretext count, knn hits, images
+        for images, labels in batches:
+            _, hits = self.pretext_loss(images, labels)
+            votes = knn_predict(bank, train_labels.to(self.device), encoder.embed(images.to(self.device)), KNN)
+            sums += torch.tensor([float(hits.sum()), hits.numel(), float((votes.cpu() == labels).sum()),
+                                  len(labels)], dtype=torch.float64)
+        self.generator = saved
+        encoder.train()
+        head.train()
+        if dist.is_available() and dist.is_initialized():
+            sums = sums.to(self.device)
+            dist.all_reduce(sums)
+            sums = sums.cpu()
+        return {"pretext_accuracy": float(sums[0] / sums[1]), "knn_accuracy": float(sums[2] / sums[3])}
+
+    def figures(self, batch: Any) -> Mapping[str, Any]:
+        from components.families.selfsup.figures import views_figure
+
+        images, _ = batch
+        images = images[:8]
+        return {"views": views_figure(images, augment(images, self.augmentation, torch.Generator().manual_seed(0)))}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        if "generator" in state:
+            self.generator.set_state(state["generator"])
+
+    def export(self) -> dict[str, Any]:
+        return {
+            "family": "selfsup",
+            "model": self.model_name,
+            "encoder": self.encoder_config.model_dump(),
+            "in_channels": self.meta.channels,
+            "image_size": self.meta.height,
+            "class_names": self.meta.class_names,
+            "state_dict": unwrap(self.modules["encoder"]).evaluator.state_dict(),
+        }
+
+
+def contrastive_hits(first: Tensor, second: Tensor) -> Tensor:
+    """Per view of the 2N, whether its most similar other view is its positive (SimCLR's top-1)."""
+    views = F.normalize(torch.cat([first, second]), dim=1)
+    n = len(first)
+    similarity = (views @ views.T).fill_diagonal_(float("-inf"))
+    return similarity.argmax(1).cpu() == torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+
+
+def knn_predict(bank: Tensor, bank_labels: Tensor, queries: Tensor, k: int) -> Tensor:
+    """The majority label of each query's ``k`` nearest bank features by cosine similarity (ties: the
+    smaller label)."""
+    similarity = F.normalize(queries, dim=1) @ F.normalize(bank, dim=1).T
+    nearest = bank_labels[similarity.topk(k, dim=1).indices]
+    return torch.mode(nearest, dim=1).values
+
+
+def build_task(model: str, params: Params) -> SelfSupTask:
+    directory = data_dir(params)
+    section = params.selfsup
+    return SelfSupTask(model, getattr(section.models, model), section.encoder, section.augment, directory,
+                       read_meta(directory), params.seed)
+
+
+def load_exported(export: Mapping[str, Any]) -> nn.Module:
+    """The pretrained encoder from :meth:`SelfSupTask.export` output, in eval mode."""
+    encoder = build_encoder(export["encoder"], export["in_channels"], export["image_size"])
+    encoder.load_state_dict(export["state_dict"])
+    return encoder.eval().requires_grad_(False)

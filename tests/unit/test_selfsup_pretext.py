@@ -1,0 +1,82 @@
+"""The self-supervised pretext tasks' labels and losses: known answers and round trips, and agreement
+of the written-out NT-Xent with lightly's (the maintained library)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from components.families.selfsup import pretext
+
+
+def test_info_nce_equals_its_closed_form_on_a_hand_example():
+    queries = torch.tensor([[1.0, 0.0], [0.0, 2.0]])  # normalised inside: [1, 0], [0, 1]
+    keys = torch.tensor([[3.0, 0.0], [1.0, 1.0]])  # [1, 0], [1, 1]/sqrt(2)
+    t = 0.5
+    s = 1 / math.sqrt(2)
+    # query 0: positive cos 1, negative cos s; query 1: positive cos s, negative cos 0
+    expected = -(math.log(math.exp(1 / t) / (math.exp(1 / t) + math.exp(s / t)))
+                 + math.log(math.exp(s / t) / (math.exp(s / t) + math.exp(0.0)))) / 2
+    assert float(pretext.info_nce(queries, keys, t)) == pytest.approx(expected, rel=1e-6)
+    queue = torch.tensor([[0.0, -1.0]])  # one more negative for every query (MoCo's queue)
+    with_queue = -(math.log(math.exp(1 / t) / (math.exp(1 / t) + math.exp(s / t) + 1.0))
+                   + math.log(math.exp(s / t) / (math.exp(s / t) + 1.0 + math.exp(-1 / t)))) / 2
+    assert float(pretext.info_nce(queries, keys, t, queue)) == pytest.approx(with_queue, rel=1e-6)
+
+
+def test_info_nce_is_minimal_when_the_positives_coincide():
+    generator = torch.Generator().manual_seed(0)
+    queries = torch.randn(16, 8, generator=generator)
+    coincide = float(pretext.info_nce(queries, queries, 0.2))
+    for scale in (0.1, 0.5, 1.0):
+        moved = queries + scale * torch.randn(16, 8, generator=generator)
+        assert coincide < float(pretext.info_nce(queries, moved, 0.2))
+
+
+def test_nt_xent_equals_lightly():
+    lightly_loss = pytest.importorskip("lightly.loss")
+    generator = torch.Generator().manual_seed(1)
+    first, second = torch.randn(12, 16, generator=generator), torch.randn(12, 16, generator=generator)
+    for t in (0.1, 0.5):
+        ours = pretext.nt_xent(first, second, t)
+        assert float(ours) == pytest.approx(float(lightly_loss.NTXentLoss(temperature=t)(first, second)), rel=1e-5)
+
+
+def test_nt_xent_of_two_views_is_info_nce_both_ways_over_all_other_views():
+    generator = torch.Generator().manual_seed(2)
+    first, second = torch.randn(6, 4, generator=generator), torch.randn(6, 4, generator=generator)
+    # with a single pair there are no negatives: the loss is 0
+    assert float(pretext.nt_xent(first[:1], second[:1], 0.5)) == pytest.approx(0.0, abs=1e-6)
+    assert float(pretext.nt_xent(first, second, 0.5)) > 0
+
+
+def test_rotation_labels_round_trip():
+    images = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).reshape(2, 1, 3, 3)
+    turned, labels = pretext.rotations(images)
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert torch.equal(turned[:2], images)
+    assert torch.equal(turned[2, 0], torch.tensor([[2.0, 5.0, 8.0], [1.0, 4.0, 7.0], [0.0, 3.0, 6.0]]))  # 90 deg CCW
+    assert torch.equal(pretext.unrotate(turned, labels), images.repeat(4, 1, 1, 1))
+
+
+def test_jigsaw_permutations_are_far_apart_and_round_trip():
+    generator = torch.Generator().manual_seed(0)
+    permutations = pretext.hamming_permutations(9, 100, generator)
+    assert permutations.shape == (100, 9) and len({tuple(p) for p in permutations.tolist()}) == 100
+    distances = (permutations[:, None] != permutations[None]).sum(-1) + 9 * torch.eye(100, dtype=torch.long)
+    assert int(distances.min()) >= 6  # the authors' 100 have a minimal distance of 6 or more
+    assert torch.equal(pretext.hamming_permutations(9, 100, torch.Generator().manual_seed(0)), permutations)
+    four = pretext.hamming_permutations(4, 24, generator)  # every permutation of 2x2 tiles
+    assert len({tuple(p) for p in four.tolist()}) == 24
+    with pytest.raises(ValueError, match="24"):
+        pretext.hamming_permutations(4, 25, generator)
+
+    images = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6)
+    tiles = pretext.to_tiles(images, 3)
+    assert tiles.shape == (2, 9, 1, 2, 2) and torch.equal(tiles[0, 1, 0], images[0, 0, 0:2, 2:4])
+    labels = torch.tensor([3, 57])
+    shuffled = pretext.shuffle_tiles(tiles, permutations, labels)
+    assert torch.equal(shuffled[1, 0], tiles[1, permutations[57, 0]])
+    assert torch.equal(pretext.unshuffle_tiles(shuffled, permutations, labels), tiles)

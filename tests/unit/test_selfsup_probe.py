@@ -1,0 +1,71 @@
+"""The self-supervised family's probe and encoder pieces: BatchNorm statistics re-estimated from images
+alone, the linear probe's known answers, the few-label draws, the seeded augmentations."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import torch
+
+from components.families.selfsup.augment import augment, random_crop_resize, random_erase
+from components.families.selfsup.config import AugmentConfig
+from components.families.selfsup.models import build_encoder, mid_features, reestimate_batch_norm
+from components.families.selfsup.probe import Split, few_labels, probe, probe_all
+
+
+def test_the_probe_reestimates_batch_norm_statistics_from_images_alone():
+    assert list(inspect.signature(reestimate_batch_norm).parameters) == ["encoder", "images", "batch_size"]  # no labels
+    torch.manual_seed(0)
+    encoder = build_encoder({"channels": [4, 4], "feature_dim": 8}, 1, 8).eval()
+    first_bn = encoder.trunk[0][0][1]
+    first_bn.running_mean.fill_(5.0)  # stale statistics of other inputs (the pretext's views)
+    first_bn.running_var.fill_(9.0)
+    images = torch.rand(300, 1, 8, 8)
+    reestimate_batch_norm(encoder, images)  # one batch: the statistics of all 300 images
+    with torch.no_grad():
+        pre = encoder.trunk[0][0][0](images)  # the first convolution's output: what the first BN normalises
+    assert torch.allclose(first_bn.running_mean, pre.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(first_bn.running_var, pre.var((0, 2, 3), unbiased=True), rtol=1e-3)
+    assert not encoder.training and first_bn.momentum == 0.1  # back to eval, its momentum restored
+    assert mid_features(encoder, images[:2]).shape == (2, 4 * 4 * 4)
+
+
+def test_probe_known_answers():
+    separable = Split(np.array([[0.0], [0.1], [1.0], [1.1]]), np.array([0, 0, 1, 1]))
+    accuracy, _ = probe(separable, separable, separable, [1.0], 100)
+    assert accuracy == 1.0
+    flipped = Split(separable.features, 1 - separable.labels)  # the test labels disagree everywhere
+    assert probe(separable, separable, flipped, [1.0], 100)[0] == 0.0
+    # C is chosen on val: a C so small the model predicts one class loses to a usable one
+    generator = np.random.default_rng(0)
+    x = generator.normal(size=(200, 5))
+    y = (x[:, 0] > 0).astype(int)
+    data = Split(x, y)
+    assert probe(data, data, data, [1e-6, 1.0], 500)[1] == 1.0
+
+
+def test_few_labels_draws_per_class_and_is_seeded():
+    labels = np.repeat(np.arange(3), [20, 20, 5])
+    index = few_labels(labels, 10, torch.Generator().manual_seed(0))
+    assert np.bincount(labels[index]).tolist() == [10, 10, 5]
+    assert np.array_equal(index, few_labels(labels, 10, torch.Generator().manual_seed(0)))
+    assert not np.array_equal(index, few_labels(labels, 10, torch.Generator().manual_seed(1)))
+    x = np.eye(3)[labels] + 0.01 * np.arange(len(labels))[:, None]
+    scores = probe_all(Split(x, labels), Split(x, labels), Split(x, labels), [1.0], 200, 2, 3,
+                       torch.Generator().manual_seed(0))
+    assert scores["accuracy"] == 1.0 and scores["few"] == 1.0 and scores["few_std"] == 0.0
+
+
+def test_augmentations_are_seeded_and_keep_the_range():
+    images = torch.rand(16, 1, 8, 8)
+    config = AugmentConfig(min_scale=0.7, brightness=0.2, noise=0.05, erase_p=0.5, erase_size=3)
+    first = augment(images, config, torch.Generator().manual_seed(3))
+    assert torch.equal(first, augment(images, config, torch.Generator().manual_seed(3)))
+    assert first.shape == images.shape and 0.0 <= float(first.min()) and float(first.max()) <= 1.0
+    assert not torch.equal(first, images)
+    # a crop of scale 1 is the identity; an erase of probability 1 zeroes 1..size pixels per image
+    assert torch.allclose(random_crop_resize(images, 1.0, torch.Generator().manual_seed(0)), images, atol=1e-6)
+    erased = random_erase(torch.ones(50, 1, 8, 8), 1.0, 3, torch.Generator().manual_seed(0))
+    zeros = (erased == 0).flatten(1).sum(1)
+    assert set(zeros.tolist()) <= {1, 4, 9} and len(set(zeros.tolist())) > 1
