@@ -6,7 +6,8 @@ Every encoder of the self-supervised family (models/selfsup/<method>/), the same
 random weights and the raw pixels are read by a linear probe (components/families/selfsup/probe.py):
 a logistic regression on frozen, standardised features, C chosen on val, scored on test; with every
 training label and with ``selfsup.probe.labels_per_class`` per class (mean and std over ``draws``).
-Final features (the 128-d layer) and mid-layer ones (the first stage's pooled maps). Each encoder's
+Three layers: the final features (128-d), the last conv stage's pooled maps and the first's (the
+mid-layer); the pixels are the same for all three. Each encoder's
 BatchNorm statistics are re-estimated on the training images first, without their labels (the
 pretext trained them on augmented, rotated views). Writes metrics/selfsup_probe-<row>.json,
 figures/selfsup_probe/ (t-SNE of every encoder's test features) and one MLflow run ``probe`` in ``selfsup``.
@@ -23,7 +24,7 @@ from components.data.tensors import load_classification_split
 from components.errors import exit_on_user_error
 from components.families.selfsup.family import METHODS
 from components.families.selfsup.figures import tsne_grid
-from components.families.selfsup.models import build_encoder, mid_features, reestimate_batch_norm
+from components.families.selfsup.models import PROBE_LAYERS, build_encoder, probe_features, reestimate_batch_norm
 from components.families.selfsup.probe import Split, probe_all
 from components.families.selfsup.task import data_dir, load_exported
 
@@ -43,17 +44,17 @@ def encoders(root, params) -> dict[str, torch.nn.Module]:
 
 
 @torch.no_grad()
-def features(net: torch.nn.Module | None, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(final, mid) features of ``images``; the pixels themselves for both when ``net`` is None."""
+def features(net: torch.nn.Module | None, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each probed layer's features of ``images``; the pixels themselves for every layer when ``net`` is None."""
     if net is None:
-        return images.flatten(1), images.flatten(1)
-    return net.embed(images), mid_features(net, images)
+        return {suffix: images.flatten(1) for suffix in PROBE_LAYERS}
+    return probe_features(net, images)
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    params, root, generator = analysis.start(argv, __doc__.splitlines()[0],
-                                             lambda p: p.selfsup.trainer.cpus_per_worker)
+    params, root, _ = analysis.start(argv, __doc__.splitlines()[0],
+                                     lambda p: p.selfsup.trainer.cpus_per_worker)
     config = params.selfsup.probe
     splits = {split: load_classification_split(data_dir(params), split).tensors for split in ("train", "val", "test")}
     nets: dict[str, torch.nn.Module | None] = {**encoders(root, params), "pixels": None}
@@ -66,20 +67,18 @@ def main(argv: list[str] | None = None) -> None:
             if net is not None:
                 reestimate_batch_norm(net, splits["train"][0])
             computed = {split: (features(net, images), labels) for split, (images, labels) in splits.items()}
-            final, mid = ({split: Split(f[layer].numpy(), labels.numpy()) for split, (f, labels) in computed.items()}
-                          for layer in (0, 1))
-            draws = torch.Generator().manual_seed(params.seed)  # every row gets the same labelled subsets
-            top = probe_all(final["train"], final["val"], final["test"], config.c_grid, config.max_iter,
-                            config.labels_per_class, config.draws, draws)
-            draws = torch.Generator().manual_seed(params.seed)
-            middle = probe_all(mid["train"], mid["val"], mid["test"], config.c_grid, config.max_iter,
-                               config.labels_per_class, config.draws, draws)
-            rows[name] = {"test/probe_accuracy": top["accuracy"], "test/probe_accuracy_few": top["few"],
-                          "test/probe_accuracy_few_std": top["few_std"], "test/probe_accuracy_mid": middle["accuracy"],
-                          "test/probe_accuracy_mid_few": middle["few"]}
+            rows[name] = {}
+            for suffix in PROBE_LAYERS:
+                layer = {split: Split(f[suffix].numpy(), labels.numpy()) for split, (f, labels) in computed.items()}
+                draws = torch.Generator().manual_seed(params.seed)  # every row and layer: the same labelled subsets
+                scores = probe_all(layer["train"], layer["val"], layer["test"], config.c_grid, config.max_iter,
+                                   config.labels_per_class, config.draws, draws)
+                rows[name].update({f"test/probe_accuracy{suffix}": scores["accuracy"],
+                                   f"test/probe_accuracy{suffix}_few": scores["few"],
+                                   f"test/probe_accuracy{suffix}_few_std": scores["few_std"]})
             if net is not None:
                 points[name] = TSNE(init="pca", random_state=params.seed, perplexity=min(30.0, len(
-                    final["test"].features) / 4)).fit_transform(final["test"].features.astype("float64"))
+                    computed["test"][1]) / 4)).fit_transform(computed["test"][0][""].numpy().astype("float64"))
         for row in rows.values():
             row["test/probe_accuracy_few_random"] = rows["random_init"]["test/probe_accuracy_few"]
             row["test/probe_accuracy_few_pixels"] = rows["pixels"]["test/probe_accuracy_few"]
@@ -89,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, row in rows.items():
         print(f"[{STAGE}] {name:12s} {config.labels_per_class}/class {row['test/probe_accuracy_few']:.3f} "
               f"+- {row['test/probe_accuracy_few_std']:.3f}  all labels {row['test/probe_accuracy']:.3f}  "
+              f"last conv {row['test/probe_accuracy_conv_few']:.3f} / {row['test/probe_accuracy_conv']:.3f}  "
               f"mid-layer {row['test/probe_accuracy_mid_few']:.3f} / {row['test/probe_accuracy_mid']:.3f}", flush=True)
 
 

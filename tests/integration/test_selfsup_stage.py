@@ -31,12 +31,13 @@ def test_methods_then_probe(prepared):
     rows = {row: json.loads((prepared / "metrics" / f"selfsup_probe-{row}.json").read_text())
             for row in (*METHODS, *REFERENCES)}
     for name, row in rows.items():
-        for key in ("test/probe_accuracy", "test/probe_accuracy_few", "test/probe_accuracy_mid",
-                    "test/probe_accuracy_mid_few"):
+        for key in ("test/probe_accuracy", "test/probe_accuracy_few", "test/probe_accuracy_conv",
+                    "test/probe_accuracy_conv_few", "test/probe_accuracy_mid", "test/probe_accuracy_mid_few"):
             assert 0.0 <= row[key] <= 1.0, (name, key)
         assert row["test/probe_accuracy_few_random"] == rows["random_init"]["test/probe_accuracy_few"]
-    # the pixels have no layers: their mid-layer probe is their final one
-    assert rows["pixels"]["test/probe_accuracy_mid"] == rows["pixels"]["test/probe_accuracy"]
+    # the pixels have no layers: every layer's probe is the same
+    assert rows["pixels"]["test/probe_accuracy_mid"] == rows["pixels"]["test/probe_accuracy_conv"] == rows[
+        "pixels"]["test/probe_accuracy"]
     assert (prepared / "figures" / "selfsup_probe" / "tsne.png").is_file()
 
     client = MlflowClient(f"sqlite:///{prepared / 'mlflow.db'}")

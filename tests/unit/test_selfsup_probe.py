@@ -10,7 +10,7 @@ import torch
 
 from components.families.selfsup.augment import augment, random_crop_resize, random_erase
 from components.families.selfsup.config import AugmentConfig
-from components.families.selfsup.models import build_encoder, mid_features, reestimate_batch_norm
+from components.families.selfsup.models import build_encoder, probe_features, reestimate_batch_norm
 from components.families.selfsup.probe import Split, few_labels, probe, probe_all
 
 
@@ -28,7 +28,8 @@ def test_the_probe_reestimates_batch_norm_statistics_from_images_alone():
     assert torch.allclose(first_bn.running_mean, pre.mean((0, 2, 3)), atol=1e-5)
     assert torch.allclose(first_bn.running_var, pre.var((0, 2, 3), unbiased=True), rtol=1e-3)
     assert not encoder.training and first_bn.momentum == 0.1  # back to eval, its momentum restored
-    assert mid_features(encoder, images[:2]).shape == (2, 4 * 4 * 4)
+    shapes = {suffix: tuple(f.shape) for suffix, f in probe_features(encoder, images[:2]).items()}
+    assert shapes == {"": (2, 8), "_conv": (2, 4 * 2 * 2), "_mid": (2, 4 * 4 * 4)}
 
 
 def test_probe_known_answers():

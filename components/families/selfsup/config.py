@@ -15,7 +15,7 @@ Fraction = Annotated[float, Field(ge=0, lt=1)]
 class EncoderConfig(Section):
     """The generative family's digit CNN without its classifier: one stage per width (two 3x3
     conv-BN-ReLU, a 2x2 max-pool), a linear layer to ``feature_dim`` with ReLU (the final features;
-    the mid-layer features are the first stage's pooled maps)."""
+    the probe also reads the last and the first stage's pooled maps)."""
 
     channels: Annotated[list[PositiveInt], Field(min_length=2)]
     feature_dim: PositiveInt

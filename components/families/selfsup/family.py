@@ -43,8 +43,8 @@ PROBE = Stage(
     title="Linear probes on frozen features: test accuracy with 10 labels per class and with every label",
     headline="test/probe_accuracy_few", references=(("random encoder", "test/probe_accuracy_few_random"),),
     rows=probe_rows,
-    columns=("test/probe_accuracy_few_std", "test/probe_accuracy", "test/probe_accuracy_mid_few",
-             "test/probe_accuracy_mid"),
+    columns=("test/probe_accuracy_few_std", "test/probe_accuracy", "test/probe_accuracy_conv_few",
+             "test/probe_accuracy_conv", "test/probe_accuracy_mid_few", "test/probe_accuracy_mid"),
 )
 
 FAMILIES = (
@@ -54,7 +54,8 @@ FAMILIES = (
         task_module="components.families.selfsup.task",
         headline="val/knn_accuracy",
         higher_is_better=frozenset({"knn_accuracy", "pretext_accuracy", "probe_accuracy", "probe_accuracy_few",
-                                    "probe_accuracy_mid", "probe_accuracy_mid_few"}),
+                                    "probe_accuracy_conv", "probe_accuracy_conv_few", "probe_accuracy_mid",
+                                    "probe_accuracy_mid_few"}),
         references=(("pretext accuracy", "val/pretext_accuracy"),),
         stage_params=("encoder", "augment"),
         shrink=shrink,

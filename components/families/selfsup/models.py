@@ -19,9 +19,21 @@ def build_encoder(encoder: Mapping[str, Any], in_channels: int, image_size: int)
     return net
 
 
-def mid_features(encoder: Evaluator, images: Tensor) -> Tensor:
-    """The first stage's pooled maps, flattened: the mid-layer features the probe also reads."""
-    return encoder.trunk[:2](images).flatten(1)
+# The layers the probe reads, by the suffix of their metric names (test/probe_accuracy<suffix>): the
+# final features, the last conv stage's pooled maps, the first conv stage's (the mid-layer).
+PROBE_LAYERS = {"": "final 128-d features", "_conv": "last conv stage", "_mid": "first conv stage"}
+
+
+def stage_features(encoder: Evaluator, images: Tensor, stage: int) -> Tensor:
+    """Conv stage ``stage``'s (1-based) pooled maps, flattened (each stage is a conv block and a pool)."""
+    return encoder.trunk[:2 * stage](images).flatten(1)
+
+
+def probe_features(encoder: Evaluator, images: Tensor) -> dict[str, Tensor]:
+    """The features of every :data:`PROBE_LAYERS` entry."""
+    stages = sum(isinstance(module, nn.MaxPool2d) for module in encoder.trunk)
+    return {"": encoder.embed(images), "_conv": stage_features(encoder, images, stages),
+            "_mid": stage_features(encoder, images, 1)}
 
 
 def build_head(method: str, config: Mapping[str, Any], feature_dim: int, num_classes: int) -> nn.Module:
