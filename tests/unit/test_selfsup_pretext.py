@@ -80,3 +80,36 @@ def test_jigsaw_permutations_are_far_apart_and_round_trip():
     shuffled = pretext.shuffle_tiles(tiles, permutations, labels)
     assert torch.equal(shuffled[1, 0], tiles[1, permutations[57, 0]])
     assert torch.equal(pretext.unshuffle_tiles(shuffled, permutations, labels), tiles)
+
+
+def test_moco_loss_equals_its_closed_form():
+    queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    keys = torch.tensor([[1.0, 1.0], [0.0, 2.0]])  # cos 1/sqrt(2) and 1 with their queries
+    queue = torch.tensor([[-1.0, 0.0]])  # cos -1 and 0
+    t, s = 0.5, 1 / math.sqrt(2)
+    expected = -(math.log(math.exp(s / t) / (math.exp(s / t) + math.exp(-1 / t)))
+                 + math.log(math.exp(1 / t) / (math.exp(1 / t) + 1.0))) / 2  # the batch's other key is not a negative
+    assert float(pretext.moco_loss(queries, keys, queue, t)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_moco_key_encoder_is_the_momentum_average_of_the_query_encoder():
+    torch.manual_seed(0)
+    query, key = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = [p.clone() for p in key.parameters()]
+    pretext.momentum_update(key, query, 0.9)
+    for k, old, q in zip(key.parameters(), before, query.parameters(), strict=True):
+        assert torch.allclose(k, 0.9 * old + 0.1 * q)
+    pretext.momentum_update(key, query, 0.0)  # momentum 0: a copy
+    assert all(torch.equal(k, q) for k, q in zip(key.parameters(), query.parameters(), strict=True))
+
+
+def test_the_key_queue_is_a_ring_of_the_newest_keys():
+    from components.families.selfsup.models import KeyQueue
+
+    queue = KeyQueue(4, 2, torch.Generator().manual_seed(0))
+    queue.push(torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]]))
+    assert int(queue.pointer) == 3 and torch.allclose(queue.keys[1], torch.tensor([0.0, 1.0]))
+    queue.push(torch.tensor([[0.0, -1.0], [-5.0, 0.0]]))  # wraps: slot 3, then slot 0
+    assert int(queue.pointer) == 1
+    assert torch.allclose(queue.keys[3], torch.tensor([0.0, -1.0])) and torch.allclose(queue.keys[0],
+                                                                                       torch.tensor([-1.0, 0.0]))

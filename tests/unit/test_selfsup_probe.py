@@ -70,3 +70,28 @@ def test_augmentations_are_seeded_and_keep_the_range():
     erased = random_erase(torch.ones(50, 1, 8, 8), 1.0, 3, torch.Generator().manual_seed(0))
     zeros = (erased == 0).flatten(1).sum(1)
     assert set(zeros.tolist()) <= {1, 4, 9} and len(set(zeros.tolist())) > 1
+
+
+def test_a_moco_step_trains_the_query_encoder_and_moves_the_key_encoder_by_momentum(tmp_path):
+    from components.data.schema import DatasetMeta
+    from components.families.selfsup.config import EncoderConfig, MoCoConfig
+    from components.families.selfsup.task import SelfSupTask
+    from components.train.task import unwrap
+
+    config = MoCoConfig(epochs=1, lr=0.01, weight_decay=0.0, lr_schedule="constant", warmup_fraction=0.0, init_seed=0,
+                        temperature=0.2, projection_dim=8, queue_size=16, momentum=0.9)
+    augmentation = AugmentConfig(min_scale=0.8, brightness=0.1, noise=0.05, erase_p=0.0, erase_size=1)
+    meta = DatasetMeta("digits", "classification", [str(d) for d in range(10)], 8, 8, 1)
+    task = SelfSupTask("moco", config, EncoderConfig(channels=[4, 4], feature_dim=8), augmentation, tmp_path, meta, 0)
+    task.setup(torch.device("cpu"), lambda module: module, steps_per_epoch=1)
+    key = task.modules["key"]
+    query = torch.nn.Sequential(unwrap(task.modules["encoder"]), unwrap(task.modules["head"]))
+    assert all(torch.equal(k, q) for k, q in zip(key.parameters(), query.parameters(), strict=True))  # a copy at first
+    key_before = [p.clone() for p in key.parameters()]
+    query_before = [p.clone() for p in query.parameters()]
+    images = torch.rand(6, 1, 8, 8)
+    task.train_step((images, torch.zeros(6, dtype=torch.long)))
+    assert not all(torch.equal(q, old) for q, old in zip(query.parameters(), query_before, strict=True))
+    for k, old, q in zip(key.parameters(), key_before, query.parameters(), strict=True):
+        assert torch.allclose(k, 0.9 * old + 0.1 * q, atol=1e-7)
+    assert int(task.modules["queue"].pointer) == 6  # the batch's keys joined the queue

@@ -54,6 +54,16 @@ class SimCLRConfig(MethodBase):
     projection_dim: PositiveInt  # the MLP head's output (dropped after pretraining)
 
 
+class MoCoConfig(MethodBase):
+    """He et al. (2020): a query encoder trained against the keys of a momentum (moving-average) copy of
+    itself, the negatives a queue of past keys."""
+
+    temperature: PositiveFloat
+    projection_dim: PositiveInt  # the MLP head's output (MoCo v2's head), kept by the key encoder too
+    queue_size: PositiveInt  # negatives: the keys of the last queue_size / batch_size batches
+    momentum: Annotated[float, Field(ge=0, lt=1)]  # of the key encoder (He et al.: 0.999)
+
+
 class SupervisedConfig(MethodBase):
     """The reference: the same encoder trained with every label (cross-entropy) on the same views."""
 
@@ -61,6 +71,7 @@ class SupervisedConfig(MethodBase):
 class SelfSupModels(Section):
     rotation: RotationConfig
     simclr: SimCLRConfig
+    moco: MoCoConfig
     supervised: SupervisedConfig
 
 

@@ -37,11 +37,11 @@ def probe_features(encoder: Evaluator, images: Tensor) -> dict[str, Tensor]:
 
 
 def build_head(method: str, config: Mapping[str, Any], feature_dim: int, num_classes: int) -> nn.Module:
-    """The pretext head on the final features: rotation's 4-way classifier, SimCLR's projection MLP,
-    the supervised classifier."""
+    """The pretext head on the final features: rotation's 4-way classifier, SimCLR's and MoCo's
+    projection MLP, the supervised classifier."""
     if method == "rotation":
         return nn.Linear(feature_dim, 4)
-    if method == "simclr":
+    if method in ("simclr", "moco"):
         return nn.Sequential(nn.Linear(feature_dim, feature_dim), nn.ReLU(), nn.Linear(feature_dim,
                                                                                         config["projection_dim"]))
     if method == "supervised":
@@ -66,3 +66,21 @@ def reestimate_batch_norm(encoder: nn.Module, images: Tensor, batch_size: int = 
     for module, momentum in zip(norms, saved, strict=True):
         module.momentum = momentum
     encoder.eval()
+
+
+class KeyQueue(nn.Module):
+    """MoCo's queue of negatives: the last ``size`` keys (L2-normalised), written over the oldest (a ring);
+    buffers, so a checkpoint holds it."""
+
+    def __init__(self, size: int, dim: int, generator: torch.Generator) -> None:
+        super().__init__()
+        self.register_buffer("keys", nn.functional.normalize(torch.randn(size, dim, generator=generator), dim=1))
+        self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def push(self, keys: Tensor) -> None:
+        """Enqueue ``keys`` (N, D) over the oldest ones (the last ``size`` of them when N > size)."""
+        keys = nn.functional.normalize(keys.detach(), dim=1)[-len(self.keys):]
+        index = (int(self.pointer) + torch.arange(len(keys), device=keys.device)) % len(self.keys)
+        self.keys[index] = keys
+        self.pointer.fill_((int(self.pointer) + len(keys)) % len(self.keys))

@@ -77,6 +77,26 @@ def info_nce(queries: Tensor, keys: Tensor, temperature: float, negatives: Tenso
     return F.cross_entropy(logits, torch.arange(len(queries), device=queries.device))
 
 
+def moco_loss(queries: Tensor, keys: Tensor, queue: Tensor, temperature: float) -> Tensor:
+    """MoCo's InfoNCE (He et al. 2020): each query's candidates are its own key (the positive) and the
+    queue's keys (the negatives; the batch's other keys are not among them), logits = cosine / temperature:
+
+        L = -1/N sum_i log( exp(q_i.k_i / t) / (exp(q_i.k_i / t) + sum_j exp(q_i.n_j / t)) )."""
+    queries, keys, queue = F.normalize(queries, dim=1), F.normalize(keys, dim=1), F.normalize(queue, dim=1)
+    logits = torch.cat([(queries * keys).sum(1, keepdim=True), queries @ queue.T], dim=1) / temperature
+    return F.cross_entropy(logits, torch.zeros(len(queries), dtype=torch.long, device=queries.device))
+
+
+@torch.no_grad()
+def momentum_update(key: torch.nn.Module, query: torch.nn.Module, momentum: float) -> None:
+    """MoCo's key encoder: every parameter theta_k <- m theta_k + (1 - m) theta_q (buffers, such as
+    BatchNorm's running statistics, copied)."""
+    for k, q in zip(key.parameters(), query.parameters(), strict=True):
+        k.mul_(momentum).add_(q.detach(), alpha=1.0 - momentum)
+    for k, q in zip(key.buffers(), query.buffers(), strict=True):
+        k.copy_(q)
+
+
 def nt_xent(first: Tensor, second: Tensor, temperature: float) -> Tensor:
     """SimCLR's NT-Xent: 2N views, (first[i], second[i]) positive pairs; for each view the other 2N - 2
     views are its negatives (itself excluded), logits = cosine similarity / temperature, averaged over

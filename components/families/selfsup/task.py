@@ -5,6 +5,7 @@ reports the pretext's own val accuracy and a label-light read of the features: t
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from components.families.generative.evaluator import EvaluatorFeatures
 from components.families.selfsup import pretext
 from components.families.selfsup.augment import augment
 from components.families.selfsup.config import AugmentConfig, EncoderConfig, MethodBase
-from components.families.selfsup.models import build_encoder, build_head
+from components.families.selfsup.models import KeyQueue, build_encoder, build_head
 from components.runtime import resolve
 from components.train.schedules import adamw_with_schedule
 from components.train.task import ModuleTask, Wrap, unwrap
@@ -65,6 +66,11 @@ class SelfSupTask(ModuleTask):
             head = build_head(self.model_name, self.head_config, self.encoder_config.feature_dim,
                               self.meta.num_classes)
         self.modules = {"encoder": wrap(EvaluatorFeatures(encoder).to(device)), "head": wrap(head.to(device))}
+        if self.model_name == "moco":  # the key encoder and head: moving averages, never trained by gradients
+            key = nn.Sequential(copy.deepcopy(EvaluatorFeatures(encoder)), copy.deepcopy(head)).to(device)
+            self.modules["key"] = key.requires_grad_(False)
+            self.modules["queue"] = KeyQueue(self.head_config["queue_size"], self.head_config["projection_dim"],
+                                             self.generator).to(device)
         parameters = [*self.modules["encoder"].parameters(), *self.modules["head"].parameters()]
         optimizer, scheduler = adamw_with_schedule(parameters, self.config, steps_per_epoch)
         self.optimizers, self.schedulers = {"net": optimizer}, {"net": scheduler}
@@ -89,6 +95,15 @@ class SelfSupTask(ModuleTask):
             a, b = projections.chunk(2)
             loss = pretext.nt_xent(a, b, self.head_config["temperature"])
             return loss, contrastive_hits(a.detach(), b.detach())
+        if self.model_name == "moco":
+            queries = head(self.features(self.view(images)))
+            with torch.no_grad():
+                keys = self.modules["key"](self.view(images))
+            queue = self.modules["queue"]
+            loss = pretext.moco_loss(queries, keys, queue.keys.clone(), self.head_config["temperature"])
+            if self.modules["key"].training:  # training: the keys join the queue (evaluation leaves it)
+                queue.push(all_gather(keys))
+            return loss, moco_hits(queries.detach(), keys, queue.keys)
         labels = labels.to(self.device)  # supervised
         logits = head(self.features(self.view(images)))
         return F.cross_entropy(logits, labels), (logits.argmax(1) == labels)
@@ -99,6 +114,9 @@ class SelfSupTask(ModuleTask):
             loss, hits = self.pretext_loss(images, labels)
         self.precision.backward_step(loss, self.optimizers["net"])
         self.schedulers["net"].step()
+        if self.model_name == "moco":  # after the query encoder's step, as in He et al.'s pseudo-code
+            query = nn.Sequential(unwrap(self.modules["encoder"]), unwrap(self.modules["head"]))
+            pretext.momentum_update(self.modules["key"], query, self.head_config["momentum"])
         return {"loss": loss.detach(), "pretext_accuracy": hits.float().mean().detach()}
 
     @torch.no_grad()
@@ -107,6 +125,8 @@ class SelfSupTask(ModuleTask):
         encoder, head = unwrap(self.modules["encoder"]).evaluator, unwrap(self.modules["head"])
         encoder.eval()
         head.eval()
+        if "key" in self.modules:
+            self.modules["key"].eval()
         saved, self.generator = self.generator, torch.Generator().manual_seed(self.seed + 1)
         train_images, train_labels = self.datasets()["train"].tensors
         bank = torch.cat([encoder.embed(train_images[i:i + 512].to(self.device)) for i in range(0, len(train_images),
@@ -120,6 +140,8 @@ class SelfSupTask(ModuleTask):
         self.generator = saved
         encoder.train()
         head.train()
+        if "key" in self.modules:
+            self.modules["key"].train()
         if dist.is_available() and dist.is_initialized():
             sums = sums.to(self.device)
             dist.all_reduce(sums)
@@ -159,6 +181,23 @@ def contrastive_hits(first: Tensor, second: Tensor) -> Tensor:
     n = len(first)
     similarity = (views @ views.T).fill_diagonal_(float("-inf"))
     return similarity.argmax(1).cpu() == torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+
+
+def moco_hits(queries: Tensor, keys: Tensor, queue: Tensor) -> Tensor:
+    """Per query, whether its own key is more similar to it than every key of the queue."""
+    queries, keys = F.normalize(queries, dim=1), F.normalize(keys, dim=1)
+    positive = (queries * keys).sum(1)
+    return (positive > (queries @ F.normalize(queue, dim=1).T).max(1).values).cpu()
+
+
+def all_gather(tensor: Tensor) -> Tensor:
+    """``tensor`` from every rank, concatenated (this rank's alone outside a process group): MoCo's queue
+    takes every worker's keys."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
 
 
 def knn_predict(bank: Tensor, bank_labels: Tensor, queries: Tensor, k: int) -> Tensor:
