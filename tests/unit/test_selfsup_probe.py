@@ -95,3 +95,18 @@ def test_a_moco_step_trains_the_query_encoder_and_moves_the_key_encoder_by_momen
     for k, old, q in zip(key.parameters(), key_before, query.parameters(), strict=True):
         assert torch.allclose(k, 0.9 * old + 0.1 * q, atol=1e-7)
     assert int(task.modules["queue"].pointer) == 6  # the batch's keys joined the queue
+
+
+def test_deepcluster_clusters_separable_features_into_their_classes():
+    from components.families.selfsup.deepcluster import balancing_weights, cluster, nmi
+
+    generator = np.random.default_rng(0)
+    centres = generator.normal(size=(3, 6)) * 10
+    classes = np.repeat(np.arange(3), 40)
+    features = centres[classes] + generator.normal(size=(120, 6))
+    clustering = cluster(features, clusters=3, pca_dim=4, seed=0)
+    assert nmi(clustering.labels, classes) == 1.0
+    assert np.array_equal(clustering.assign(features), clustering.labels)
+    # weights: N / (k x size), 0 for an empty cluster; each cluster's weights then sum to N / k
+    weights = balancing_weights(np.array([0, 0, 0, 1]), clusters=3)
+    assert weights.tolist() == [4 / 9, 4 / 3, 0.0]

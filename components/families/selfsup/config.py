@@ -64,6 +64,15 @@ class MoCoConfig(MethodBase):
     momentum: Annotated[float, Field(ge=0, lt=1)]  # of the key encoder (He et al.: 0.999)
 
 
+class DeepClusterConfig(MethodBase):
+    """Caron et al. (2018): k-means pseudo-labels of the encoder's own features, re-computed every
+    ``recluster_every`` epochs (the classifier re-initialised), the loss balanced over the clusters."""
+
+    clusters: Annotated[int, Field(ge=2)]  # k of k-means (over-clustering: more than the 10 digits)
+    pca_dim: PositiveInt  # the features are PCA-whitened to this many dimensions, then L2-normalised
+    recluster_every: PositiveInt  # epochs between clusterings (Caron et al.: every epoch of ImageNet's 1.3M images)
+
+
 class SupervisedConfig(MethodBase):
     """The reference: the same encoder trained with every label (cross-entropy) on the same views."""
 
@@ -72,6 +81,7 @@ class SelfSupModels(Section):
     rotation: RotationConfig
     simclr: SimCLRConfig
     moco: MoCoConfig
+    deepcluster: DeepClusterConfig
     supervised: SupervisedConfig
 
 

@@ -38,7 +38,7 @@ def probe_features(encoder: Evaluator, images: Tensor) -> dict[str, Tensor]:
 
 def build_head(method: str, config: Mapping[str, Any], feature_dim: int, num_classes: int) -> nn.Module:
     """The pretext head on the final features: rotation's 4-way classifier, SimCLR's and MoCo's
-    projection MLP, the supervised classifier."""
+    projection MLP, the supervised and DeepCluster's classifiers."""
     if method == "rotation":
         return nn.Linear(feature_dim, 4)
     if method in ("simclr", "moco"):
@@ -46,6 +46,8 @@ def build_head(method: str, config: Mapping[str, Any], feature_dim: int, num_cla
                                                                                         config["projection_dim"]))
     if method == "supervised":
         return nn.Linear(feature_dim, num_classes)
+    if method == "deepcluster":
+        return nn.Linear(feature_dim, config["clusters"])
     raise ValueError(f"unknown self-supervised method {method!r}")
 
 

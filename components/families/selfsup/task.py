@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, TensorDataset
 
 from components.config import Params
 from components.data.schema import DatasetMeta, read_meta
@@ -23,6 +23,7 @@ from components.families.generative.evaluator import EvaluatorFeatures
 from components.families.selfsup import pretext
 from components.families.selfsup.augment import augment
 from components.families.selfsup.config import AugmentConfig, EncoderConfig, MethodBase
+from components.families.selfsup.deepcluster import Clustering, balancing_weights, cluster, nmi
 from components.families.selfsup.models import KeyQueue, build_encoder, build_head
 from components.runtime import resolve
 from components.train.schedules import adamw_with_schedule
@@ -54,8 +55,12 @@ class SelfSupTask(ModuleTask):
         self.generator = torch.Generator().manual_seed(self.seed)  # augmentations (CPU)
 
     def datasets(self) -> Mapping[str, Dataset]:
+        """The digits; DeepCluster's training items are (image, index): its targets are the image's cluster."""
         if self._datasets is None:
             self._datasets = {split: load_classification_split(self.directory, split) for split in ("train", "val")}
+            self.train_images, self.train_labels = self._datasets["train"].tensors
+            if self.model_name == "deepcluster":
+                self._datasets["train"] = TensorDataset(self.train_images, torch.arange(len(self.train_images)))
         return self._datasets
 
     def setup(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
@@ -73,6 +78,8 @@ class SelfSupTask(ModuleTask):
                                              self.generator).to(device)
         parameters = [*self.modules["encoder"].parameters(), *self.modules["head"].parameters()]
         optimizer, scheduler = adamw_with_schedule(parameters, self.config, steps_per_epoch)
+        self.steps_per_epoch = steps_per_epoch
+        self.clustering: Clustering | None = None  # DeepCluster's, of the current epoch
         self.optimizers, self.schedulers = {"net": optimizer}, {"net": scheduler}
 
     def view(self, images: Tensor) -> Tensor:
@@ -104,12 +111,49 @@ class SelfSupTask(ModuleTask):
             if self.modules["key"].training:  # training: the keys join the queue (evaluation leaves it)
                 queue.push(all_gather(keys))
             return loss, moco_hits(queries.detach(), keys, queue.keys)
+        if self.model_name == "deepcluster":  # ``labels`` are the images' indices: their clusters are the targets
+            targets = self.pseudo_labels[labels].to(self.device)
+            logits = head(self.features(self.view(images)))
+            loss = F.cross_entropy(logits, targets, weight=self.cluster_weights.to(self.device))
+            return loss, (logits.argmax(1) == targets)
         labels = labels.to(self.device)  # supervised
         logits = head(self.features(self.view(images)))
         return F.cross_entropy(logits, labels), (logits.argmax(1) == labels)
 
+    @torch.no_grad()
+    def train_features(self, encoder: nn.Module) -> Tensor:
+        """The final features of every (unaugmented) training image."""
+        return torch.cat([encoder.embed(self.train_images[i:i + 512].to(self.device))
+                          for i in range(0, len(self.train_images), 512)])
+
+    @torch.no_grad()
+    def recluster(self) -> None:
+        """DeepCluster's clustering (every ``recluster_every`` epochs, and after a resume): k-means on the
+        current features of the (unaugmented) training images gives every image a pseudo-label, and the
+        classifier restarts from new random weights."""
+        encoder = unwrap(self.modules["encoder"]).evaluator
+        encoder.eval()
+        features = self.train_features(encoder).cpu().numpy()
+        encoder.train()
+        epoch = self.schedulers["net"].last_epoch // self.steps_per_epoch
+        self.clustering = cluster(features, self.head_config["clusters"], self.head_config["pca_dim"],
+                                  self.seed + epoch)
+        self.pseudo_labels = torch.as_tensor(self.clustering.labels, dtype=torch.long)
+        self.cluster_weights = torch.as_tensor(balancing_weights(self.clustering.labels, self.head_config["clusters"]),
+                                               dtype=torch.float32)
+        head = unwrap(self.modules["head"])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed + epoch)
+            head.reset_parameters()
+        for parameter in head.parameters():  # and forgets its Adam moments
+            self.optimizers["net"].state.pop(parameter, None)
+
     def train_step(self, batch: Any) -> Mapping[str, Tensor]:
         images, labels = batch
+        if self.model_name == "deepcluster":
+            every = self.head_config["recluster_every"] * self.steps_per_epoch
+            if self.clustering is None or self.schedulers["net"].last_epoch % every == 0:
+                self.recluster()
         with self.precision.autocast():
             loss, hits = self.pretext_loss(images, labels)
         self.precision.backward_step(loss, self.optimizers["net"])
@@ -128,13 +172,22 @@ class SelfSupTask(ModuleTask):
         if "key" in self.modules:
             self.modules["key"].eval()
         saved, self.generator = self.generator, torch.Generator().manual_seed(self.seed + 1)
-        train_images, train_labels = self.datasets()["train"].tensors
-        bank = torch.cat([encoder.embed(train_images[i:i + 512].to(self.device)) for i in range(0, len(train_images),
-                                                                                                512)])
+        self.datasets()
+        bank = self.train_features(encoder)
         sums = torch.zeros(4, dtype=torch.float64)  # pretext hits, pretext count, knn hits, images
+        assigned, truth = [], []
         for images, labels in batches:
-            _, hits = self.pretext_loss(images, labels)
-            votes = knn_predict(bank, train_labels.to(self.device), encoder.embed(images.to(self.device)), KNN)
+            if self.model_name == "deepcluster":  # the pretext: the cluster of the nearest centroid
+                if self.clustering is None:
+                    self.recluster()
+                features = encoder.embed(images.to(self.device)).cpu().numpy()
+                clusters = torch.as_tensor(self.clustering.assign(features), dtype=torch.long)
+                hits = (head(encoder.embed(images.to(self.device))).argmax(1).cpu() == clusters)
+                assigned.append(clusters)
+                truth.append(labels)
+            else:
+                _, hits = self.pretext_loss(images, labels)
+            votes = knn_predict(bank, self.train_labels.to(self.device), encoder.embed(images.to(self.device)), KNN)
             sums += torch.tensor([float(hits.sum()), hits.numel(), float((votes.cpu() == labels).sum()),
                                   len(labels)], dtype=torch.float64)
         self.generator = saved
@@ -146,7 +199,10 @@ class SelfSupTask(ModuleTask):
             sums = sums.to(self.device)
             dist.all_reduce(sums)
             sums = sums.cpu()
-        return {"pretext_accuracy": float(sums[0] / sums[1]), "knn_accuracy": float(sums[2] / sums[3])}
+        out = {"pretext_accuracy": float(sums[0] / sums[1]), "knn_accuracy": float(sums[2] / sums[3])}
+        if assigned:  # this rank's val images: how well DeepCluster's clusters match the digits
+            out["cluster_nmi"] = nmi(torch.cat(assigned).numpy(), torch.cat(truth).numpy())
+        return out
 
     def figures(self, batch: Any) -> Mapping[str, Any]:
         from components.families.selfsup.figures import views_figure
