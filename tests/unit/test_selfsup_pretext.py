@@ -76,6 +76,7 @@ def test_jigsaw_permutations_are_far_apart_and_round_trip():
     images = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6)
     tiles = pretext.to_tiles(images, 3)
     assert tiles.shape == (2, 9, 1, 2, 2) and torch.equal(tiles[0, 1, 0], images[0, 0, 0:2, 2:4])
+    assert torch.equal(pretext.from_tiles(tiles), images)
     labels = torch.tensor([3, 57])
     shuffled = pretext.shuffle_tiles(tiles, permutations, labels)
     assert torch.equal(shuffled[1, 0], tiles[1, permutations[57, 0]])

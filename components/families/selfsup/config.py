@@ -47,6 +47,19 @@ class RotationConfig(MethodBase):
     """Gidaris et al. (2018): predict which of four rotations was applied (all four of each image)."""
 
 
+class JigsawConfig(MethodBase):
+    """Noroozi & Favaro (2016): the view cut into grid x grid tiles, shuffled by one of ``permutations``
+    permutations (a fixed subset of maximal Hamming distance), each tile encoded alone (siamese; scaled
+    back to the image size), the concatenated features classify which permutation was applied."""
+
+    grid: Annotated[int, Field(ge=2)]
+    permutations: Annotated[int, Field(ge=2)]
+    # tiles: each tile encoded alone (the authors' siamese network; a tile is scaled up to the image size);
+    # image: the shuffled tiles put back into one image, encoded once (tile borders may give the answer away)
+    encode: Literal["tiles", "image"]
+    hidden: PositiveInt  # the head's hidden layer over the concatenated tile features
+
+
 class SimCLRConfig(MethodBase):
     """Chen et al. (2020): two augmented views, NT-Xent on L2-normalised projections."""
 
@@ -79,6 +92,7 @@ class SupervisedConfig(MethodBase):
 
 class SelfSupModels(Section):
     rotation: RotationConfig
+    jigsaw: JigsawConfig
     simclr: SimCLRConfig
     moco: MoCoConfig
     deepcluster: DeepClusterConfig

@@ -37,13 +37,18 @@ def probe_features(encoder: Evaluator, images: Tensor) -> dict[str, Tensor]:
 
 
 def build_head(method: str, config: Mapping[str, Any], feature_dim: int, num_classes: int) -> nn.Module:
-    """The pretext head on the final features: rotation's 4-way classifier, SimCLR's and MoCo's
+    """The pretext head on the final features: rotation's 4-way classifier, jigsaw's MLP over the
+    concatenated tile features, SimCLR's and MoCo's
     projection MLP, the supervised and DeepCluster's classifiers."""
     if method == "rotation":
         return nn.Linear(feature_dim, 4)
     if method in ("simclr", "moco"):
         return nn.Sequential(nn.Linear(feature_dim, feature_dim), nn.ReLU(), nn.Linear(feature_dim,
                                                                                         config["projection_dim"]))
+    if method == "jigsaw":
+        tiles = config["grid"] ** 2 if config["encode"] == "tiles" else 1
+        return nn.Sequential(nn.Linear(tiles * feature_dim, config["hidden"]), nn.ReLU(),
+                             nn.Linear(config["hidden"], config["permutations"]))
     if method == "supervised":
         return nn.Linear(feature_dim, num_classes)
     if method == "deepcluster":

@@ -50,6 +50,13 @@ def to_tiles(images: Tensor, grid: int) -> Tensor:
     return tiles.permute(0, 2, 4, 1, 3, 5).reshape(n, grid * grid, c, h // grid, w // grid)
 
 
+def from_tiles(tiles: Tensor) -> Tensor:
+    """The inverse of :func:`to_tiles`: (N, grid * grid, C, h, w) -> (N, C, grid * h, grid * w)."""
+    n, t, c, h, w = tiles.shape
+    grid = int(round(t ** 0.5))
+    return tiles.reshape(n, grid, grid, c, h, w).permute(0, 3, 1, 4, 2, 5).reshape(n, c, grid * h, grid * w)
+
+
 def shuffle_tiles(tiles: Tensor, permutations: Tensor, labels: Tensor) -> Tensor:
     """Tile ``i`` of the output is tile ``permutations[label][i]`` of the input: (N, T, ...) -> (N, T, ...)."""
     order = permutations[labels]  # (N, T)

@@ -79,6 +79,10 @@ class SelfSupTask(ModuleTask):
         parameters = [*self.modules["encoder"].parameters(), *self.modules["head"].parameters()]
         optimizer, scheduler = adamw_with_schedule(parameters, self.config, steps_per_epoch)
         self.steps_per_epoch = steps_per_epoch
+        if self.model_name == "jigsaw":  # fixed for the run: drawn from the seed, not checkpointed
+            self.permutations = pretext.hamming_permutations(self.head_config["grid"] ** 2,
+                                                             self.head_config["permutations"],
+                                                             torch.Generator().manual_seed(self.seed))
         self.clustering: Clustering | None = None  # DeepCluster's, of the current epoch
         self.optimizers, self.schedulers = {"net": optimizer}, {"net": scheduler}
 
@@ -96,6 +100,18 @@ class SelfSupTask(ModuleTask):
             turned, targets = pretext.rotations(self.view(images))
             logits = head(self.features(turned))
             return F.cross_entropy(logits, targets.to(self.device)), (logits.argmax(1) == targets.to(self.device))
+        if self.model_name == "jigsaw":
+            view = self.view(images)
+            grid = self.head_config["grid"]
+            targets = torch.randint(len(self.permutations), (len(view),), generator=self.generator)
+            tiles = pretext.shuffle_tiles(pretext.to_tiles(view, grid), self.permutations, targets.to(view.device))
+            if self.head_config["encode"] == "tiles":  # each tile alone, scaled to the encoder's input size
+                inputs = F.interpolate(tiles.flatten(0, 1), scale_factor=grid, mode="nearest")
+            else:
+                inputs = pretext.from_tiles(tiles)
+            logits = head(self.features(inputs).reshape(len(view), -1))
+            targets = targets.to(self.device)
+            return F.cross_entropy(logits, targets), (logits.argmax(1) == targets)
         if self.model_name == "simclr":
             first, second = self.view(images), self.view(images)
             projections = head(self.features(torch.cat([first, second])))
