@@ -114,3 +114,13 @@ def test_the_key_queue_is_a_ring_of_the_newest_keys():
     assert int(queue.pointer) == 1
     assert torch.allclose(queue.keys[3], torch.tensor([0.0, -1.0])) and torch.allclose(queue.keys[0],
                                                                                        torch.tensor([-1.0, 0.0]))
+
+
+def test_inpainting_holes_are_squares_of_the_given_side_set_to_zero():
+    images = torch.ones(20, 1, 8, 8)
+    holed, masks = pretext.cut_holes(images, 4, torch.Generator().manual_seed(0))
+    assert masks.shape == (20, 1, 8, 8) and masks.flatten(1).sum(1).tolist() == [16] * 20
+    assert torch.equal(holed, images.masked_fill(masks, 0.0)) and int((holed == 0).sum()) == 20 * 16
+    for mask in masks[:, 0]:  # one contiguous 4x4 square
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        assert len(rows) == len(cols) == 4 and int(rows[-1] - rows[0]) == int(cols[-1] - cols[0]) == 3

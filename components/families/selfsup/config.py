@@ -60,6 +60,14 @@ class JigsawConfig(MethodBase):
     hidden: PositiveInt  # the head's hidden layer over the concatenated tile features
 
 
+class InpaintingConfig(MethodBase):
+    """Pathak et al. (2016), context encoders: a square hole cut from each view at a random place, the
+    encoder sees the rest, a decoder paints the hole (L2 on the hole's pixels; their adversarial term
+    left out)."""
+
+    hole: PositiveInt  # side of the removed square, pixels
+
+
 class SimCLRConfig(MethodBase):
     """Chen et al. (2020): two augmented views, NT-Xent on L2-normalised projections."""
 
@@ -93,6 +101,7 @@ class SupervisedConfig(MethodBase):
 class SelfSupModels(Section):
     rotation: RotationConfig
     jigsaw: JigsawConfig
+    inpainting: InpaintingConfig
     simclr: SimCLRConfig
     moco: MoCoConfig
     deepcluster: DeepClusterConfig

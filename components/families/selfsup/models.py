@@ -36,9 +36,10 @@ def probe_features(encoder: Evaluator, images: Tensor) -> dict[str, Tensor]:
             "_mid": stage_features(encoder, images, 1)}
 
 
-def build_head(method: str, config: Mapping[str, Any], feature_dim: int, num_classes: int) -> nn.Module:
+def build_head(method: str, config: Mapping[str, Any], feature_dim: int, num_classes: int,
+               image_size: int = 8) -> nn.Module:
     """The pretext head on the final features: rotation's 4-way classifier, jigsaw's MLP over the
-    concatenated tile features, SimCLR's and MoCo's
+    concatenated tile features, the inpainting decoder, SimCLR's and MoCo's
     projection MLP, the supervised and DeepCluster's classifiers."""
     if method == "rotation":
         return nn.Linear(feature_dim, 4)
@@ -49,11 +50,28 @@ def build_head(method: str, config: Mapping[str, Any], feature_dim: int, num_cla
         tiles = config["grid"] ** 2 if config["encode"] == "tiles" else 1
         return nn.Sequential(nn.Linear(tiles * feature_dim, config["hidden"]), nn.ReLU(),
                              nn.Linear(config["hidden"], config["permutations"]))
+    if method == "inpainting":
+        return Painter(feature_dim, image_size)
     if method == "supervised":
         return nn.Linear(feature_dim, num_classes)
     if method == "deepcluster":
         return nn.Linear(feature_dim, config["clusters"])
     raise ValueError(f"unknown self-supervised method {method!r}")
+
+
+class Painter(nn.Module):
+    """The inpainting decoder: features (N, D) -> a linear layer to 32 maps of a quarter of the image
+    side, two 2x transposed convolutions -> the image (N, 1, S, S) in [0, 1]."""
+
+    def __init__(self, feature_dim: int, image_size: int) -> None:
+        super().__init__()
+        self.side = image_size // 4
+        self.expand = nn.Sequential(nn.Linear(feature_dim, 32 * self.side * self.side), nn.ReLU())
+        self.paint = nn.Sequential(nn.ConvTranspose2d(32, 16, 2, stride=2), nn.ReLU(),
+                                   nn.ConvTranspose2d(16, 1, 2, stride=2), nn.Sigmoid())
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.paint(self.expand(features).reshape(len(features), 32, self.side, self.side))
 
 
 @torch.no_grad()

@@ -70,6 +70,18 @@ def unshuffle_tiles(tiles: Tensor, permutations: Tensor, labels: Tensor) -> Tens
     return shuffle_tiles(tiles, inverse, labels)
 
 
+def cut_holes(images: Tensor, hole: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """A ``hole`` x ``hole`` square at a random place of each image set to 0 (context encoders): the
+    images with their holes, and the holes' masks (N, 1, H, W) bool."""
+    n, _, h, w = images.shape
+    ys = torch.randint(0, h - hole + 1, (n,), generator=generator)
+    xs = torch.randint(0, w - hole + 1, (n,), generator=generator)
+    rows, cols = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
+    masks = ((rows >= ys[:, None, None]) & (rows < (ys + hole)[:, None, None])
+             & (cols >= xs[:, None, None]) & (cols < (xs + hole)[:, None, None]))[:, None].to(images.device)
+    return images.masked_fill(masks, 0.0), masks
+
+
 def info_nce(queries: Tensor, keys: Tensor, temperature: float, negatives: Tensor | None = None) -> Tensor:
     """InfoNCE (van den Oord et al.): for each query q_i, the cross-entropy of picking its positive
     key k_i among the candidates, with logits = cosine similarity / temperature,

@@ -69,7 +69,7 @@ class SelfSupTask(ModuleTask):
             torch.manual_seed(self.seed)
             encoder = build_encoder(self.encoder_config.model_dump(), self.meta.channels, self.meta.height)
             head = build_head(self.model_name, self.head_config, self.encoder_config.feature_dim,
-                              self.meta.num_classes)
+                              self.meta.num_classes, self.meta.height)
         self.modules = {"encoder": wrap(EvaluatorFeatures(encoder).to(device)), "head": wrap(head.to(device))}
         if self.model_name == "moco":  # the key encoder and head: moving averages, never trained by gradients
             key = nn.Sequential(copy.deepcopy(EvaluatorFeatures(encoder)), copy.deepcopy(head)).to(device)
@@ -112,6 +112,12 @@ class SelfSupTask(ModuleTask):
             logits = head(self.features(inputs).reshape(len(view), -1))
             targets = targets.to(self.device)
             return F.cross_entropy(logits, targets), (logits.argmax(1) == targets)
+        if self.model_name == "inpainting":  # L2 on the hole; "accuracy": hole pixels painted within 0.1
+            view = self.view(images)
+            holed, masks = pretext.cut_holes(view, self.head_config["hole"], self.generator)
+            painted = head(self.features(holed))
+            error = (painted - view)[masks]
+            return error.pow(2).mean(), error.abs() < 0.1
         if self.model_name == "simclr":
             first, second = self.view(images), self.view(images)
             projections = head(self.features(torch.cat([first, second])))
