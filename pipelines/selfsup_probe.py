@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> None:
             computed = {split: (features(net, images), labels) for split, (images, labels) in splits.items()}
             rows[name] = {}
             for suffix in PROBE_LAYERS:
+                if net is None and suffix:  # the pixels are every layer: probed once
+                    rows[name].update({f"test/probe_accuracy{suffix}{tail}": rows[name][f"test/probe_accuracy{tail}"]
+                                       for tail in ("", "_few", "_few_std")})
+                    continue
                 layer = {split: Split(f[suffix].numpy(), labels.numpy()) for split, (f, labels) in computed.items()}
                 draws = torch.Generator().manual_seed(params.seed)  # every row and layer: the same labelled subsets
                 scores = probe_all(layer["train"], layer["val"], layer["test"], config.c_grid, config.max_iter,

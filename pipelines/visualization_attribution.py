@@ -69,9 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     digit_net, digit_export = digit_classifier(root)
     scene_net, _ = scene_classifier(root)
 
-    images, labels = load_classification_split(digits_dir(params), "test").tensors
-    chosen = subset(len(images), config.num_images, generator)
-    images, labels = images[chosen], labels[chosen]
+    images = load_classification_split(digits_dir(params), "test").tensors[0]
+    images = images[subset(len(images), config.num_images, generator)]
     targets = predicted(digit_net, images)
 
     scenes = load_scenes(scenes_dir(params), "test", with_masks=True).tensors
@@ -86,7 +85,6 @@ def main(argv: list[str] | None = None) -> None:
         digit_maps = saliency_maps(digit_net, images, targets,
                                    method_options(config.digits, last_conv_block(digit_net), generator))
         digit_random = [scores.random_saliency(images[:, 0].shape, generator) for _ in range(config.random_maps)]
-        digit_maps["random"] = digit_random[0]
         digit_maps["intensity"] = scores.intensity_saliency(images)
         scene_maps = saliency_maps(scene_net, scene_images, scene_targets,
                                    method_options(config.scenes, scene_net.last_conv, generator))

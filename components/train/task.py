@@ -158,16 +158,22 @@ class ModuleTask:
     train_sampler: MakeSampler | None = None  # the harness's shuffling DistributedSampler
     precision: MixedPrecision = FP32  # the harness sets trainer.precision's after setup
     directory: Path  # the prepared dataset
+    # The task's own CPU random stream (augmentations, attack starts), when it keeps one: checkpointed
+    # with it, so a resumed run draws what the uninterrupted one would have.
+    generator: torch.Generator | None = None
 
     def inputs(self) -> list[Path]:
         return [self.directory]
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "modules": {name: unwrap(m).state_dict() for name, m in self.modules.items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
         }
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state()
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for name, module in self.modules.items():
@@ -176,6 +182,8 @@ class ModuleTask:
             optimizer.load_state_dict(state["optimizers"][name])
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])
+        if self.generator is not None and "generator" in state:
+            self.generator.set_state(state["generator"])
 
     def adopt_state_dict(self, state: Mapping[str, Any]) -> None:
         adopt_state_dict(self, state)

@@ -173,14 +173,6 @@ class AdversarialTask(ModuleTask):
         return {"fgsm_examples": examples_figure(images.cpu(), adversarial.cpu(), labels.cpu(), clean_pred.cpu(),
                                                  adv_pred.cpu(), f"FGSM, epsilon {eps:g}")}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
-        if "generator" in state:
-            self.generator.set_state(state["generator"])
-
     def export(self) -> dict[str, Any]:
         return {
             "family": "adversarial",

@@ -129,10 +129,11 @@ class SelfSupTask(ModuleTask):
             with torch.no_grad():
                 keys = self.modules["key"](self.view(images))
             queue = self.modules["queue"]
-            loss = pretext.moco_loss(queries, keys, queue.keys.clone(), self.head_config["temperature"])
+            negatives = queue.keys.clone()  # before this batch's keys join it: a key is no negative of itself
+            loss = pretext.moco_loss(queries, keys, negatives, self.head_config["temperature"])
             if self.modules["key"].training:  # training: the keys join the queue (evaluation leaves it)
                 queue.push(all_gather(keys))
-            return loss, moco_hits(queries.detach(), keys, queue.keys)
+            return loss, moco_hits(queries.detach(), keys, negatives)
         if self.model_name == "deepcluster":  # ``labels`` are the images' indices: their clusters are the targets
             targets = self.pseudo_labels[labels].to(self.device)
             logits = head(self.features(self.view(images)))
@@ -199,17 +200,17 @@ class SelfSupTask(ModuleTask):
         sums = torch.zeros(4, dtype=torch.float64)  # pretext hits, pretext count, knn hits, images
         assigned, truth = [], []
         for images, labels in batches:
+            features = encoder.embed(images.to(self.device))
             if self.model_name == "deepcluster":  # the pretext: the cluster of the nearest centroid
                 if self.clustering is None:
                     self.recluster()
-                features = encoder.embed(images.to(self.device)).cpu().numpy()
-                clusters = torch.as_tensor(self.clustering.assign(features), dtype=torch.long)
-                hits = (head(encoder.embed(images.to(self.device))).argmax(1).cpu() == clusters)
+                clusters = torch.as_tensor(self.clustering.assign(features.cpu().numpy()), dtype=torch.long)
+                hits = head(features).argmax(1).cpu() == clusters
                 assigned.append(clusters)
                 truth.append(labels)
             else:
                 _, hits = self.pretext_loss(images, labels)
-            votes = knn_predict(bank, self.train_labels.to(self.device), encoder.embed(images.to(self.device)), KNN)
+            votes = knn_predict(bank, self.train_labels.to(self.device), features, KNN)
             sums += torch.tensor([float(hits.sum()), hits.numel(), float((votes.cpu() == labels).sum()),
                                   len(labels)], dtype=torch.float64)
         self.generator = saved
@@ -232,14 +233,6 @@ class SelfSupTask(ModuleTask):
         images, _ = batch
         images = images[:8]
         return {"views": views_figure(images, augment(images, self.augmentation, torch.Generator().manual_seed(0)))}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
-        if "generator" in state:
-            self.generator.set_state(state["generator"])
 
     def export(self) -> dict[str, Any]:
         return {
