@@ -35,7 +35,8 @@ def probe_rows(params: Params) -> dict[str, dict[str, Any]]:
 
 PROBE = Stage(
     name="selfsup_probe", entry="pipelines.selfsup_probe",
-    params=("seed", "runtime", "data.root", "selfsup.dataset", "selfsup.encoder", "selfsup.probe"),
+    params=("seed", "runtime", "data.root", "trainer", "selfsup.trainer", "selfsup.dataset", "selfsup.encoder",
+            "selfsup.probe"),  # trainer: its threads
     inputs=("data/${selfsup.dataset}", *(f"models/selfsup/{method}" for method in METHODS)),
     outs=("figures/selfsup_probe",),
     metrics=tuple(f"metrics/selfsup_probe-{row}.json" for row in (*METHODS, *REFERENCES)),

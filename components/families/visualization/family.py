@@ -52,8 +52,8 @@ _INPUTS = ("data/${adversarial.dataset}", DIGITS_MODEL, "data/${visualization.da
 
 ATTRIBUTION = Stage(
     name="visualization_attribution", entry="pipelines.visualization_attribution",
-    params=("seed", "runtime", "data.root", "adversarial.dataset", "visualization.dataset",
-            "visualization.attribution"),
+    params=("seed", "runtime", "data.root", "trainer", "visualization.trainer", "adversarial.dataset",
+            "visualization.dataset", "visualization.attribution"),  # trainer: its threads
     inputs=_INPUTS,
     outs=("figures/visualization_attribution",),
     metrics=tuple(f"metrics/visualization_attribution-{row}.json" for row in (*METHODS, *BASELINES)),
@@ -66,7 +66,8 @@ ATTRIBUTION = Stage(
 
 UNITS = Stage(
     name="visualization_units", entry="pipelines.visualization_units",
-    params=("seed", "runtime", "data.root", "adversarial.dataset", "visualization.dataset", "visualization.units"),
+    params=("seed", "runtime", "data.root", "trainer", "visualization.trainer", "adversarial.dataset",
+            "visualization.dataset", "visualization.units"),  # trainer: its threads
     inputs=_INPUTS,
     outs=("figures/visualization_units",),
     metrics=tuple(f"metrics/visualization_units-{row}.json" for row in NETWORKS),
