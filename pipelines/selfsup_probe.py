@@ -19,28 +19,16 @@ import torch
 from sklearn.manifold import TSNE
 
 from components import analysis
-from components.data.schema import read_meta
 from components.data.tensors import load_classification_split
 from components.errors import exit_on_user_error
+from components.families.selfsup.encoders import trained_and_untrained
 from components.families.selfsup.family import METHODS
 from components.families.selfsup.figures import tsne_grid
-from components.families.selfsup.models import PROBE_LAYERS, build_encoder, probe_features, reestimate_batch_norm
+from components.families.selfsup.models import PROBE_LAYERS, probe_features, reestimate_batch_norm
 from components.families.selfsup.probe import Split, probe_all
-from components.families.selfsup.task import data_dir, load_exported
+from components.families.selfsup.task import data_dir
 
 STAGE = "selfsup_probe"
-
-
-def encoders(root, params) -> dict[str, torch.nn.Module]:
-    """Every pretrained encoder, then the same architecture with seeded random weights."""
-    nets = {method: load_exported(analysis.load_export(root, f"models/selfsup/{method}", f"train_selfsup@{method}"))
-            for method in METHODS}
-    meta = read_meta(data_dir(params))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(params.seed)
-        untrained = build_encoder(params.selfsup.encoder.model_dump(), meta.channels, meta.height)
-    nets["random_init"] = untrained.eval().requires_grad_(False)
-    return nets
 
 
 @torch.no_grad()
@@ -57,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
                                      lambda p: p.selfsup.trainer.cpus_per_worker)
     config = params.selfsup.probe
     splits = {split: load_classification_split(data_dir(params), split).tensors for split in ("train", "val", "test")}
-    nets: dict[str, torch.nn.Module | None] = {**encoders(root, params), "pixels": None}
+    nets: dict[str, torch.nn.Module | None] = {**trained_and_untrained(root, params), "pixels": None}
 
     identity = {"seed": params.seed, "encoder": params.selfsup.encoder.model_dump(), "probe": config.model_dump()}
     folders = tuple(f"models/selfsup/{method}" for method in METHODS)

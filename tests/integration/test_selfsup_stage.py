@@ -1,5 +1,6 @@
 """The self-supervised family through its real entry points on the tiny params: every method's
-encoder, then the probe stage over them, an untrained encoder and the raw pixels."""
+encoder, then the probe stage over them, an untrained encoder and the raw pixels, and the transfer
+stage (each encoder fine-tuned on few labelled scenes, and from scratch)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from components.families.selfsup.family import METHODS, REFERENCES
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
-def test_methods_then_probe(prepared):
+def test_methods_then_probe_and_transfer(prepared):
     from mlflow import MlflowClient
 
-    from pipelines import selfsup_probe, train
+    from pipelines import selfsup_probe, selfsup_transfer, train
 
     for method in METHODS:
         train.main(["selfsup", method])
@@ -40,7 +41,15 @@ def test_methods_then_probe(prepared):
         "pixels"]["test/probe_accuracy"]
     assert (prepared / "figures" / "selfsup_probe" / "tsne.png").is_file()
 
+    selfsup_transfer.main([])
+    transfer = {row: json.loads((prepared / "metrics" / f"selfsup_transfer-{row}.json").read_text())
+                for row in (*METHODS, "scratch")}
+    for name, row in transfer.items():
+        assert 0.0 <= row["test/transfer_miou"] <= 1.0 and row["test/labelled_scenes"] >= 1, name
+        assert row["test/transfer_miou_scratch"] == transfer["scratch"]["test/transfer_miou"]
+    assert (prepared / "figures" / "selfsup_transfer" / "transfer.png").is_file()
+
     client = MlflowClient(f"sqlite:///{prepared / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("selfsup")
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.info.run_name for r in runs) == sorted([*METHODS, "probe"])
+    assert sorted(r.info.run_name for r in runs) == sorted([*METHODS, "probe", "transfer"])

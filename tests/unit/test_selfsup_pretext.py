@@ -61,6 +61,28 @@ def test_rotation_labels_round_trip():
     assert torch.equal(pretext.unrotate(turned, labels), images.repeat(4, 1, 1, 1))
 
 
+def test_context_pairs_cut_the_centre_and_the_labelled_neighbour():
+    """Doersch et al.'s layout on a 12x12 image with 4-px patches, no gap or jitter: the centre patch is
+    pixels 4..8 and label k's neighbour lies 4 px away along NEIGHBOURS[k] (sampled at 4x4, the bilinear
+    grid falls on pixel centres, so the patches are the pixels themselves)."""
+    images = torch.arange(16 * 144, dtype=torch.float32).reshape(16, 1, 12, 12)
+    centres, neighbours, labels = pretext.context_pairs(images, 1 / 3, 0.0, 0.0, torch.Generator().manual_seed(0),
+                                                        size=4)
+    assert centres.shape == neighbours.shape == (16, 1, 4, 4) and set(labels.tolist()) <= set(range(8))
+    assert len(set(labels.tolist())) > 4  # drawn, not fixed
+    for image, centre, neighbour, label in zip(images, centres, neighbours, labels, strict=True):
+        torch.testing.assert_close(centre, image[:, 4:8, 4:8])
+        dy, dx = (4 + 4 * int(d) for d in pretext.NEIGHBOURS[label])
+        torch.testing.assert_close(neighbour, image[:, dy:dy + 4, dx:dx + 4])
+    # a gap moves the neighbours out by it; jitter moves each patch by at most its bound
+    _, apart, labels = pretext.context_pairs(images, 1 / 6, 1 / 6, 0.0, torch.Generator().manual_seed(1), size=2)
+    for image, neighbour, label in zip(images, apart, labels, strict=True):
+        dy, dx = (5 + 4 * int(d) for d in pretext.NEIGHBOURS[label])
+        torch.testing.assert_close(neighbour, image[:, dy:dy + 2, dx:dx + 2])
+    jittered, _, _ = pretext.context_pairs(images, 1 / 3, 0.0, 1 / 24, torch.Generator().manual_seed(0), size=4)
+    assert not torch.equal(jittered, centres) and (jittered - centres).abs().max() <= 0.5 * 13 + 1e-3
+
+
 def test_jigsaw_permutations_are_far_apart_and_round_trip():
     generator = torch.Generator().manual_seed(0)
     permutations = pretext.hamming_permutations(9, 100, generator)
@@ -124,3 +146,15 @@ def test_inpainting_holes_are_squares_of_the_given_side_set_to_zero():
     for mask in masks[:, 0]:  # one contiguous 4x4 square
         rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
         assert len(rows) == len(cols) == 4 and int(rows[-1] - rows[0]) == int(cols[-1] - cols[0]) == 3
+
+
+def test_context_layout_with_every_neighbour_outside_the_image_is_refused():
+    import yaml
+
+    from components.config import PARAMS_FILE, parse_params
+    from components.errors import UserError
+
+    raw = yaml.safe_load(open(PARAMS_FILE))
+    raw["selfsup"]["models"]["context"].update(patch=0.6, gap=0.25)
+    with pytest.raises(UserError, match=r"selfsup\.models\.context: patch / 2 \+ gap = 0\.55"):
+        parse_params(raw)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from components.schema import NonNegativeFloat, PositiveFloat, PositiveInt, Section, TrainerConfig
 
@@ -60,6 +60,26 @@ class JigsawConfig(MethodBase):
     hidden: PositiveInt  # the head's hidden layer over the concatenated tile features
 
 
+class ContextConfig(MethodBase):
+    """Doersch et al. (2015), context prediction: a patch at the view's centre and one of its eight
+    neighbours, each resampled to the image size and encoded alone (siamese), the two features
+    concatenated classify where the second lies. Lengths are fractions of the image side; the outer
+    patches may reach past the image (zeros there), as 8x8 digits leave no room for a 3x3 layout of
+    patches with content."""
+
+    patch: Annotated[float, Field(gt=0, lt=1)]  # side of each square patch
+    gap: NonNegativeFloat  # between neighbouring patches
+    jitter: NonNegativeFloat  # each patch moved by up to this in x and y
+    hidden: PositiveInt  # the head's hidden layer over the two patches' features
+
+    @model_validator(mode="after")
+    def _neighbours_overlap_the_image(self) -> ContextConfig:
+        if self.patch / 2 + self.gap >= 0.5:
+            raise ValueError(f"patch / 2 + gap = {self.patch / 2 + self.gap:g} puts every neighbour outside the image "
+                             "(it must be < 0.5): lower patch or gap")
+        return self
+
+
 class InpaintingConfig(MethodBase):
     """Pathak et al. (2016), context encoders: a square hole cut from each view at a random place, the
     encoder sees the rest, a decoder paints the hole (L2 on the hole's pixels; their adversarial term
@@ -101,6 +121,7 @@ class SupervisedConfig(MethodBase):
 class SelfSupModels(Section):
     rotation: RotationConfig
     jigsaw: JigsawConfig
+    context: ContextConfig
     inpainting: InpaintingConfig
     simclr: SimCLRConfig
     moco: MoCoConfig
@@ -117,6 +138,20 @@ class ProbeConfig(Section):
     max_iter: PositiveInt
 
 
+class TransferConfig(Section):
+    """Stage ``selfsup_transfer``: each encoder's conv stages, with an FCN-style decoder, fine-tuned on
+    few labelled scenes (semantic segmentation), against the same network from scratch."""
+
+    dataset: Literal["scenes"]
+    label_fraction: Annotated[float, Field(gt=0, le=1)]  # of the training scenes whose masks are used
+    downscale: PositiveInt  # the scenes shrunk by this factor (average pooling) to the digits' scale
+    steps: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveFloat  # AdamW, cosine decay over the steps
+    weight_decay: NonNegativeFloat
+    draws: PositiveInt  # seeded labelled subsets (and decoder initialisations): mean +- std
+
+
 class SelfSupConfig(Section):
     dataset: Literal["digits"]
     encoder: EncoderConfig
@@ -124,3 +159,4 @@ class SelfSupConfig(Section):
     trainer: TrainerConfig
     models: SelfSupModels
     probe: ProbeConfig
+    transfer: TransferConfig

@@ -2,7 +2,8 @@
 
 ``train_selfsup@<method>`` pretrains one encoder per method (and the ``supervised`` reference) on
 augmented views of the digits; stage ``selfsup_probe`` judges every encoder, an untrained one and
-the raw pixels by linear probes on frozen features."""
+the raw pixels by linear probes on frozen features; stage ``selfsup_transfer`` fine-tunes each encoder
+on few labelled scenes (segmentation) against training from scratch."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ REFERENCES = ("random_init", "pixels")  # the probe's rows besides the trained e
 
 
 def shrink(params: dict, sweep: dict) -> None:
-    """Tests: one epoch of a narrow encoder; a probe of few draws."""
+    """Tests: one epoch of a narrow encoder; a probe of few draws; two fine-tuning steps."""
     params["trainer"].update(num_workers=0, cpus_per_worker=1, batch_size=64, eval_batch_size=128, figure_every=1)
     params["encoder"].update(channels=[8, 8], feature_dim=16)
     for model in params["models"].values():
         model.update(epochs=1)
     params["probe"].update(c_grid=[1.0], draws=2, max_iter=100)
+    params["transfer"].update(label_fraction=0.01, steps=2, draws=1)
     sweep.update(num_samples=2, trial_epochs=1)
 
 
@@ -48,6 +50,23 @@ PROBE = Stage(
              "test/probe_accuracy_conv", "test/probe_accuracy_mid_few", "test/probe_accuracy_mid"),
 )
 
+def transfer_rows(params: Params) -> dict[str, dict[str, Any]]:
+    return {name: {"init": name} for name in (*METHODS, "scratch")}
+
+
+TRANSFER = Stage(
+    name="selfsup_transfer", entry="pipelines.selfsup_transfer",
+    params=("seed", "runtime", "data.root", "trainer", "selfsup.encoder", "selfsup.transfer"),  # trainer: its threads
+    inputs=("data/${selfsup.transfer.dataset}", *(f"models/selfsup/{method}" for method in METHODS)),
+    outs=("figures/selfsup_transfer",),
+    metrics=tuple(f"metrics/selfsup_transfer-{row}.json" for row in (*METHODS, "scratch")),
+    report_params=("selfsup.transfer.label_fraction", "selfsup.transfer.draws"),
+    title="Transfer: each encoder fine-tuned on few labelled scenes (segmentation), test mIoU",
+    headline="test/transfer_miou", references=(("from scratch", "test/transfer_miou_scratch"),),
+    rows=transfer_rows,
+    columns=("test/transfer_miou_std", "test/transfer_pixel_accuracy", "test/labelled_scenes"),
+)
+
 FAMILIES = (
     Family(
         name="selfsup", order=78, title="Self-supervised learning", experiment="selfsup",
@@ -57,12 +76,12 @@ FAMILIES = (
         higher_is_better=frozenset({"knn_accuracy", "pretext_accuracy", "cluster_nmi", "probe_accuracy",
                                     "probe_accuracy_few",
                                     "probe_accuracy_conv", "probe_accuracy_conv_few", "probe_accuracy_mid",
-                                    "probe_accuracy_mid_few"}),
+                                    "probe_accuracy_mid_few", "transfer_miou", "transfer_pixel_accuracy"}),
         references=(("pretext accuracy", "val/pretext_accuracy"),),
         stage_params=("encoder", "augment"),
         shrink=shrink,
         curves=(Curve("val/knn_accuracy", "val 5-NN accuracy of the features (labels only to score)"),
                 Curve("val/pretext_accuracy", "val pretext accuracy"), Curve("train/loss", "pretext loss")),
-        extra_stages=(PROBE,),
+        extra_stages=(PROBE, TRANSFER),
     ),
 )

@@ -39,7 +39,8 @@ def probe_features(encoder: Evaluator, images: Tensor) -> dict[str, Tensor]:
 def build_head(method: str, config: Mapping[str, Any], feature_dim: int, num_classes: int,
                image_size: int = 8) -> nn.Module:
     """The pretext head on the final features: rotation's 4-way classifier, jigsaw's MLP over the
-    concatenated tile features, the inpainting decoder, SimCLR's and MoCo's
+    concatenated tile features, context prediction's MLP over two patches' features, the inpainting
+    decoder, SimCLR's and MoCo's
     projection MLP, the supervised and DeepCluster's classifiers."""
     if method == "rotation":
         return nn.Linear(feature_dim, 4)
@@ -50,6 +51,8 @@ def build_head(method: str, config: Mapping[str, Any], feature_dim: int, num_cla
         tiles = config["grid"] ** 2 if config["encode"] == "tiles" else 1
         return nn.Sequential(nn.Linear(tiles * feature_dim, config["hidden"]), nn.ReLU(),
                              nn.Linear(config["hidden"], config["permutations"]))
+    if method == "context":  # the two patches' features side by side -> which of the 8 neighbours
+        return nn.Sequential(nn.Linear(2 * feature_dim, config["hidden"]), nn.ReLU(), nn.Linear(config["hidden"], 8))
     if method == "inpainting":
         return Painter(feature_dim, image_size)
     if method == "supervised":

@@ -1,6 +1,6 @@
 """The pretext tasks' labels and losses, written out as the course derives them: rotation (Gidaris et
-al. 2018), jigsaw (Noroozi & Favaro 2016) and the InfoNCE / NT-Xent loss of contrastive learning
-(van den Oord et al. 2018; Chen et al. 2020, SimCLR)."""
+al. 2018), jigsaw (Noroozi & Favaro 2016), context prediction (Doersch et al. 2015) and the InfoNCE /
+NT-Xent loss of contrastive learning (van den Oord et al. 2018; Chen et al. 2020, SimCLR)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,38 @@ def hamming_permutations(tiles: int, count: int, generator: torch.Generator) -> 
         chosen.append(best)
         distance = torch.minimum(distance, (every != every[best]).sum(1))
     return every[chosen]
+
+
+# Context prediction's eight classes: where the second patch lies relative to the first, (row, column)
+# steps in row-major order (Doersch et al.'s figure 2: 1 2 3 / 4 _ 5 / 6 7 8).
+NEIGHBOURS = torch.tensor([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
+
+
+def context_pairs(images: Tensor, patch: float, gap: float, jitter: float, generator: torch.Generator,
+                  size: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Doersch et al.'s pairs: per image a patch at the centre and one of its eight neighbours in a 3x3
+    layout (label = the neighbour's index in :data:`NEIGHBOURS`), the neighbour ``patch + gap`` away along
+    each axis it moves on. Lengths are fractions of the image side: a square patch of side ``patch``, a
+    ``gap`` between neighbours and each patch moved by up to ``jitter`` in x and y (the gap and jitter keep
+    the network from matching edges and lines across the border, the authors' trivial shortcuts). Patches
+    are cut at sub-pixel places and resampled bilinearly to ``size`` x ``size`` (default: the image's).
+    Returns (centres, neighbours, labels): (N, C, size, size) twice and (N,)."""
+    n, c, h, w = images.shape
+    size = size or h
+    labels = torch.randint(len(NEIGHBOURS), (n,), generator=generator)
+    step = 2.0 * (patch + gap)  # normalised coordinates span 2 per side
+
+    def cut(offsets: Tensor) -> Tensor:
+        moved = offsets * step + (2 * torch.rand(n, 2, generator=generator) - 1) * 2 * jitter
+        zero = torch.zeros(n)
+        scale = torch.full((n,), patch)
+        theta = torch.stack([torch.stack([scale, zero, moved[:, 1]], 1), torch.stack([zero, scale, moved[:, 0]], 1)], 1)
+        grid = F.affine_grid(theta.to(images.device, images.dtype), [n, c, size, size], align_corners=False)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    centres = cut(torch.zeros(n, 2))
+    neighbours = cut(NEIGHBOURS[labels].float())
+    return centres, neighbours, labels
 
 
 def to_tiles(images: Tensor, grid: int) -> Tensor:

@@ -112,6 +112,14 @@ class SelfSupTask(ModuleTask):
             logits = head(self.features(inputs).reshape(len(view), -1))
             targets = targets.to(self.device)
             return F.cross_entropy(logits, targets), (logits.argmax(1) == targets)
+        if self.model_name == "context":  # the centre patch and a neighbour, each encoded alone
+            config = self.head_config
+            centres, neighbours, targets = pretext.context_pairs(self.view(images), config["patch"], config["gap"],
+                                                                 config["jitter"], self.generator)
+            first, second = self.features(torch.cat([centres, neighbours])).chunk(2)
+            logits = head(torch.cat([first, second], dim=1))
+            targets = targets.to(self.device)
+            return F.cross_entropy(logits, targets), (logits.argmax(1) == targets)
         if self.model_name == "inpainting":  # L2 on the hole; "accuracy": hole pixels painted within 0.1
             view = self.view(images)
             holed, masks = pretext.cut_holes(view, self.head_config["hole"], self.generator)

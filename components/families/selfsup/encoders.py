@@ -1,0 +1,28 @@
+"""The encoders the analysis stages (probe, transfer) compare: every method's, and an untrained one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from components import analysis
+from components.config import Params
+from components.data.schema import read_meta
+from components.families.selfsup.family import METHODS
+from components.families.selfsup.models import build_encoder
+from components.families.selfsup.task import data_dir, load_exported
+
+
+def trained_and_untrained(root: Path, params: Params) -> dict[str, nn.Module]:
+    """Every method's pretrained encoder (models/selfsup/<method>/, in eval mode), then ``random_init``:
+    the same architecture with seeded random weights."""
+    nets = {method: load_exported(analysis.load_export(root, f"models/selfsup/{method}", f"train_selfsup@{method}"))
+            for method in METHODS}
+    meta = read_meta(data_dir(params))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(params.seed)
+        untrained = build_encoder(params.selfsup.encoder.model_dump(), meta.channels, meta.height)
+    nets["random_init"] = untrained.eval().requires_grad_(False)
+    return nets
