@@ -6,6 +6,7 @@ a failure anywhere leaves the previous report as it was, never a half-written on
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -14,16 +15,24 @@ from components.report import curves, html, markdown
 from components.report.collect import Report
 
 
+def slug(text: str) -> str:
+    """A file-name-safe form of a group label (``ALE/Breakout-v5`` -> ``ALE_Breakout-v5``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
 def write_report(report: Report, out_dir: Path) -> dict[str, Path]:
     """Render ``report`` into ``out_dir`` (replacing it); returns the paths of the two pages."""
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
         for family in report.families:
-            png = curves.render(family.name, family.headline, family.plots)
-            family.curve_asset = None
-            if png is not None:
-                family.curve_asset = f"assets/curves/{family.name}.png"
-                atomic_write_bytes(tmp / family.curve_asset, png)
+            family.curve_assets = {}
+            for group, rows in family.groups.items():  # one chart per leaderboard: one environment per axis
+                csvs = {r.model: family.plots[r.model] for r in rows if r.model in family.plots}
+                png = curves.render(family.name, family.headline, csvs)
+                if png is not None:
+                    asset = f"assets/curves/{family.name}{'-' + slug(group) if group else ''}.png"
+                    family.curve_assets[group] = asset
+                    atomic_write_bytes(tmp / asset, png)
             for figure in family.figures:
                 target = tmp / figure.asset
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from components.config import Params
 from components.errors import UserError
 from components.families import FAMILIES
 from components.metrics.direction import metric_mode
+from components.report.curves import read_series, spec_for
 from components.report.runs import RunLink, RunStore
 from components.tune.overrides import read_tuned
 
@@ -46,6 +47,9 @@ EXTRA_COLUMNS = (
     "rl/env_steps", "train/loss", "epochs",
 )
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg"}  # figures the page shows
+# Metrics-file fields that put a row on a leaderboard of its own: runs of different environments
+# (RL's CartPole returns of ~500 against the grid world's ~0.7) are not comparable.
+GROUP_FIELDS = ("env",)
 BUCKET_PREFIX = "test/bleu/"  # translation's BLEU by source length: test/bleu/len_11-20, ...
 
 
@@ -67,8 +71,14 @@ class Row:
     references: list[Reference]
     key_params: dict[str, Any]  # the params of its model section that set it apart (tuned ones included)
     link: RunLink
-    best: float | None = None  # best/<headline> (best epoch) when the run logged it
+    best: float | None = None  # best/<headline> (its best evaluation) when the run logged it
     tuned: set[str] = field(default_factory=set)  # keys of key_params a sweep chose (tuned/<family>.yaml)
+    best_at: float | None = None  # where the learning curve reached ``best`` (epoch; env steps for RL)
+
+    @property
+    def group(self) -> str:
+        """The leaderboard the row belongs to within its family ("" unless a :data:`GROUP_FIELDS` is set)."""
+        return next((str(self.metrics[k]) for k in GROUP_FIELDS if self.metrics.get(k)), "")
 
     @property
     def value(self) -> float | None:
@@ -153,7 +163,23 @@ class FamilyReport:
     figures: list[Figure]
     sweep: Sweep | None
     missing: list[str]  # expected stages without a metrics file
-    curve_asset: str | None = None  # set when the learning-curve chart is rendered
+    curve_x: str = "epoch"  # the learning curves' x column (best_at's unit)
+    curve_assets: dict[str, str] = field(default_factory=dict)  # group -> its chart, set when rendered
+
+    @property
+    def groups(self) -> dict[str, list[Row]]:
+        """The rows per leaderboard (:attr:`Row.group`), each best first; one "" group for most families."""
+        groups: dict[str, list[Row]] = {}
+        for row in self.rows:
+            groups.setdefault(row.group, []).append(row)
+        return dict(sorted(groups.items()))
+
+    def figure_kinds(self) -> dict[str, list[Figure]]:
+        """The figures by file name (every model's ``masks.png`` together), in the models' order."""
+        kinds: dict[str, list[Figure]] = {}
+        for figure in self.figures:
+            kinds.setdefault(figure.name, []).append(figure)
+        return kinds
 
     @property
     def title(self) -> str:
@@ -176,6 +202,15 @@ class Report:
     missing: list[str]  # those without one
     store: RunStore
     sources: dict[str, str]  # the folders read: metrics, plots, figures
+
+    def commits(self) -> dict[str, list[str]]:
+        """``{git commit: the rows (family-model) written at it}``, most rows first: more than one commit,
+        or a ``-dirty`` one, means the rows may not be comparable."""
+        commits: dict[str, list[str]] = {}
+        for family in self.families:
+            for row in family.rows:
+                commits.setdefault(row.git_commit or "unknown", []).append(f"{family.name}-{row.model}")
+        return dict(sorted(commits.items(), key=lambda item: (-len(item[1]), item[0])))
 
 
 def expected_stages(params: Params) -> dict[str, dict[str, str]]:
@@ -283,6 +318,16 @@ def parse_sweep(data: dict[str, Any], store: RunStore) -> Sweep:
     )
 
 
+def best_point(path: Path, x: str, headline: str) -> tuple[float, float] | None:
+    """(x, value) of the best point of ``headline`` in a learning-curve CSV (the first of equals), or None."""
+    xs, ys = read_series(path, x, headline)
+    if not ys:
+        return None
+    sign = -1.0 if metric_mode(headline) == "min" else 1.0
+    best = max(range(len(ys)), key=lambda i: (sign * ys[i], -i))
+    return xs[best], ys[best]
+
+
 def _rank(rows: list[Row], headline: str) -> list[Row]:
     sign = 1 if metric_mode(headline) == "min" else -1  # metrics without a direction: higher first
     return sorted(rows, key=lambda r: (r.value is None, sign * (r.value or 0.0), r.model))
@@ -344,6 +389,12 @@ def collect(metrics_dir: Path, plots_dir: Path, figures_dir: Path, params: Param
         extras = [c for c in dict.fromkeys((*COLUMNS.get(name, ()), *EXTRA_COLUMNS))
                   if c != headline and any(c in r.metrics for r in rows)]
         plots = {p.stem.partition("-")[2]: p for p in sorted(Path(plots_dir).glob(f"{name}-*.csv"))}
+        curve_x = spec_for(name, headline).x
+        for row in rows:
+            point = best_point(plots[row.model], curve_x, headline) if row.model in plots and headline else None
+            if point is not None:
+                row.best_at = point[0]
+                row.best = point[1] if row.best is None else row.best
         figures = [
             Figure(r.model, png.name, png, f"assets/figures/{name}-{r.model}/{png.name}")
             for r in sorted(rows, key=lambda r: r.model)
@@ -354,7 +405,8 @@ def collect(metrics_dir: Path, plots_dir: Path, figures_dir: Path, params: Param
             for png in sorted((Path(figures_dir) / name).glob("*")) if png.suffix.lower() in IMAGE_SUFFIXES
         ]
         missing = [stage for model, stage in expected.get(name, {}).items() if model not in models]
-        families.append(FamilyReport(name, headline, rows, extras, shared, plots, figures, sweeps.get(name), missing))
+        families.append(FamilyReport(name, headline, rows, extras, shared, plots, figures, sweeps.get(name), missing,
+                                     curve_x))
 
     all_expected = [stage for models in expected.values() for stage in models.values()]
     missing = [stage for name, models in expected.items() for model, stage in models.items()

@@ -46,6 +46,25 @@ def read_series(path: Path, x: str, y: str) -> tuple[list[float], list[float]]:
     return xs, ys
 
 
+def readable_axes(ax, xs: list[float]) -> None:
+    """Ticks a reader can use: whole numbers on an x of epochs or steps (one epoch gave ticks 0.96-1.04),
+    plain numbers on a log y axis (not 1.74x10^0), and no minor labels crowding a log axis."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    if all(float(x).is_integer() for x in xs):
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
+        if len(set(xs)) == 1:  # a single point: a range around it with that one tick
+            ax.set_xlim(xs[0] - 1, xs[0] + 1)
+            ax.set_xticks([xs[0]])
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    if ax.get_yscale() == "log":
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+
+
 def render(family: str, headline: str, csvs: dict[str, Path], dpi: int = 100) -> bytes | None:
     """The family's learning curves as PNG bytes, or None when no CSV has a point to draw."""
     spec = spec_for(family, headline)
@@ -69,6 +88,7 @@ def render(family: str, headline: str, csvs: dict[str, Path], dpi: int = 100) ->
             ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, linewidth=1.4, label=model)
         if panel.log_y and all(v > 0 for _, ys in lines.values() for v in ys):
             ax.set_yscale("log")
+        readable_axes(ax, [v for xs, _ in lines.values() for v in xs])
         ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel(spec.x.replace("_", " "))
         ax.set_ylabel(panel.y)

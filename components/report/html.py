@@ -9,8 +9,12 @@ from html import escape
 from urllib.parse import quote
 
 from components.report import text
-from components.report.collect import FamilyReport, Report, Row, Sweep
+from components.report.collect import GROUP_FIELDS, FamilyReport, Report, Row, Sweep
 from components.report.runs import RunLink, RunStore
+
+# Metric columns a leaderboard shows besides its headline (the descriptor's own first); the rest fold
+# into each row's details, so a table fits a 1,320 px window.
+MAX_COLUMNS = 8
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d232b;
@@ -29,6 +33,12 @@ td.headline { font-weight: 700; background: #f7fbff; }
 tbody tr:first-child td.headline { background: #e4f4e4; }
 td.reference { font-size: 12.5px; white-space: nowrap; }
 td.params { font-size: 12.5px; max-width: 26rem; }
+table.leaderboard th { max-width: 5.5rem; font-size: 12px; }
+table.leaderboard th, table.leaderboard td { padding: .3rem .4rem; }
+table.leaderboard td.reference { white-space: normal; min-width: 6rem; max-width: 9rem; }
+td.details { font-size: 12.5px; min-width: 7rem; max-width: 16rem; }
+td.details .params { overflow-wrap: anywhere; margin: .2rem 0; }
+h4.figure-kind { margin: 1rem 0 .3rem; font-family: ui-monospace, monospace; font-size: 13px; }
 details summary { cursor: pointer; color: #3a6ea5; }
 code { font-size: 12.5px; }
 .nolink { color: #8a6d3b; font-size: 12.5px; }
@@ -52,6 +62,11 @@ def src(path: str) -> str:
     return e(quote(path, safe="/"))
 
 
+def header(label: str) -> str:
+    """A column heading that may wrap after ``/`` and ``_`` (``val/<wbr>mask_<wbr>map``), not mid-word."""
+    return e(label).replace("/", "/<wbr>").replace("_", "_<wbr>")
+
+
 def num_cell(value: object, column: str = "", cls: str = "num") -> str:
     return f'<td class="{cls}">{e(text.number(value, column))}</td>'
 
@@ -63,41 +78,69 @@ def run_cell(link: RunLink, store: RunStore, label: str = "run") -> str:
     return f'<span class="nolink">no link: {e(note)}</span>'
 
 
-def params_cell(row: Row) -> str:
+def details_cell(row: Row, store: RunStore, folded: list[str]) -> str:
+    """The MLflow link, and folded away (they made tables wider than the page): the metrics of the
+    ``folded`` columns, the row's params and its provenance."""
     shown, rest = text.key_params(row.key_params, row.tuned)
-    more = (f"<details><summary>+{len(rest)} more</summary>{e(text.params_line(rest))}</details>"
-            if rest else "")
-    return f'<td class="params">{e(text.params_line(shown, row.tuned))}{more}</td>'
+    params = text.params_line({**shown, **rest}, row.tuned) or "(the family's shared params)"
+    metrics = ", ".join(f"{c} {text.number(row.metrics[c], c)}" for c in folded if c in row.metrics)
+    summary = "metrics, params, commit" if metrics else "params, commit"
+    return (f'<td class="details">{run_cell(row.link, store)}<details><summary>{summary}</summary>'
+            + (f'<div class="params">{e(metrics)}</div>' if metrics else "")
+            + f'<div class="params">{e(params)}</div>'
+            f'<div>params hash <code>{e(row.params_hash)}</code></div>'
+            f'<div>commit <code title="{e(row.git_commit)}">{e(text.commit(row.git_commit))}</code></div>'
+            "</details></td>")
+
+
+def best_cell(row: Row) -> str:
+    """The best evaluation and where on the curve it came (``0.8123 @ 7``)."""
+    at = "" if row.best_at is None else f" @ {text.number(row.best_at, 'epochs')}"
+    return f'<td class="num">{e(text.number(row.best))}{e(at) if row.best is not None else ""}</td>'
 
 
 def _row(row: Row, family: FamilyReport, show_best: bool, store: RunStore) -> str:
+    shown, folded = family.extra_columns[:MAX_COLUMNS], family.extra_columns[MAX_COLUMNS:]
     cells = [f"<td>{e(row.model)}</td>",
              f'<td class="headline" data-metric="{e(family.headline)}">{e(text.number(row.value))}</td>',
              '<td class="reference">' + "<br>".join(e(text.reference(r)) for r in row.references) + "</td>"]
     if show_best:
-        cells.append(num_cell(row.best))
-    cells += [num_cell(row.metrics.get(c), c) for c in family.extra_columns]
-    cells += [num_cell(row.train_wall_s, "train_wall_s"),
-              params_cell(row),
-              f"<td><code>{e(row.params_hash)}</code></td>",
-              f'<td><code title="{e(row.git_commit)}">{e(text.commit(row.git_commit))}</code></td>',
-              f"<td>{run_cell(row.link, store)}</td>"]
+        cells.append(best_cell(row))
+    cells += [num_cell(row.metrics.get(c), c) for c in shown]
+    cells += [num_cell(row.train_wall_s, "train_wall_s"), details_cell(row, store, folded)]
     return f'<tr data-model="{e(row.model)}" data-stage="{e(row.stage)}">' + "".join(cells) + "</tr>"
+
+
+def board(family: FamilyReport, group: str, rows: list[Row], store: RunStore) -> str:
+    """One leaderboard: the family's rows of one group (environment), best first, and their curves."""
+    show_best = any(r.best is not None for r in rows)
+    columns = ["model", family.headline, "reference",
+               *([f"best (@ {family.curve_x.replace('_', ' ')})"] if show_best else []),
+               *family.extra_columns[:MAX_COLUMNS], "train time (s)", "MLflow run"]
+    parts = [f'<h3 class="group">{e(family.name)} on {e(group)}</h3>' if group else "",
+             '<div class="table-wrap">',
+             f'<table class="leaderboard" data-family="{e(family.name)}" data-headline="{e(family.headline)}" '
+             f'data-group="{e(group)}">',
+             "<thead><tr>" + "".join(f"<th>{header(h)}</th>" for h in columns) + "</tr></thead><tbody>",
+             *(_row(r, family, show_best, store) for r in rows),
+             "</tbody></table></div>"]
+    asset = family.curve_assets.get(group)
+    if asset:
+        where = f" ({e(group)})" if group else ""
+        parts.append(f'<figure class="curve"><img src="{src(asset)}" alt="{e(family.name)} learning curves{where}">'
+                     f"<figcaption>Learning curves{where} from <code>plots/{e(family.name)}-*.csv</code>"
+                     "</figcaption></figure>")
+    return "\n".join(p for p in parts if p)
 
 
 def leaderboard(family: FamilyReport, store: RunStore) -> str:
     if not family.rows:
         return '<p class="muted">No model of this family has a metrics file yet.</p>'
-    show_best = any(r.best is not None for r in family.rows)
-    header = ["model", family.headline, "reference", *(["best epoch"] if show_best else []),
-              *family.extra_columns, "train time (s)", "key params", "params hash", "commit", "MLflow"]
     order = "lower" if family.lower_is_better else "higher"
-    parts = [f"<p>Ranked by <code>{e(family.headline)}</code> ({order} is better).</p>",
-             '<div class="table-wrap">',
-             f'<table class="leaderboard" data-family="{e(family.name)}" data-headline="{e(family.headline)}">',
-             "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr></thead><tbody>",
-             *(_row(r, family, show_best, store) for r in family.rows),
-             "</tbody></table></div>"]
+    groups = family.groups
+    split = f", one leaderboard per {' / '.join(GROUP_FIELDS)}" if len(groups) > 1 else ""
+    parts = [f"<p>Ranked by <code>{e(family.headline)}</code> ({order} is better){e(split)}.</p>",
+             *(board(family, group, rows, store) for group, rows in groups.items())]
     if family.shared_params:
         parts.append(f'<p class="muted">Params every model shares: {e(text.params_line(family.shared_params))}.</p>')
     return "\n".join(parts)
@@ -145,28 +188,47 @@ def sweep_section(sweep: Sweep, store: RunStore) -> str:
     return "\n".join(parts)
 
 
+def gallery(family: FamilyReport) -> str:
+    """The figures grouped by kind (file name), each kind across the models: one figure scans across them."""
+    parts = [f"<h3>{e(family.name)}: figures</h3>"]
+    for name, figures in family.figure_kinds().items():
+        parts.append(f'<h4 class="figure-kind">{e(name)}</h4><div class="gallery" data-kind="{e(name)}">')
+        for figure in figures:
+            parts.append(f'<figure><a href="{src(figure.asset)}"><img src="{src(figure.asset)}" '
+                         f'alt="{e(figure.model)}: {e(figure.name)}"></a>'
+                         f"<figcaption>{e(figure.model)}</figcaption></figure>")
+        parts.append("</div>")
+    return "\n".join(parts)
+
+
 def family_section(family: FamilyReport, store: RunStore) -> str:
     parts = [f'<section class="family" id="family-{e(family.name)}">', f"<h2>{e(family.title)}</h2>",
              leaderboard(family, store)]
     if family.missing:
         parts.append(f'<p class="note warn">Missing (no metrics file yet): {e(", ".join(family.missing))}</p>')
-    if family.curve_asset:
-        parts.append(f'<figure class="curve"><img src="{src(family.curve_asset)}" '
-                     f'alt="{e(family.name)} learning curves"><figcaption>Learning curves from '
-                     f"<code>plots/{e(family.name)}-*.csv</code></figcaption></figure>")
     parts.append(bucket_table(family))
     if family.sweep is not None:
         parts.append(sweep_section(family.sweep, store))
     if family.figures:
-        parts.append(f"<h3>{e(family.name)}: figures</h3>")
-        parts.append('<div class="gallery">')
-        for figure in family.figures:
-            parts.append(f'<figure><a href="{src(figure.asset)}"><img src="{src(figure.asset)}" '
-                         f'alt="{e(figure.model)}: {e(figure.name)}"></a>'
-                         f"<figcaption>{e(figure.model)}: {e(figure.name)}</figcaption></figure>")
-        parts.append("</div>")
+        parts.append(gallery(family))
     parts.append("</section>")
     return "\n".join(p for p in parts if p)
+
+
+def commits_note(report: Report) -> str:
+    """A warning when the rows come from more than one commit or from a tree with uncommitted changes."""
+    commits = report.commits()
+    dirty = [c for c in commits if c.endswith("-dirty")]
+    if len(commits) <= 1 and not dirty:
+        return ""
+    items = "".join(f"<li><code>{e(text.commit(c))}</code>: {len(rows)} rows "
+                    f'<span class="muted">({e(", ".join(rows[:6]))}{", ..." if len(rows) > 6 else ""})</span></li>'
+                    for c, rows in commits.items())
+    why = (f"the rows come from {len(commits)} commits" if len(commits) > 1 else "one commit") + (
+        f", {len(dirty)} of them with uncommitted changes (-dirty)" if dirty else "")
+    return (f'<div class="note warn" id="commits-note"><strong>Mixed provenance</strong>: {e(why)}; rows of '
+            f"different code may not be comparable (<code>dvc repro</code> reruns what changed)."
+            f"<details><summary>rows per commit</summary><ul>{items}</ul></details></div>")
 
 
 def render(report: Report) -> str:
@@ -184,6 +246,7 @@ def render(report: Report) -> str:
                      f'<a href="{e(store.dashboard_url)}">{e(store.dashboard_url)}</a> '
                      f"(start it with <code>make dashboard</code>); runs looked up in "
                      f"<code>{e(store.tracking_uri)}</code>.</div>")
+    notes.append(commits_note(report))
     if not report.families:
         notes.append(f'<p class="muted">No metrics files in <code>{e(report.sources["metrics"])}</code>.</p>')
     nav = " ".join(f'<a href="#family-{e(f.name)}">{e(f.title)}</a>' for f in report.families)

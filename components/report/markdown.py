@@ -7,7 +7,7 @@ import html
 from urllib.parse import quote
 
 from components.report import text
-from components.report.collect import FamilyReport, Report, Row, Sweep
+from components.report.collect import GROUP_FIELDS, FamilyReport, Report, Row, Sweep
 
 
 def esc(value: object) -> str:
@@ -31,7 +31,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _row_cells(row: Row, family: FamilyReport, show_best: bool) -> list[str]:
     cells = [esc(row.model), text.number(row.value), esc(text.references(row.references))]
     if show_best:
-        cells.append(text.number(row.best))
+        at = "" if row.best is None or row.best_at is None else f" @ {text.number(row.best_at, 'epochs')}"
+        cells.append(text.number(row.best) + at)
     cells += [text.number(row.metrics.get(c), c) for c in family.extra_columns]
     shown, rest = text.key_params(row.key_params, row.tuned)
     more = f" (+{len(rest)} more)" if rest else ""
@@ -44,13 +45,21 @@ def _row_cells(row: Row, family: FamilyReport, show_best: bool) -> list[str]:
 def leaderboard(family: FamilyReport) -> list[str]:
     if not family.rows:
         return ["No model of this family has a metrics file yet."]
-    show_best = any(r.best is not None for r in family.rows)
-    header = ["model", esc(family.headline), "reference", *(["best epoch"] if show_best else []),
-              *(esc(c) for c in family.extra_columns), "train time (s)", "key params", "params hash", "commit",
-              "MLflow"]
     order = "lower" if family.lower_is_better else "higher"
-    lines = [f"Ranked by `{esc(family.headline)}` ({order} is better).", ""]
-    lines += _table(header, [_row_cells(r, family, show_best) for r in family.rows])
+    groups = family.groups
+    split = f", one leaderboard per {' / '.join(GROUP_FIELDS)}" if len(groups) > 1 else ""
+    lines = [f"Ranked by `{esc(family.headline)}` ({order} is better){split}."]
+    for group, rows in groups.items():
+        show_best = any(r.best is not None for r in rows)
+        header = ["model", esc(family.headline), "reference",
+                  *([f"best (@ {family.curve_x.replace('_', ' ')})"] if show_best else []),
+                  *(esc(c) for c in family.extra_columns), "train time (s)", "key params", "params hash", "commit",
+                  "MLflow"]
+        if group:
+            lines += ["", f"### {esc(family.name)} on {esc(group)}"]
+        lines += ["", *_table(header, [_row_cells(r, family, show_best) for r in rows])]
+        if family.curve_assets.get(group):
+            lines += ["", f"![{esc(family.name)} learning curves]({url(family.curve_assets[group])})"]
     if family.shared_params:
         lines += ["", f"Params every model shares: {esc(text.params_line(family.shared_params))}."]
     return lines
@@ -91,19 +100,14 @@ def family_section(family: FamilyReport) -> list[str]:
     lines = ["", f"## {esc(family.title)}", "", *leaderboard(family)]
     if family.missing:
         lines += ["", f"Missing (no metrics file yet): {esc(', '.join(family.missing))}."]
-    if family.curve_asset:
-        lines += ["", f"![{esc(family.name)} learning curves]({url(family.curve_asset)})"]
     lines += bucket_table(family)
     if family.sweep is not None:
         lines += sweep_section(family.sweep)
     if family.figures:
         lines += ["", f"### {esc(family.name)}: figures"]
-        model = None
-        for figure in family.figures:
-            if figure.model != model:
-                model = figure.model
-                lines += ["", f"**{esc(model)}**", ""]
-            lines.append(f"![{esc(model)}: {esc(figure.name)}]({url(figure.asset)})")
+        for name, figures in family.figure_kinds().items():
+            lines += ["", f"**{esc(name)}**", ""]
+            lines += [f"![{esc(f.model)}: {esc(name)}]({url(f.asset)})" for f in figures]
     return lines
 
 
@@ -120,6 +124,13 @@ def render(report: Report) -> str:
     else:
         lines += ["", f"MLflow run links open the dashboard at {esc(store.dashboard_url)} (`make dashboard`); "
                       f"runs looked up in `{esc(store.tracking_uri)}`."]
+    commits = report.commits()
+    dirty = [c for c in commits if c.endswith("-dirty")]
+    if len(commits) > 1 or dirty:
+        listing = "; ".join(f"{esc(text.commit(c))}: {len(rows)} rows" for c, rows in commits.items())
+        lines += ["", f"**Mixed provenance**: the rows come from {len(commits)} commit(s)"
+                      + (f", {len(dirty)} with uncommitted changes (-dirty)" if dirty else "")
+                      + f"; rows of different code may not be comparable ({listing})."]
     if not report.families:
         lines += ["", f"No metrics files in {esc(report.sources['metrics'])}."]
     for family in report.families:

@@ -37,7 +37,18 @@ def _metrics(run_ids: dict[str, str]) -> dict[str, dict]:
                                  "mlflow_run_id": ABSENT_RUN}
     files["rl-dqn"] = {**common, "headline_metric": "rl/greedy_return_mean", "rl/greedy_return_mean": 487.5,
                        "rl/return_threshold": 475.0, "rl/episode_return_mean": 431.2, "rl/env_steps": 21000.0,
-                       "train_wall_s": 61.0, "mlflow_run_id": ABSENT_RUN}
+                       "train_wall_s": 61.0, "mlflow_run_id": ABSENT_RUN, "env": "CartPole-v1"}
+    files["rl-q_learning"] = {**common, "headline_metric": "rl/greedy_return_mean", "rl/greedy_return_mean": 0.747,
+                              "rl/optimal_return": 0.705, "train_wall_s": 2.0, "mlflow_run_id": ABSENT_RUN,
+                              "env": "GridWorld-v0"}
+    # the widest family: its descriptor's eight columns and more
+    files["adversarial-cnn_pgd"] = {**common, "headline_metric": "val/robust_accuracy", "val/robust_accuracy": 0.7148,
+                                    "test/clean_accuracy": 0.9519, "val/accuracy": 0.9519, "train/loss": 0.74,
+                                    "epochs": 80, "train_wall_s": 164.0, "mlflow_run_id": ABSENT_RUN,
+                                    **{f"test/{name}": 0.5 for name in (
+                                        "accuracy", "robust_accuracy", "robust_accuracy_strong", "random_sign_accuracy",
+                                        "least_likely_success/one_step", "least_likely_success/iterative",
+                                        "universal_fooling_rate", "universal_random_fooling_rate")}}
     files["translation-gru"] = {**common, "headline_metric": "val/bleu", "val/bleu": 53.52607, "test/bleu": 51.2,
                                 "test/bleu/len_01-10": 70.1, "test/exact_match/len_01-10": 0.41,
                                 "test/bleu/len_11-20": 40.3, "test/exact_match/len_11-20": 0.05,
@@ -119,7 +130,8 @@ def test_report_loads_every_image(driver, report):
     broken = [src for src, complete, width in images if not (complete and width > 0)]
     assert not broken, f"broken images: {broken}"
     assert all(not src.startswith(("http:", "https:", "/")) for src, _, _ in images)  # relative: opens from disk
-    assert {f"assets/curves/{family}.png" for family in curves} <= {src for src, _, _ in images}
+    charts = {f"assets/curves/{family}.png" for family in curves - {"rl"}} | {"assets/curves/rl-CartPole-v1.png"}
+    assert charts <= {src for src, _, _ in images}  # RL: one chart per environment (q_learning has no CSV)
     screenshot(driver, "report", full_page=True)
 
 
@@ -144,6 +156,7 @@ def test_leaderboards_show_the_metrics_files_values(driver, report):
 
     missing = driver.find_element(By.ID, "missing-stages").text
     assert "train_segmentation@dilated" in missing and "rl@reinforce" in missing and "evaluator" in missing
+    assert "rl@q_learning" not in missing
     assert "train_segmentation@unet" not in missing
     segnet = driver.find_element(By.CSS_SELECTOR, "tr[data-model='segnet']").text
     assert "no link: run not in the MLflow store" in segnet
@@ -167,3 +180,34 @@ def test_run_link_opens_the_run_in_the_dashboard(driver, report, dashboard, mlfl
     WebDriverWait(driver, 60).until(
         lambda d: all(t in d.find_element(By.TAG_NAME, "body").text for t in ("unet", "val/miou", run_id)))
     screenshot(driver, "report-link-run-page")
+
+
+def test_every_leaderboard_fits_a_1320_px_window(driver, report):
+    """Params, commit and the MLflow link no longer hide behind a horizontal scrollbar."""
+    driver.set_window_size(1320, 1000)
+    try:
+        _open(driver, report)
+        tables = driver.execute_script(
+            "return [...document.querySelectorAll('table.leaderboard')].map(t => [t.dataset.family, "
+            "t.getBoundingClientRect().right, t.parentElement.scrollWidth - t.parentElement.clientWidth])")
+        page = driver.execute_script(
+            "return [document.documentElement.clientWidth, document.documentElement.scrollWidth]")
+        assert len(tables) >= 5 and page[1] <= page[0]
+        assert [(family, right) for family, right, _ in tables if right > page[0]] == []
+        assert [(family, scroll) for family, _, scroll in tables if scroll > 0] == []
+        driver.execute_script("document.getElementById('family-adversarial').scrollIntoView()")
+        screenshot(driver, "report-1320px-adversarial")
+    finally:
+        driver.set_window_size(1400, 1000)
+
+
+def test_each_rl_environment_has_its_own_leaderboard(driver, report):
+    from selenium.webdriver.common.by import By
+
+    _open(driver, report)
+    boards = {t.get_attribute("data-group"): [r.get_attribute("data-model")
+                                              for r in t.find_elements(By.CSS_SELECTOR, "tbody tr")]
+              for t in driver.find_elements(By.CSS_SELECTOR, "table.leaderboard[data-family='rl']")}
+    assert boards == {"CartPole-v1": ["dqn"], "GridWorld-v0": ["q_learning"]}
+    headings = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "#family-rl h3.group")]
+    assert headings == ["rl on CartPole-v1", "rl on GridWorld-v0"]

@@ -210,7 +210,7 @@ def test_html_escapes_a_hostile_model_name(tmp_path):
     assert {tag for tag, _ in elements.tags} <= {
         "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p", "code", "a", "div",
         "ul", "li", "nav", "main", "section", "table", "thead", "tbody", "tr", "th", "td", "details", "summary",
-        "span", "br", "figure", "img", "figcaption", "strong"}
+        "span", "br", "figure", "img", "figcaption", "strong", "h4", "wbr"}
     sources = [attrs["src"] for tag, attrs in elements.tags if tag == "img"]
     assert sources == ["assets/figures/segmentation-%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E%22%26/masks.png"]
     md = markdown.render(report)
@@ -341,3 +341,100 @@ def test_a_model_without_a_finite_headline_ranks_last(tmp_path):
     report = build(write_inputs(tmp_path, metrics))
     assert [r.model for r in report.families[0].rows] == ["unet", "fcn", "broken"]
     assert "| broken |  |" in markdown.render(report)
+
+
+def test_each_environment_gets_its_own_leaderboard_and_chart(tmp_path):
+    """CartPole's returns (~500) and the grid world's (~0.7) are ranked and drawn apart."""
+    metrics = {
+        "rl-dqn": {**METRICS["rl-dqn"], "env": "CartPole-v1"},
+        "rl-reinforce": {**METRICS["rl-dqn"], "rl/greedy_return_mean": 96.5, "env": "CartPole-v1"},
+        "rl-q_learning": {**METRICS["rl-dqn"], "rl/greedy_return_mean": 0.747, "env": "GridWorld-v0"},
+    }
+    dirs = write_inputs(tmp_path, metrics)
+    for model, ret in (("dqn", 480.0), ("reinforce", 90.0), ("q_learning", 0.7)):
+        (dirs["plots"] / f"rl-{model}.csv").write_text(f"env_steps,rl/episode_return_mean\n100,1\n200,{ret}\n")
+    report = build(dirs)
+    family = report.families[0]
+    assert {group: [r.model for r in rows] for group, rows in family.groups.items()} == {
+        "CartPole-v1": ["dqn", "reinforce"], "GridWorld-v0": ["q_learning"]}
+    pages = write_report(report, tmp_path / "reports")
+    out = tmp_path / "reports" / "assets" / "curves"
+    assert sorted(p.name for p in out.iterdir()) == ["rl-CartPole-v1.png", "rl-GridWorld-v0.png"]
+    tables = [attrs for tag, attrs in parse(pages["html"].read_text()).tags if tag == "table"]
+    assert [t["data-group"] for t in tables] == ["CartPole-v1", "GridWorld-v0"]
+    page = pages["markdown"].read_text()
+    assert "### rl on CartPole-v1" in page and "### rl on GridWorld-v0" in page
+    assert page.index("| reinforce |") < page.index("### rl on GridWorld-v0") < page.index("| q_learning |")
+
+
+def test_best_column_says_where_on_the_curve_the_best_came(tmp_path):
+    """The best value with its epoch (max for mIoU, min for FID), not the final value twice."""
+    dirs = write_inputs(tmp_path, {k: METRICS[k] for k in ("segmentation-unet", "generative-dcgan")})
+    (dirs["plots"] / "segmentation-unet.csv").write_text("epoch,val/miou\n1,0.5\n2,0.83\n3,0.83\n4,0.8123456\n")
+    (dirs["plots"] / "generative-dcgan.csv").write_text("epoch,val/fid_evaluator\n1,90\n5,18.2\n10,19.16493\n")
+    report = build(dirs)
+    unet, dcgan = (family.rows[0] for family in report.families)
+    assert (unet.best, unet.best_at) == (0.83, 2.0)  # the first of equals
+    assert (dcgan.best, dcgan.best_at) == (18.2, 5.0)
+    assert "0.8300 @ 2" in html_page.render(report) and "| 18.2000 @ 5 |" in markdown.render(report)
+
+
+def test_rows_from_several_commits_or_a_dirty_tree_are_flagged(tmp_path):
+    mixed = build(write_inputs(tmp_path / "mixed", {k: METRICS[k] for k in ("segmentation-unet", "segmentation-fcn")}))
+    assert mixed.commits() == {METRICS["segmentation-unet"]["git_commit"]: ["segmentation-unet"],
+                               METRICS["segmentation-fcn"]["git_commit"]: ["segmentation-fcn"]}
+    assert 'id="commits-note"' in html_page.render(mixed) and "**Mixed provenance**" in markdown.render(mixed)
+    clean = {k: {**METRICS[k], "git_commit": "c" * 40} for k in ("segmentation-unet", "segmentation-fcn")}
+    same = build(write_inputs(tmp_path / "clean", clean))
+    assert 'id="commits-note"' not in html_page.render(same) and "Mixed provenance" not in markdown.render(same)
+    dirty = build(write_inputs(tmp_path / "dirty", {"segmentation-unet": METRICS["segmentation-unet"]}))
+    assert "1 of them with uncommitted changes" in html_page.render(dirty)
+
+
+def test_gallery_groups_one_kind_of_figure_across_models(tmp_path):
+    dirs = write_inputs(tmp_path, {k: METRICS[k] for k in ("segmentation-unet", "segmentation-fcn")})
+    for model in ("fcn", "unet"):
+        for name in ("masks.png", "errors.png"):
+            (dirs["figures"] / f"segmentation-{model}").mkdir(exist_ok=True)
+            (dirs["figures"] / f"segmentation-{model}" / name).write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    family = build(dirs).families[0]
+    assert {name: [f.model for f in figures] for name, figures in family.figure_kinds().items()} == {
+        "errors.png": ["fcn", "unet"], "masks.png": ["fcn", "unet"]}
+    page = html_page.render(build(dirs))
+    assert page.index('data-kind="errors.png"') < page.index('data-kind="masks.png"')
+
+
+def test_wide_families_fold_their_extra_columns_into_the_row(tmp_path):
+    row = {"headline_metric": "val/robust_accuracy", "val/robust_accuracy": 0.7, "git_commit": "c" * 40,
+           **{f"test/metric_{i}": i / 20 for i in range(12)}}
+    dirs = write_inputs(tmp_path, {"adversarial-cnn": row})
+    report = build(dirs)
+    report.families[0].extra_columns = [f"test/metric_{i}" for i in range(12)]
+    page = html_page.render(report)
+    headers = page[page.index("<thead>"):page.index("</thead>")]
+    assert headers.count("<th>") == 5 + html_page.MAX_COLUMNS  # model, headline, reference, time, run
+    assert "test/metric_11 0.5500" in page  # folded into the row's details, not lost
+
+
+def test_curve_axes_are_readable():
+    """One epoch gets one whole-number tick, not 0.96-1.04; a log axis reads 2, 5, 10, not 2x10^0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from components.report.curves import readable_axes
+
+    fig, (one, log) = plt.subplots(1, 2)
+    one.plot([1], [0.5], marker="o")
+    readable_axes(one, [1.0])
+    assert list(one.get_xticks()) == [1.0]
+    log.plot([1, 2, 3], [1.7, 2.5, 19.0])
+    log.set_yscale("log")
+    readable_axes(log, [1.0, 2.0, 3.0])
+    fig.canvas.draw()
+    labels = [t.get_text() for t in log.get_yticklabels() if t.get_text()]
+    assert labels and all("times" not in t and "^" not in t for t in labels) and "10" in labels
+    assert not [t.get_text() for t in log.get_yticklabels(minor=True) if t.get_text()]
+    assert all(float(t).is_integer() for t in (x.get_text() for x in log.get_xticklabels()) if t)
+    plt.close(fig)
