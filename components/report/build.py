@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from components.io import atomic_directory, atomic_write_bytes, atomic_write_text
-from components.report import curves, html, markdown
+from components.report import curves, html, interactive, markdown
 from components.report.collect import Report
 
 
@@ -25,14 +25,23 @@ def write_report(report: Report, out_dir: Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
         for family in report.families:
-            family.curve_assets = {}
+            family.curve_assets, family.charts = {}, {}
             for group, rows in family.groups.items():  # one chart per leaderboard: one environment per axis
                 csvs = {r.model: family.plots[r.model] for r in rows if r.model in family.plots}
+                name = f"{family.name}{'-' + slug(group) if group else ''}"
                 png = curves.render(family.name, family.headline, csvs)
                 if png is not None:
-                    asset = f"assets/curves/{family.name}{'-' + slug(group) if group else ''}.png"
-                    family.curve_assets[group] = asset
-                    atomic_write_bytes(tmp / asset, png)
+                    family.curve_assets[group] = f"assets/curves/{name}.png"
+                    atomic_write_bytes(tmp / family.curve_assets[group], png)
+                    family.charts[group] = interactive.curves_chart(family.name, family.headline, csvs,
+                                                                    f"curves-{name}")
+            family.sweep_chart = None
+            if family.sweep is not None and family.sweep.enabled:
+                family.sweep_chart = interactive.sweep_chart(family.sweep, f"sweep-{family.name}")
+        if any(f.charts or f.sweep_chart for f in report.families):
+            (tmp / "assets").mkdir(exist_ok=True)
+            shutil.copyfile(interactive.plotly_js(), tmp / interactive.PLOTLY_ASSET)
+        for family in report.families:
             for figure in family.figures:
                 target = tmp / figure.asset
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -165,6 +165,8 @@ class FamilyReport:
     missing: list[str]  # expected stages without a metrics file
     curve_x: str = "epoch"  # the learning curves' x column (best_at's unit)
     curve_assets: dict[str, str] = field(default_factory=dict)  # group -> its chart, set when rendered
+    charts: dict[str, str] = field(default_factory=dict)  # group -> its interactive chart (HTML), when rendered
+    sweep_chart: str | None = None  # the sweep's trials against its params (HTML), when rendered
 
     @property
     def groups(self) -> dict[str, list[Row]]:

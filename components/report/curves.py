@@ -46,6 +46,23 @@ def read_series(path: Path, x: str, y: str) -> tuple[list[float], list[float]]:
     return xs, ys
 
 
+Series = dict[Curve, dict[str, tuple[list[float], list[float]]]]
+
+
+def curve_series(family: str, headline: str, csvs: dict[str, Path]) -> tuple[CurveSpec, Series]:
+    """The family's chart spec and, per panel with a point to draw, each model's (x, y) points."""
+    spec = spec_for(family, headline)
+    series = {panel: {model: read_series(path, spec.x, panel.y) for model, path in sorted(csvs.items())}
+              for panel in spec.panels}
+    series = {panel: {m: s for m, s in lines.items() if s[0]} for panel, lines in series.items()}
+    return spec, {panel: lines for panel, lines in series.items() if lines}
+
+
+def log_scale(panel: Curve, lines: dict[str, tuple[list[float], list[float]]]) -> bool:
+    """A panel asks for a log y axis and every value is positive."""
+    return panel.log_y and all(v > 0 for _, ys in lines.values() for v in ys)
+
+
 def readable_axes(ax, xs: list[float]) -> None:
     """Ticks a reader can use: whole numbers on an x of epochs or steps (one epoch gave ticks 0.96-1.04),
     plain numbers on a log y axis (not 1.74x10^0), and no minor labels crowding a log axis."""
@@ -67,11 +84,7 @@ def readable_axes(ax, xs: list[float]) -> None:
 
 def render(family: str, headline: str, csvs: dict[str, Path], dpi: int = 100) -> bytes | None:
     """The family's learning curves as PNG bytes, or None when no CSV has a point to draw."""
-    spec = spec_for(family, headline)
-    series = {panel: {model: read_series(path, spec.x, panel.y) for model, path in sorted(csvs.items())}
-              for panel in spec.panels}
-    series = {panel: {m: s for m, s in lines.items() if s[0]} for panel, lines in series.items()}
-    series = {panel: lines for panel, lines in series.items() if lines}
+    spec, series = curve_series(family, headline, csvs)
     if not series:
         return None
 
@@ -86,7 +99,7 @@ def render(family: str, headline: str, csvs: dict[str, Path], dpi: int = 100) ->
     for ax, (panel, lines) in zip(axes[0], series.items(), strict=True):
         for model, (xs, ys) in lines.items():
             ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, linewidth=1.4, label=model)
-        if panel.log_y and all(v > 0 for _, ys in lines.values() for v in ys):
+        if log_scale(panel, lines):
             ax.set_yscale("log")
         readable_axes(ax, [v for xs, _ in lines.values() for v in xs])
         ax.set_title(panel.title, fontsize=10)

@@ -1,7 +1,8 @@
-"""The report as one static HTML page (``reports/index.html``): inline CSS, no script, nothing fetched
-from the network; every image is a relative path into ``reports/assets/``, so the folder works when
-opened from disk. Every value from a file goes through :func:`e` (text and attributes) or :func:`src`
-(paths in URLs)."""
+"""The report as one HTML page (``reports/index.html``): inline CSS, nothing fetched from the network;
+every image and the charting library (``assets/plotly.min.js``, for the interactive charts of
+:mod:`components.report.interactive`) are relative paths into ``reports/assets/``, so the folder works
+when opened from disk. Every value from a file goes through :func:`e` (text and attributes) or
+:func:`src` (paths in URLs); the charts' JSON is escaped where it is built."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import quote
 
 from components.report import text
 from components.report.collect import GROUP_FIELDS, FamilyReport, Report, Row, Sweep
+from components.report.interactive import PLOTLY_ASSET
 from components.report.runs import RunLink, RunStore
 
 # Metric columns a leaderboard shows besides its headline (the descriptor's own first); the rest fold
@@ -48,6 +50,7 @@ figure.curve img { max-width: 100%; height: auto; border: 1px solid #e3e7ec; }
 .gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: .8rem; }
 .gallery figure { border: 1px solid #e3e7ec; padding: .4rem; border-radius: 4px; }
 .gallery img { width: 100%; height: auto; }
+figure.curve .chart { width: 100%; max-width: 1240px; border: 1px solid #e3e7ec; }
 figcaption { font-size: 12.5px; color: #5f6b78; }
 """
 
@@ -124,12 +127,16 @@ def board(family: FamilyReport, group: str, rows: list[Row], store: RunStore) ->
              "<thead><tr>" + "".join(f"<th>{header(h)}</th>" for h in columns) + "</tr></thead><tbody>",
              *(_row(r, family, show_best, store) for r in rows),
              "</tbody></table></div>"]
-    asset = family.curve_assets.get(group)
-    if asset:
-        where = f" ({e(group)})" if group else ""
-        parts.append(f'<figure class="curve"><img src="{src(asset)}" alt="{e(family.name)} learning curves{where}">'
-                     f"<figcaption>Learning curves{where} from <code>plots/{e(family.name)}-*.csv</code>"
+    asset, chart = family.curve_assets.get(group), family.charts.get(group)
+    where = f" ({e(group)})" if group else ""
+    caption = f"Learning curves{where} from <code>plots/{e(family.name)}-*.csv</code>"
+    if chart:  # built by components.report.interactive: its JSON is escaped there
+        parts.append(f'<figure class="curve">{chart}<figcaption>{caption}: hover a point for its model and '
+                     f'values, drag to zoom, double-click to reset (<a href="{src(asset)}">PNG</a>)'
                      "</figcaption></figure>")
+    elif asset:
+        parts.append(f'<figure class="curve"><img src="{src(asset)}" alt="{e(family.name)} learning curves{where}">'
+                     f"<figcaption>{caption}</figcaption></figure>")
     return "\n".join(p for p in parts if p)
 
 
@@ -165,7 +172,7 @@ def bucket_table(family: FamilyReport) -> str:
                       *rows, "</tbody></table></div>"])
 
 
-def sweep_section(sweep: Sweep, store: RunStore) -> str:
+def sweep_section(sweep: Sweep, store: RunStore, chart: str | None = None) -> str:
     parts = [f'<section class="sweep" data-family="{e(sweep.family)}">',
              f"<h3>Hyperparameter sweep ({e(sweep.model or sweep.family)})</h3>"]
     if not sweep.enabled:
@@ -176,6 +183,9 @@ def sweep_section(sweep: Sweep, store: RunStore) -> str:
     if sweep.best_config:
         parts.append(f"<p>Best config: <code>{e(text.params_line(sweep.best_config))}</code></p>")
     parts.append(f"<p>MLflow parent run: {run_cell(sweep.link, store, 'sweep')}</p>")
+    if chart:
+        parts.append(f'<figure class="curve">{chart}<figcaption>Each trial\'s {e(sweep.metric)} against each '
+                     "param searched (hover a trial for its id)</figcaption></figure>")
     if sweep.trials:
         header = ["trial", sweep.metric, sweep.unit, "stopped early", "config"]
         rows = [f'<tr data-trial="{e(t.trial_id)}"><td>{e(t.trial_id)}</td>{num_cell(t.value)}'
@@ -208,7 +218,7 @@ def family_section(family: FamilyReport, store: RunStore) -> str:
         parts.append(f'<p class="note warn">Missing (no metrics file yet): {e(", ".join(family.missing))}</p>')
     parts.append(bucket_table(family))
     if family.sweep is not None:
-        parts.append(sweep_section(family.sweep, store))
+        parts.append(sweep_section(family.sweep, store, family.sweep_chart))
     if family.figures:
         parts.append(gallery(family))
     parts.append("</section>")
@@ -251,13 +261,15 @@ def render(report: Report) -> str:
         notes.append(f'<p class="muted">No metrics files in <code>{e(report.sources["metrics"])}</code>.</p>')
     nav = " ".join(f'<a href="#family-{e(f.name)}">{e(f.title)}</a>' for f in report.families)
     body = "\n".join(family_section(f, store) for f in report.families)
+    charts = any(f.charts or f.sweep_chart for f in report.families)
+    plotly = f'\n<script src="{src(PLOTLY_ASSET)}"></script>' if charts else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>courselab report</title>
-<style>{STYLE}</style>
+<style>{STYLE}</style>{plotly}
 </head>
 <body>
 <header>

@@ -125,14 +125,44 @@ def test_report_loads_every_image(driver, report):
     _open(driver, report)
     images = driver.execute_script(
         "return [...document.images].map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])")
-    curves = {"segmentation", "generative", "rl", "translation"}  # the families with a CSV
-    assert len(images) == len(curves) + sum(map(len, report["figures"].values()))
+    assert len(images) == sum(map(len, report["figures"].values()))  # the curves are interactive charts
     broken = [src for src, complete, width in images if not (complete and width > 0)]
     assert not broken, f"broken images: {broken}"
-    assert all(not src.startswith(("http:", "https:", "/")) for src, _, _ in images)  # relative: opens from disk
-    charts = {f"assets/curves/{family}.png" for family in curves - {"rl"}} | {"assets/curves/rl-CartPole-v1.png"}
-    assert charts <= {src for src, _, _ in images}  # RL: one chart per environment (q_learning has no CSV)
+    scripts = driver.execute_script("return [...document.scripts].map(s => s.getAttribute('src')).filter(s => s)")
+    assert scripts == ["assets/plotly.min.js"]
+    for src in [s for s, _, _ in images] + scripts:  # relative: the folder opens from disk
+        assert not src.startswith(("http:", "https:", "/")) and (report["dir"] / src).is_file(), src
+    charts = driver.execute_script("return [...document.querySelectorAll('.chart')].map(c => "
+                                   "[c.id, c.querySelectorAll('.main-svg').length > 0])")
+    # one per leaderboard with a CSV (RL: CartPole's; q_learning has none) and the segmentation sweep
+    assert sorted(charts) == [[name, True] for name in (
+        "curves-generative", "curves-rl-CartPole-v1", "curves-segmentation", "curves-translation",
+        "sweep-segmentation")]
     screenshot(driver, "report", full_page=True)
+
+
+def test_a_chart_answers_hover_with_the_network_off(driver, report):
+    """Plotly comes from the report's own assets: with the network off, hovering a point of the
+    segmentation curves shows its model, epoch and value."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
+    try:
+        _open(driver, report)
+        driver.execute_script("document.getElementById('curves-segmentation').scrollIntoView()")
+        x, y = driver.execute_script(
+            "const p = document.querySelectorAll('#curves-segmentation .scatterlayer .trace')[0]"
+            ".querySelectorAll('.point')[1].getBoundingClientRect(); return [p.x + p.width / 2, p.y + p.height / 2]")
+        action = ActionBuilder(driver)
+        action.pointer_action.move_to_location(int(x), int(y))
+        action.perform()
+        label = WebDriverWait(driver, 10).until(lambda d: d.execute_script(
+            "return document.querySelector('#curves-segmentation .hoverlayer').textContent"))
+        assert "fcn" in label and "epoch 2" in label and f"val/miou {STORE_RUNS['fcn'] * 2 / 3:.4g}" in label
+        screenshot(driver, "report-hover")
+    finally:
+        driver.delete_network_conditions()
 
 
 def test_leaderboards_show_the_metrics_files_values(driver, report):

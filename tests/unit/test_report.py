@@ -438,3 +438,26 @@ def test_curve_axes_are_readable():
     assert not [t.get_text() for t in log.get_yticklabels(minor=True) if t.get_text()]
     assert all(float(t).is_integer() for t in (x.get_text() for x in log.get_xticklabels()) if t)
     plt.close(fig)
+
+
+def test_interactive_charts_cannot_be_broken_out_of(tmp_path):
+    """A model name or sweep param that holds markup stays inside the chart's JSON string."""
+    from components.report.interactive import curves_chart, sweep_chart
+
+    hostile = "</script><script>alert(1)</script>"
+    csv = tmp_path / "curve.csv"
+    csv.write_text("epoch,val/miou\n1,0.5\n2,0.7\n")
+    chart = curves_chart("segmentation", "val/miou", {hostile: csv}, "curves-x")
+    assert chart.count("<script>") == 1 and chart.count("</script>") == 1 and "alert(1)" in chart
+    payload = chart[chart.index("var f=") + 6:chart.index(";Plotly.newPlot")]
+    figure = json.loads(payload)
+    assert figure["data"][0]["name"] == hostile and figure["data"][0]["y"] == [0.5, 0.7]
+    sweep = parse_sweep({"family": "segmentation", "model": "unet", "metric": "val/miou", "trials": [
+        {"trial_id": hostile, "config": {"lr": 0.001, "norm": "batch"}, "value": 0.4, "epochs": 2},
+        {"trial_id": "b", "config": {"lr": 0.1, "norm": "group"}, "value": 0.6, "epochs": 1, "stopped_early": True}]},
+        RunStore(None))
+    chart = sweep_chart(sweep, "sweep-x")
+    figure = json.loads(chart[chart.index("var f=") + 6:chart.index(";Plotly.newPlot")])
+    assert chart.count("</script>") == 1
+    assert [t["name"] for t in figure["data"]] == ["ran its length", "stopped early"]  # lr only: norm is text
+    assert figure["layout"]["xaxis"]["type"] == "log" and figure["layout"]["xaxis"]["title"]["text"] == "lr"
