@@ -38,6 +38,10 @@ RUN_KEY_TAG = "courselab.run_key"
 STAGE_TAG = "courselab.dvc_stage"
 PARAMS_HASH_TAG = "courselab.params_hash"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
+# "true" on the newest finished run of each stage (its outputs are the ones in metrics/ and models/),
+# "false" on the stage's earlier runs: the MLflow UI's search `tags.courselab.current = 'true'` hides
+# superseded runs of earlier repros.
+CURRENT_TAG = "courselab.current"
 
 # configure(): how long the reachability check of an http(s) server may take in all (DNS
 # included), and MLflow's HTTP settings for every later request of this process and its Ray
@@ -148,19 +152,36 @@ def _is_local_store(uri: str) -> bool:
     return uri.startswith("sqlite:") or "://" not in uri
 
 
+NOTE_TAG = "mlflow.note.content"  # an experiment's description in the MLflow UI
+
+
+def describe(experiment: str) -> str:
+    """The experiment's description: which family it holds, what ranks its runs, how to see the current ones."""
+    from components.families import FAMILIES
+
+    family = next((f for f in FAMILIES.values() if f.experiment == experiment), None)
+    what = (f"{family.title}: every run of the `{family.name}` family's stages. Models are ranked by "
+            f"`{family.headline}`." if family else f"Runs of courselab's `{experiment}` stages.")
+    return (f"{what} Each DVC stage's newest finished run carries the tag `courselab.current = true` (its "
+            "outputs are the ones in metrics/ and models/); search `tags.courselab.current = 'true'` to hide "
+            "runs of earlier repros. Sweep trials are nested under their parent run.")
+
+
 def ensure_experiment(name: str) -> str:
-    """The id of experiment ``name``, created (with a repo-local artifact root) if missing."""
+    """The id of experiment ``name``, created (with a repo-local artifact root and a description) if missing."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     try:
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is not None:
+            if NOTE_TAG not in experiment.tags:  # stores from before descriptions
+                mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, NOTE_TAG, describe(name))
             return experiment.experiment_id
         location = None
         if _is_local_store(mlflow.get_tracking_uri()):
             location = (repo_root() / "mlartifacts" / name).as_uri()
-        return mlflow.create_experiment(name, artifact_location=location)
+        return mlflow.create_experiment(name, artifact_location=location, tags={NOTE_TAG: describe(name)})
     except MlflowException as err:
         raise UserError(f"MLflow tracking store {mlflow.get_tracking_uri()} failed: {err.message}") from None
     except OSError as err:
@@ -201,14 +222,49 @@ def open_training_run(
     return run
 
 
+def mark_current(run: Any) -> None:
+    """Move :data:`CURRENT_TAG` to ``run`` (a finished run) from the earlier runs of its stage."""
+    import mlflow
+
+    stage = run.data.tags.get(STAGE_TAG)
+    if not stage:
+        return
+    client = mlflow.MlflowClient()
+    earlier = mlflow.search_runs(
+        [run.info.experiment_id], output_format="list",
+        filter_string=f"tags.`{STAGE_TAG}` = '{stage}' and tags.`{CURRENT_TAG}` = 'true'")
+    for other in earlier:
+        if other.info.run_id != run.info.run_id:
+            client.set_tag(other.info.run_id, CURRENT_TAG, "false")
+    client.set_tag(run.info.run_id, CURRENT_TAG, "true")
+
+
+def end_training_run(status: str) -> None:
+    """End the active run with ``status``; a FINISHED run becomes its stage's current one."""
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is None:
+        return
+    if status == "FINISHED":
+        mark_current(mlflow.get_run(active.info.run_id))
+    mlflow.end_run(status)
+
+
 @contextmanager
 def training_run(
     experiment: str, run_key: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]
 ) -> Iterator[Any]:
-    """:func:`open_training_run` as a context: the run ends FINISHED on success, FAILED on an
-    exception. (A train stage drives the same steps from :mod:`components.tracking_process`.)"""
-    with open_training_run(experiment, run_key, run_name, params, tags) as run:
+    """:func:`open_training_run` as a context: the run ends FINISHED (and becomes its stage's current
+    run) on success, FAILED on an exception (KILLED on Ctrl-C). (A train stage drives the same steps
+    from :mod:`components.tracking_process`.)"""
+    run = open_training_run(experiment, run_key, run_name, params, tags)
+    try:
         yield run
+    except BaseException as err:
+        end_training_run("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
+    end_training_run("FINISHED")
 
 
 SWEEP_TAG = "courselab.sweep"  # on a sweep's parent run and on each of its trials' child runs

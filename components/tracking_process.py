@@ -186,10 +186,10 @@ class _Run:
         self.logger.set_tags(tags)
 
     def close(self, status) -> None:
-        import mlflow
+        from components.tracking import end_training_run
 
         if self.run is not None:
-            mlflow.end_run(status)
+            end_training_run(status)
             self.run = None
 
 

@@ -91,3 +91,53 @@ def test_a_dead_tracking_process_is_an_error_not_a_hang():
     with pytest.raises(RuntimeError, match="MLflow tracking process exited"):
         tracker.open_run("probe", "key", "model", {}, {})
         tracker.run_id  # noqa: B018
+
+
+def test_the_newest_finished_run_of_a_stage_is_its_current_one(store):
+    """A rerun under new params (a new run key) takes the `current` tag from the stage's earlier run; a
+    failed run takes nothing; another stage's runs are untouched."""
+    stage = {tracking.STAGE_TAG: "train_segmentation@unet"}
+
+    def run(key: str, stage_tags: dict, fail: bool = False) -> str:
+        with TrackingProcess.start() as tracker:
+            tracker.open_run("current", key, "unet", {"lr": key}, stage_tags)
+            tracker.log_metrics({"val/miou": 0.5}, step=1)
+            run_id = tracker.run_id
+            if fail:
+                raise RuntimeError("the stage failed")
+        return run_id
+
+    def current() -> dict[str, str]:
+        experiment = store.get_experiment_by_name("current").experiment_id
+        return {r.info.run_id: r.data.tags.get(tracking.CURRENT_TAG) for r in store.search_runs([experiment])}
+
+    first = run("a", stage)
+    other = run("o", {tracking.STAGE_TAG: "train_segmentation@fcn"})
+    assert current() == {first: "true", other: "true"}
+    second = run("b", stage)
+    assert current() == {first: "false", second: "true", other: "true"}
+    with pytest.raises(RuntimeError):
+        run("c", stage, fail=True)
+    failed = next(r for r, tag in current().items() if r not in (first, second, other))
+    assert current() == {first: "false", second: "true", other: "true", failed: None}
+    assert run("a", stage) == first  # the first params again: their run is reopened and current again
+    assert current() == {first: "true", second: "false", other: "true", failed: None}
+
+
+def test_an_analysis_stage_run_is_current_when_it_finishes(store):
+    with tracking.training_run("current-analysis", "k", "probe", {}, {tracking.STAGE_TAG: "selfsup_probe"}) as run:
+        run_id = run.info.run_id
+    assert store.get_run(run_id).data.tags[tracking.CURRENT_TAG] == "true"
+    with pytest.raises(ValueError), tracking.training_run("current-analysis", "k2", "probe", {},
+                                                          {tracking.STAGE_TAG: "selfsup_probe"}) as run:
+        failed = run.info.run_id
+        raise ValueError("no")
+    assert store.get_run(failed).info.status == "FAILED" and tracking.CURRENT_TAG not in store.get_run(failed).data.tags
+    assert store.get_run(run_id).data.tags[tracking.CURRENT_TAG] == "true"
+
+
+def test_experiments_describe_their_family_and_the_current_runs_search(store):
+    tracking.configure()
+    experiment = store.get_experiment(tracking.ensure_experiment("segmentation"))
+    note = experiment.tags[tracking.NOTE_TAG]
+    assert "`val/miou`" in note and "tags.courselab.current = 'true'" in note
