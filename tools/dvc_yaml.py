@@ -104,9 +104,11 @@ def train_stage(family: Family) -> dict[str, Any]:
         "params": ["seed", "runtime", *data_params, *_family_params(family),
                    f"{family.name}.{family.models_key}.{item}",
                    {f"tuned/{family.name}.yaml": [item]}],  # the sweep's values for this model ({} if untuned)
-        "outs": [_kept(f"models/{family.name}/{item}"), _kept(f"figures/{family.name}-{item}")],
+        # the learning-curve CSV is an output, not a plot of its own: the top-level plots draw every
+        # model's in one chart per panel (as plots too, dvc plots show drew each CSV again)
+        "outs": [_kept(f"models/{family.name}/{item}"), _kept(f"figures/{family.name}-{item}"),
+                 _kept_uncached(f"plots/{family.name}-{item}.csv")],
         "metrics": [_kept_uncached(f"metrics/{family.name}-{item}.json")],
-        "plots": [_kept_uncached(f"plots/{family.name}-{item}.csv", x=family.curve_x, y=family.panels[0].y)],
     }
 
 
