@@ -2,7 +2,8 @@
 
 - Tracking URI: ``runtime.mlflow_tracking_uri`` in params, else ``MLFLOW_TRACKING_URI``, else
   ``sqlite:///<repo>/mlflow.db`` (MLflow 3's file store is deprecated). Artifacts of a local
-  store live in ``<repo>/mlartifacts/<experiment>``.
+  store live in ``<repo>/mlartifacts/<experiment>``; a store moved with its repository is pointed
+  at its new ``mlartifacts/`` (:mod:`components.tracking_relocate`).
 - One experiment per family (``segmentation``, ``detection``, ...).
 - An http(s) tracking server must answer ``/health`` within seconds when a stage configures it
   (:func:`configure`, before Ray starts), and MLflow's own HTTP timeout and retries are capped for
@@ -167,12 +168,25 @@ def describe(experiment: str) -> str:
             "runs of earlier repros. Sweep trials are nested under their parent run.")
 
 
+_RELOCATED: set[str] = set()
+
+
+def _relocate_once(uri: str) -> None:
+    """A moved local store's artifact locations follow it (components/tracking_relocate.py), once per process."""
+    if uri not in _RELOCATED:
+        from components.tracking_relocate import relocate_artifacts
+
+        relocate_artifacts(uri)
+        _RELOCATED.add(uri)
+
+
 def ensure_experiment(name: str) -> str:
     """The id of experiment ``name``, created (with a repo-local artifact root and a description) if missing."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     try:
+        _relocate_once(mlflow.get_tracking_uri())
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is not None:
             if NOTE_TAG not in experiment.tags:  # stores from before descriptions
