@@ -25,10 +25,13 @@ def write_report(report: Report, out_dir: Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
         for family in report.families:
-            family.curve_assets, family.charts = {}, {}
+            family.curve_assets, family.charts, family.history_charts = {}, {}, {}
             for group, rows in family.groups.items():  # one chart per leaderboard: one environment per axis
                 csvs = {r.model: family.plots[r.model] for r in rows if r.model in family.plots}
                 name = f"{family.name}{'-' + slug(group) if group else ''}"
+                models = {r.model for r in rows}
+                runs = [p for p in family.history if p.model in models]
+                family.history_charts[group] = interactive.history_chart(runs, family.headline, f"history-{name}")
                 png = curves.render(family.name, family.headline, csvs)
                 if png is not None:
                     family.curve_assets[group] = f"assets/curves/{name}.png"
@@ -38,7 +41,7 @@ def write_report(report: Report, out_dir: Path) -> dict[str, Path]:
             family.sweep_chart = None
             if family.sweep is not None and family.sweep.enabled:
                 family.sweep_chart = interactive.sweep_chart(family.sweep, f"sweep-{family.name}")
-        if any(f.charts or f.sweep_chart for f in report.families):
+        if any(f.charts or f.sweep_chart or any(f.history_charts.values()) for f in report.families):
             (tmp / "assets").mkdir(exist_ok=True)
             shutil.copyfile(interactive.plotly_js(), tmp / interactive.PLOTLY_ASSET)
         for family in report.families:

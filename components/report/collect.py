@@ -21,7 +21,7 @@ from components.errors import UserError
 from components.families import FAMILIES
 from components.metrics.direction import metric_mode
 from components.report.curves import read_series, spec_for
-from components.report.runs import RunLink, RunStore
+from components.report.runs import HistoryPoint, RunLink, RunStore
 from components.tune.overrides import read_tuned
 
 # Report sections in the order the course meets them (the family descriptors' order, each family's
@@ -167,6 +167,8 @@ class FamilyReport:
     curve_assets: dict[str, str] = field(default_factory=dict)  # group -> its chart, set when rendered
     charts: dict[str, str] = field(default_factory=dict)  # group -> its interactive chart (HTML), when rendered
     sweep_chart: str | None = None  # the sweep's trials against its params (HTML), when rendered
+    history: list[HistoryPoint] = field(default_factory=list)  # every finished run in MLflow, oldest first
+    history_charts: dict[str, str] = field(default_factory=dict)  # group -> headline across runs (HTML)
 
     @property
     def groups(self) -> dict[str, list[Row]]:
@@ -407,8 +409,10 @@ def collect(metrics_dir: Path, plots_dir: Path, figures_dir: Path, params: Param
             for png in sorted((Path(figures_dir) / name).glob("*")) if png.suffix.lower() in IMAGE_SUFFIXES
         ]
         missing = [stage for model, stage in expected.get(name, {}).items() if model not in models]
-        families.append(FamilyReport(name, headline, rows, extras, shared, plots, figures, sweeps.get(name), missing,
-                                     curve_x))
+        family = FamilyReport(name, headline, rows, extras, shared, plots, figures, sweeps.get(name), missing, curve_x)
+        if name in FAMILIES and rows and headline:  # a family's own runs (its analysis stages log other names)
+            family.history = store.history(FAMILIES[name].experiment, headline)
+        families.append(family)
 
     all_expected = [stage for models in expected.values() for stage in models.values()]
     missing = [stage for name, models in expected.items() for model, stage in models.items()

@@ -137,6 +137,11 @@ def board(family: FamilyReport, group: str, rows: list[Row], store: RunStore) ->
     elif asset:
         parts.append(f'<figure class="curve"><img src="{src(asset)}" alt="{e(family.name)} learning curves{where}">'
                      f"<figcaption>{caption}</figcaption></figure>")
+    trend = family.history_charts.get(group)
+    if trend:
+        parts.append(f'<figure class="curve">{trend}<figcaption>{e(family.headline)} of every finished run of these '
+                     "models in the MLflow store (reruns under other params or commits included), by start time: "
+                     "hover for the commit and params hash</figcaption></figure>")
     return "\n".join(p for p in parts if p)
 
 
@@ -261,7 +266,7 @@ def render(report: Report) -> str:
         notes.append(f'<p class="muted">No metrics files in <code>{e(report.sources["metrics"])}</code>.</p>')
     nav = " ".join(f'<a href="#family-{e(f.name)}">{e(f.title)}</a>' for f in report.families)
     body = "\n".join(family_section(f, store) for f in report.families)
-    charts = any(f.charts or f.sweep_chart for f in report.families)
+    charts = any(f.charts or f.sweep_chart or any(f.history_charts.values()) for f in report.families)
     plotly = f'\n<script src="{src(PLOTLY_ASSET)}"></script>' if charts else ""
     return f"""<!DOCTYPE html>
 <html lang="en">

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 from components.report.collect import Sweep
 from components.report.curves import curve_series, log_scale
+from components.report.runs import HistoryPoint
 
 PLOTLY_ASSET = "assets/plotly.min.js"
 # matplotlib's tab10, so a model keeps its colour between the PNG and the interactive chart
@@ -121,4 +123,31 @@ def sweep_chart(sweep: Sweep, div_id: str, height: int = 320) -> str | None:
                          "marker": {"color": color, "size": 9, "symbol": "x" if stopped else "circle"},
                          "hovertemplate": f"trial %{{text}}<br>{param} %{{x:.4g}}<br>{sweep.metric} %{{y:.4g}}"
                                           "<extra></extra>"})
+    return _script(div_id, {"data": data, "layout": layout}, height)
+
+
+def history_chart(points: list[HistoryPoint], headline: str, div_id: str, height: int = 320) -> str | None:
+    """The headline metric of every finished run of each model in MLflow against when it started (one
+    line per model; hover for the commit and params hash): did a change help? None unless some model
+    has two runs."""
+
+    models = sorted({p.model for p in points})
+    if not any(sum(p.model == m for p in points) > 1 for m in models):
+        return None
+    layout = _layout([f"{headline} of every finished run, by start time"], height)
+    layout["xaxis"]["type"] = "date"
+    layout["yaxis"]["title"] = {"text": headline}
+    data = []
+    for i, model in enumerate(models):
+        runs = [p for p in points if p.model == model]
+        data.append({
+            "type": "scatter", "mode": "lines+markers", "name": model,
+            "x": [datetime.fromtimestamp(p.start_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+                  for p in runs],
+            "y": [p.value for p in runs],
+            "customdata": [[p.commit.partition("-dirty")[0][:12] + ("-dirty" if p.commit.endswith("-dirty") else ""),
+                            p.params_hash] for p in runs],
+            "line": {"color": COLORS[i % len(COLORS)], "width": 2}, "marker": {"size": 7},
+            "hovertemplate": f"{model}<br>%{{x}}<br>commit %{{customdata[0]}}<br>params %{{customdata[1]}}"
+                             f"<br>{headline} %{{y:.4g}}<extra></extra>"})
     return _script(div_id, {"data": data, "layout": layout}, height)

@@ -40,6 +40,18 @@ def _local_store_path(uri: str) -> Path | None:
     return None
 
 
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One finished run of a model: when it started, at which commit, and its headline metric."""
+
+    model: str
+    start_ms: int
+    commit: str
+    params_hash: str
+    value: float
+    run_id: str
+
+
 class RunStore:
     """Run lookups in one MLflow tracking store, connected on first use and cached per run id.
 
@@ -112,6 +124,32 @@ class RunStore:
         """The run's latest value of metric ``key``, when the store has the run and the metric."""
         run = self.run(run_id)
         return None if run is None else run.data.metrics.get(key)
+
+    def history(self, experiment: str, headline: str) -> list[HistoryPoint]:
+        """Every finished training run in ``experiment`` (sweep trials and analysis stages' runs left out)
+        that logged ``headline``, oldest first; [] when the store or experiment is absent."""
+        client = self._connect()
+        if client is None:
+            return []
+        try:
+            with _quick_requests(self._server):
+                found = client.get_experiment_by_name(experiment)
+                runs = [] if found is None else client.search_runs(
+                    [found.experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=5000)
+        except Exception as err:  # noqa: BLE001 - a broken store is reported once, as a note
+            self.problem = self.problem or f"MLflow store {self.tracking_uri} did not answer: {_first_line(err)}"
+            return []
+        points = []
+        for run in runs:
+            tags = run.data.tags
+            value = run.data.metrics.get(headline)
+            nested = "mlflow.parentRunId" in tags or "courselab.sweep" in tags
+            if value is None or nested or "courselab.model" not in tags:
+                continue
+            points.append(HistoryPoint(tags["courselab.model"], int(run.info.start_time or 0),
+                                       tags.get("mlflow.source.git.commit", ""), tags.get("courselab.params_hash", ""),
+                                       float(value), run.info.run_id))
+        return sorted(points, key=lambda p: (p.start_ms, p.model))
 
 
 @contextmanager

@@ -92,6 +92,9 @@ class StubClient:
     def __init__(self, runs: dict[str, str]):
         self.runs = runs
 
+    def get_experiment_by_name(self, name):  # the report's history of runs: none in this store
+        return None
+
     def get_run(self, run_id):
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
