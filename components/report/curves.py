@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.axes import plain_log
 from components.families import FAMILIES
 from components.families.base import Curve
 
@@ -66,18 +67,15 @@ def log_scale(panel: Curve, lines: dict[str, tuple[list[float], list[float]]]) -
 def readable_axes(ax, xs: list[float]) -> None:
     """Ticks a reader can use: whole numbers on an x of epochs or steps (one epoch gave ticks 0.96-1.04),
     plain numbers on a log y axis (not 1.74x10^0), and no minor labels crowding a log axis."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+    from matplotlib.ticker import MaxNLocator
 
     if all(float(x).is_integer() for x in xs):
         ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
         if len(set(xs)) == 1:  # a single point: a range around it with that one tick
             ax.set_xlim(xs[0] - 1, xs[0] + 1)
             ax.set_xticks([xs[0]])
-    plain = FuncFormatter(lambda v, _: f"{v:g}")
     if ax.get_yscale() == "log":
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        plain_log(ax.yaxis)
     else:
         ax.ticklabel_format(axis="y", style="plain", useOffset=False)
 

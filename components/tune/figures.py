@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from components.axes import plain_log
+
 LOG_SCALE = ("loguniform", "qloguniform")
 
 
@@ -35,6 +37,8 @@ def metric_vs_params(trials: Sequence[Mapping[str, Any]], distributions: Mapping
                        facecolors="C0" if full else "none", edgecolors="C3" if marker == "*" else "C0")
         if distributions[key] in LOG_SCALE:
             ax.set_xscale("log")
+            plain_log(ax.xaxis)
+            ax.tick_params(axis="x", labelrotation=30)
         ax.set_xlabel(key)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(metric)

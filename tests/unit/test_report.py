@@ -464,3 +464,17 @@ def test_interactive_charts_cannot_be_broken_out_of(tmp_path):
     assert chart.count("</script>") == 1
     assert [t["name"] for t in figure["data"]] == ["ran its length", "stopped early"]  # lr only: norm is text
     assert figure["layout"]["xaxis"]["type"] == "log" and figure["layout"]["xaxis"]["title"]["text"] == "lr"
+
+
+def test_a_sweeps_log_axis_has_no_overlapping_minor_labels():
+    """The sweep figure's log-distributed params read 0.001, 0.002, 0.005 with no minor labels between."""
+    from components.tune.figures import metric_vs_params
+
+    trials = [{"trial_id": str(i), "config": {"lr": lr}, "value": 0.5 + i / 10, "stopped_early": False}
+              for i, lr in enumerate((0.0011, 0.0015, 0.0022, 0.0031, 0.0046))]
+    fig = metric_vs_params(trials, {"lr": "loguniform"}, "val/miou", "4", "0", "2 epochs")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert shown and all("^" not in t and "times" not in t for t in shown) and "0.002" in shown
