@@ -368,12 +368,16 @@ class RunLogger:
     def log_png(self, png: bytes, artifact_file: str) -> None:
         """Log a rendered figure (:func:`figure_png`) as the artifact ``artifact_file`` (e.g.
         ``figures/epoch_003/masks.png``)."""
+        self.log_bytes(png, artifact_file)
+
+    def log_bytes(self, data: bytes, artifact_file: str) -> None:
+        """Log ``data`` as the artifact ``artifact_file`` (a path inside the run's artifacts)."""
         if not self.active:
             return
         artifact = PurePosixPath(artifact_file)
-        with tempfile.TemporaryDirectory(prefix="courselab-figure-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="courselab-artifact-") as tmp:
             path = Path(tmp) / artifact.name
-            path.write_bytes(png)
+            path.write_bytes(data)
             self._client.log_artifact(self.run_id, str(path), str(artifact.parent) if artifact.parent.parts else None)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:

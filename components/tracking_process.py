@@ -118,6 +118,9 @@ class TrackingProcess:
     def log_png(self, png: bytes, artifact_file: str) -> None:
         self._send("log_png", png, artifact_file)
 
+    def log_bytes(self, data: bytes, artifact_file: str) -> None:
+        self._send("log_bytes", data, artifact_file)
+
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self._send("log_artifact", str(path), artifact_path)
 
@@ -178,6 +181,9 @@ class _Run:
 
     def log_png(self, png, artifact_file) -> None:
         self.logger.log_png(png, artifact_file)
+
+    def log_bytes(self, data, artifact_file) -> None:
+        self.logger.log_bytes(data, artifact_file)
 
     def log_artifact(self, path, artifact_path) -> None:
         self.logger.log_artifact(Path(path), artifact_path)

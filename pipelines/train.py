@@ -231,8 +231,10 @@ def run_stage(family: Family, model: str, params: Params, tuned_tags: dict[str, 
             tracker.log_metrics({key: value}, step=step)
     for name in test["figures"]:
         tracker.log_artifact(paths["figures"] / f"{name}.png", "figures/test")
-    tracker.log_artifact(paths["metrics"])
-    tracker.log_artifact(paths["history"])
+    # under the same names in every run, so MLflow's Compare finds them common to the runs it compares
+    tracker.log_bytes(paths["metrics"].read_bytes(), "summary.json")
+    tracker.log_bytes(paths["history"].read_bytes(), "history.csv")
+    tracker.log_bytes(json.dumps(logged_params(family.name, model, params), indent=2).encode(), "params.json")
     tracker.log_artifact(paths["model"] / "model.pt", "model")
     headline = outcome.final_metrics.get(family.headline, float("nan"))
     print(f"[{family.name}/{model}] done in {wall_s:.0f}s: {family.headline} {headline:.4f}"

@@ -68,6 +68,10 @@ def test_two_worker_ddp_stage_logs_once_and_matches_single_process(prepared, ray
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures/epoch_001")}
     assert "figures/epoch_001/masks.png" in artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "model")} == {"model/model.pt"}
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"summary.json", "history.csv", "params.json"} <= top  # the same names in every run: Compare's
+    logged = json.loads(open(client.download_artifacts(run.info.run_id, "params.json", str(prepared))).read())
+    assert run.data.params == {k: "None" if v is None else str(v) for k, v in logged.items()}  # every param
 
 
 def _job(root, name: str, epochs: int) -> TrainJob:
