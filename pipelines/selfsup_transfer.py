@@ -8,18 +8,23 @@ FCN-style decoder over the stages), and the whole network is fine-tuned on ``sel
 label_fraction`` of the training scenes' masks (the scenes shrunk by ``downscale`` to the digits'
 scale); the ``scratch`` row trains the same network from seeded random weights. Test mIoU and pixel
 accuracy at the masks' resolution, mean and std over ``draws`` seeded label subsets (each the same for
-every row). Writes metrics/selfsup_transfer-<row>.json, figures/selfsup_transfer/ and one MLflow run
-``transfer`` in ``selfsup``.
+every row). Each row also carries the same encoder's linear-probe accuracies (final layer, 10 labels
+per class and all labels, from metrics/selfsup_probe-<row>.json; ``scratch``: the untrained encoder's),
+so one table has the course's layout. Writes metrics/selfsup_transfer-<row>.json,
+figures/selfsup_transfer/ and one MLflow run ``transfer`` in ``selfsup``.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from components import analysis
 from components.data.schema import read_meta
-from components.errors import exit_on_user_error
+from components.errors import UserError, exit_on_user_error
 from components.families.segmentation.task import load_split
 from components.families.selfsup.encoders import trained_and_untrained
 from components.families.selfsup.family import METHODS
@@ -29,6 +34,19 @@ from components.runtime import resolve
 
 STAGE = "selfsup_transfer"
 SCRATCH = "scratch"
+
+
+PROBE_COLUMNS = ("test/probe_accuracy_few", "test/probe_accuracy")  # the course's table: probe beside transfer
+
+
+def probe_columns(root: Path, row: str) -> dict[str, float]:
+    """The linear probe's final-layer accuracies of the same encoder (stage selfsup_probe's row), so one
+    table holds the course's layout: method x (probe with 10 labels per class, with all, transfer)."""
+    path = root / "metrics" / f"selfsup_probe-{row}.json"
+    if not path.is_file():
+        raise UserError(f"{path} not found: run the probe first (dvc repro selfsup_probe)")
+    probe = json.loads(path.read_text())
+    return {key: float(probe[key]) for key in PROBE_COLUMNS}
 
 
 @exit_on_user_error
@@ -68,8 +86,9 @@ def main(argv: list[str] | None = None) -> None:
             curves[name] = np.mean(losses, axis=0)
             print(f"[{STAGE}] {name:12s} test mIoU {miou.mean():.3f} +- {miou.std():.3f}  "
                   f"pixel accuracy {rows[name]['test/transfer_pixel_accuracy']:.3f}", flush=True)
-        for row in rows.values():
+        for name, row in rows.items():
             row["test/transfer_miou_scratch"] = rows[SCRATCH]["test/transfer_miou"]
+            row.update(probe_columns(root, "random_init" if name == SCRATCH else name))
         run.figures["transfer"] = transfer_figure(test_images[:4], test_masks[:4], examples, curves,
                                                   {name: row["test/transfer_miou"] for name, row in rows.items()})
         run.write(rows, "test/transfer_miou")

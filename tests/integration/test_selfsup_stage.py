@@ -47,6 +47,9 @@ def test_methods_then_probe_and_transfer(prepared):
     for name, row in transfer.items():
         assert 0.0 <= row["test/transfer_miou"] <= 1.0 and row["test/labelled_scenes"] >= 1, name
         assert row["test/transfer_miou_scratch"] == transfer["scratch"]["test/transfer_miou"]
+        probe = rows["random_init" if name == "scratch" else name]  # the course's table: probe beside transfer
+        assert row["test/probe_accuracy_few"] == probe["test/probe_accuracy_few"]
+        assert row["test/probe_accuracy"] == probe["test/probe_accuracy"]
     assert (prepared / "figures" / "selfsup_transfer" / "transfer.png").is_file()
 
     client = MlflowClient(f"sqlite:///{prepared / 'mlflow.db'}")

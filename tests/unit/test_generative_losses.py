@@ -129,3 +129,37 @@ def test_gaussian_reconstruction_is_the_negative_log_density():
     density = torch.distributions.Normal(torch.sigmoid(logits), 0.2)
     expected = -density.log_prob(images).flatten(1).sum(1)
     torch.testing.assert_close(gaussian_reconstruction(logits, images, 0.2), expected)
+
+
+def test_the_saturating_generator_loss_vanishes_where_d_rejects_the_fakes():
+    """d/ds of log(1 - sigmoid(s)) is -sigmoid(s) (-> 0 as D(G(z)) -> 0); of -log sigmoid(s), -(1 - sigmoid(s))."""
+    from components.families.generative.losses import NONSATURATING, SATURATING
+
+    scores = torch.tensor([-8.0, -2.0, 0.0, 2.0], requires_grad=True)
+    for loss, slope in ((SATURATING, -torch.sigmoid(scores)), (NONSATURATING, -(1 - torch.sigmoid(scores)))):
+        (grad,) = torch.autograd.grad(loss.generator(scores) * len(scores), scores)
+        torch.testing.assert_close(grad, slope.detach())
+    assert SATURATING.discriminator is NONSATURATING.discriminator  # only G's objective differs
+
+
+def test_measured_generator_gradient_saturates_as_d_learns():
+    """From init, D trained alone until it rejects the fakes: the saturating loss's gradient on G's
+    weights falls far below the non-saturating one's; the caller's networks are untouched."""
+    from components.families.generative.saturation import measure, saturation_figure
+
+    torch.manual_seed(0)
+    g, d = Generator(8, 1, 8, 8, 2), Discriminator(1, 8, 8, 2, 0.2, spectral_norm=False)
+    before = [p.clone() for p in d.parameters()]
+    rng = torch.get_rng_state()
+    real = torch.zeros(64, 1, 8, 8)
+    real[:, :, 2:6, 3:5] = 1.0  # a bar: easy for D to tell from the untrained G's blur
+    result = measure(g, d, real, latent_dim=8, steps=40, lr=0.005, betas=(0.5, 0.999), seed=0, batch_size=32)
+    assert result.steps == [0, 5, 10, 15, 20, 25, 30, 35, 40]
+    assert result.d_of_g[0] == pytest.approx(0.5, abs=0.05) and result.d_of_g[-1] < 0.05
+    first = {name: norms[0] for name, norms in result.grad_norm.items()}
+    assert first["saturating"] == pytest.approx(first["non_saturating"], rel=0.2)  # D(G(z)) ~ 1/2: alike
+    final = result.final()
+    assert final["saturation_grad_ratio"] > 10 and final["saturation_d_of_g"] == result.d_of_g[-1]
+    assert all(torch.equal(a, b) for a, b in zip(before, d.parameters(), strict=True))
+    assert torch.equal(torch.get_rng_state(), rng)  # its own seeded draws: the run's training is unchanged
+    assert saturation_figure(result).axes

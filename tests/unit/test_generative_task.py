@@ -79,6 +79,7 @@ def test_every_model_steps_scores_draws_and_exports(tiny_repo, monkeypatch, mode
     figures = task.figures(next(iter(val)))
     assert {"samples", "interpolation"} <= set(figures)
     assert ("reconstructions" in figures) == (model in ("vae", "cvae"))
+    assert ("saturation" in figures) == (model == "dcgan") == ("saturation_grad_ratio" in scores)
     export = task.export()
     assert any(not torch.equal(before[k], v) for k, v in export["state_dict"].items())  # it trained
     net = load_exported(export)
@@ -95,3 +96,19 @@ def test_gan_state_round_trip_keeps_ema_and_step_count(tiny_repo, monkeypatch):
     assert fresh.d_steps == task.d_steps > 0
     for key, value in task.ema.state_dict().items():
         torch.testing.assert_close(fresh.ema.state_dict()[key], value)
+
+
+def test_dcgan_trains_its_generator_with_the_loss_it_is_given(tiny_repo, monkeypatch):
+    """`loss: saturating` makes G minimise log(1 - D(G(z))): the task's generator loss is -softplus(s)."""
+    import yaml
+
+    raw = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    scores = torch.tensor([-2.0, 0.5, 3.0])
+    for loss, expected in (("non_saturating", torch.nn.functional.softplus(-scores).mean()),
+                           ("saturating", -torch.nn.functional.softplus(scores).mean())):
+        raw["generative"]["models"]["dcgan"]["loss"] = loss
+        (tiny_repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        task, _, _ = _task(tiny_repo, "dcgan", monkeypatch)
+        torch.testing.assert_close(task.loss.generator(scores), expected)
+    raw["generative"]["models"]["dcgan"]["loss"] = "non_saturating"
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))

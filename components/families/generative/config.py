@@ -58,7 +58,9 @@ class GANBase(Section):
 
 
 class DCGANConfig(GANBase):
-    pass
+    # non_saturating: G maximises log D(G(z)) (the DCGAN paper's); saturating: G minimises log(1 - D(G(z)))
+    loss: Literal["non_saturating", "saturating"]
+    saturation_steps: NonNegativeInt  # D steps from initialisation over which G's gradient is measured (0: off)
 
 
 class WGANConfig(GANBase):

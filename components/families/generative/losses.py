@@ -31,6 +31,12 @@ NONSATURATING = GanLoss(
     discriminator=lambda real, fake: F.softplus(-real).mean() + F.softplus(fake).mean(),
     generator=lambda fake: F.softplus(-fake).mean(),
 )
+# Goodfellow et al.'s minimax as written: G minimises log(1 - D(G(z))) = -softplus(s). Its gradient
+# vanishes when D rejects the fakes (components/families/generative/saturation.py shows it).
+SATURATING = GanLoss(
+    discriminator=NONSATURATING.discriminator,
+    generator=lambda fake: -F.softplus(fake).mean(),
+)
 # Arjovsky et al.: the critic maximises E f(x) - E f(G(z)); G maximises E f(G(z)).
 WASSERSTEIN = GanLoss(
     discriminator=lambda real, fake: fake.mean() - real.mean(),
@@ -49,6 +55,7 @@ HINGE = GanLoss(
 
 LOSSES: dict[str, GanLoss] = {
     "nonsaturating": NONSATURATING,
+    "saturating": SATURATING,
     "wasserstein": WASSERSTEIN,
     "least_squares": LEAST_SQUARES,
     "hinge": HINGE,

@@ -39,6 +39,7 @@ from components.families.generative.losses import (
     kl_divergence,
 )
 from components.families.generative.models import VAE, Discriminator, Generator, init_dcgan_weights
+from components.families.generative.saturation import Saturation, measure, saturation_figure
 from components.metrics.generative import FeatureFID, PosteriorInceptionScore
 from components.runtime import resolve
 from components.train.schedules import constant, warmup_cosine
@@ -272,9 +273,29 @@ class GANTask(GenerativeTask):
         if self.config.ema_decay is not None:
             self.ema = AveragedModel(unwrap(self.modules["generator"]), use_buffers=True,
                                      multi_avg_fn=get_ema_multi_avg_fn(self.config.ema_decay)).eval()
-        self.loss = LOSSES[GAN_LOSS[self.model_name]]
+        self.loss = LOSSES[self._loss_name()]
+        self.saturation: Saturation | None = None
+        if getattr(self.config, "saturation_steps", 0):  # DCGAN: G's gradient under both losses, from init
+            self.saturation = measure(generator, critic, self.datasets()["train"].tensors[0], b.latent_dim,
+                                      self.config.saturation_steps, self.config.lr_d, tuple(self.config.betas),
+                                      self.seed)
         self.d_steps = 0
         self._last_g_loss: Tensor | None = None
+
+    def _loss_name(self) -> str:
+        """The key of :data:`LOSSES`: the model's own (DCGAN's ``loss`` chooses saturating or not)."""
+        if getattr(self.config, "loss", "non_saturating") == "saturating":
+            return "saturating"
+        return GAN_LOSS[self.model_name]
+
+    def _evaluate_extra(self, batches: list[tuple[Tensor, Tensor]]) -> dict[str, float]:
+        return self.saturation.final() if self.saturation is not None else {}
+
+    def figures(self, batch: Any) -> Mapping[str, Any]:
+        figures = dict(super().figures(batch))
+        if self.saturation is not None:
+            figures["saturation"] = saturation_figure(self.saturation)
+        return figures
 
     def _noise(self, n: int) -> Tensor:
         return torch.randn(n, self.section.backbone.latent_dim, device=self.device)

@@ -57,14 +57,16 @@ def transfer_rows(params: Params) -> dict[str, dict[str, Any]]:
 TRANSFER = Stage(
     name="selfsup_transfer", entry="pipelines.selfsup_transfer",
     params=("seed", "runtime", "data.root", "trainer", "selfsup.encoder", "selfsup.transfer"),  # trainer: its threads
-    inputs=("data/${selfsup.transfer.dataset}", *(f"models/selfsup/{method}" for method in METHODS)),
+    inputs=("data/${selfsup.transfer.dataset}", *(f"models/selfsup/{method}" for method in METHODS),
+            *(f"metrics/selfsup_probe-{row}.json" for row in (*METHODS, "random_init"))),  # the probe columns
     outs=("figures/selfsup_transfer",),
     metrics=tuple(f"metrics/selfsup_transfer-{row}.json" for row in (*METHODS, "scratch")),
     report_params=("selfsup.transfer.label_fraction", "selfsup.transfer.draws"),
-    title="Transfer: each encoder fine-tuned on few labelled scenes (segmentation), test mIoU",
+    title="The course's table: transfer to few-label scene segmentation (test mIoU) beside the linear probes",
     headline="test/transfer_miou", references=(("from scratch", "test/transfer_miou_scratch"),),
     rows=transfer_rows,
-    columns=("test/transfer_miou_std", "test/transfer_pixel_accuracy", "test/labelled_scenes"),
+    columns=("test/transfer_miou_std", "test/probe_accuracy_few", "test/probe_accuracy",
+             "test/transfer_pixel_accuracy", "test/labelled_scenes"),
 )
 
 FAMILIES = (
