@@ -72,13 +72,14 @@ def test_every_model_steps_scores_draws_and_exports(tiny_repo, monkeypatch, mode
     for batch in train:
         losses = task.train_step(batch)
     assert all(math.isfinite(float(v)) for v in losses.values())
-    expected = {"loss", "recon", "kl"} if model in ("vae", "cvae") else {"loss_d", "loss_g"}
+    expected = ({"loss", "recon", "kl"} if model in ("vae", "cvae") else {"loss", "recon_mse"}
+                if model == "autoencoder" else {"loss_d", "loss_g"})
     assert expected <= set(losses)
     scores = task.evaluate(val)
     assert all(math.isfinite(v) for v in scores.values())
     figures = task.figures(next(iter(val)))
     assert {"samples", "interpolation"} <= set(figures)
-    assert ("reconstructions" in figures) == (model in ("vae", "cvae"))
+    assert ("reconstructions" in figures) == (model in ("vae", "cvae", "autoencoder"))
     assert ("saturation" in figures) == (model == "dcgan") == ("saturation_grad_ratio" in scores)
     export = task.export()
     assert any(not torch.equal(before[k], v) for k, v in export["state_dict"].items())  # it trained
@@ -112,3 +113,25 @@ def test_dcgan_trains_its_generator_with_the_loss_it_is_given(tiny_repo, monkeyp
         torch.testing.assert_close(task.loss.generator(scores), expected)
     raw["generative"]["models"]["dcgan"]["loss"] = "non_saturating"
     (tiny_repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def test_autoencoder_samples_from_the_gaussian_of_its_codes(tiny_repo, monkeypatch):
+    """The fitted mean and Cholesky factor are the training codes' (L L^T = their covariance), a
+    standard-normal code of 0 decodes the mean code, and the export keeps the fit."""
+    task, train, val = _task(tiny_repo, "autoencoder", monkeypatch)
+    for batch in train:
+        task.train_step(batch)
+    task.evaluate(val)
+    net = task._sampling_net()
+    images = task.datasets()["train"].tensors[0]
+    net.eval()
+    with torch.no_grad():
+        codes = net.encode(images).double()
+    torch.testing.assert_close(net.code_mean.double(), codes.mean(0), atol=1e-5, rtol=1e-4)
+    chol = net.code_chol.double()
+    torch.testing.assert_close(chol @ chol.T, torch.cov(codes.T) + 1e-5 * torch.eye(len(chol), dtype=chol.dtype),
+                               atol=1e-4, rtol=1e-3)
+    zero = torch.zeros(1, len(chol))
+    torch.testing.assert_close(net.decode_noise(zero), net.decoder(net.code_mean[None]))
+    exported = load_exported(task.export())
+    torch.testing.assert_close(exported.code_chol, net.code_chol)

@@ -91,6 +91,14 @@ class VAEConfig(Section):
     sigma: PositiveFloat  # the Gaussian likelihood's fixed standard deviation (unused by bernoulli)
 
 
+class AutoencoderConfig(Section):
+    """The plain autoencoder: a code of ``code_dim`` numbers, L2 on the pixels (Adam)."""
+
+    epochs: PositiveInt
+    lr: PositiveFloat
+    code_dim: PositiveInt  # the bottleneck (the GANs' and VAEs' latent_dim is backbone.latent_dim)
+
+
 class GenerativeModels(Section):
     dcgan: DCGANConfig
     wgan: WGANConfig
@@ -100,6 +108,7 @@ class GenerativeModels(Section):
     cgan: CGANConfig
     vae: VAEConfig
     cvae: VAEConfig
+    autoencoder: AutoencoderConfig
 
 
 class GenerativeConfig(Section):

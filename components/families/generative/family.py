@@ -82,7 +82,7 @@ FAMILIES = (
         task_module="components.families.generative.task",
         headline="val/fid_evaluator",
         higher_is_better=frozenset({"is_evaluator", "is_inception"}),  # Inception Score
-        lower_is_better=frozenset({"fid_evaluator", "fid_inception", "recon"}),  # Fréchet distances
+        lower_is_better=frozenset({"fid_evaluator", "fid_inception", "recon", "recon_mse"}),  # Fréchet distances
         references=(("floor (real vs real)", "val/fid_evaluator_floor"),
                     ("untrained", "val/fid_evaluator_untrained")),
         stage_params=("fid", "backbone"),

@@ -156,6 +156,48 @@ class VAE(nn.Module):
         return self.decode(z, labels), mu, logvar
 
 
+class AutoEncoder(nn.Module):
+    """The plain convolutional autoencoder, where the course's generative story starts: the VAE's
+    encoder trunk to a deterministic code (N, code_dim), the shared generator as decoder, trained on
+    L2 alone. It has no prior to sample from: :meth:`fit_codes` fits a Gaussian (full covariance) to
+    the codes of a set of images, and :meth:`decode_noise` decodes mean + L eps for standard-normal
+    eps (L the Cholesky factor); the fit lives in buffers, so an export samples like the run did."""
+
+    def __init__(self, in_channels: int, image_size: int, code_dim: int, g_channels: int, d_channels: int,
+                 stages: int, leak: float) -> None:
+        super().__init__()
+        self.encoder = ConvTrunk(in_channels, image_size, d_channels, stages, leak, spectral_norm=False)
+        self.to_code = nn.Linear(self.encoder.num_features, code_dim)
+        self.decoder = Generator(code_dim, in_channels, image_size, g_channels, stages)
+        self.register_buffer("code_mean", torch.zeros(code_dim))
+        self.register_buffer("code_chol", torch.eye(code_dim))
+
+    def encode(self, images: Tensor) -> Tensor:
+        return self.to_code(self.encoder(images))
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Reconstruction logits (N, C, S, S); ``torch.sigmoid`` of them is the image."""
+        return self.decoder(self.encode(images))
+
+    @torch.no_grad()
+    def fit_codes(self, images: Tensor, batch_size: int = 512) -> None:
+        """The Gaussian :meth:`decode_noise` samples from: mean and covariance of the codes of ``images``
+        (eval mode; a 1e-5 ridge keeps the covariance positive definite)."""
+        was_training = self.training
+        self.eval()
+        codes = torch.cat([self.encode(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]).double()
+        centred = codes - codes.mean(0)
+        covariance = centred.T @ centred / max(len(codes) - 1, 1)
+        covariance += 1e-5 * torch.eye(len(covariance), dtype=covariance.dtype, device=covariance.device)
+        self.code_mean.copy_(codes.mean(0).float())
+        self.code_chol.copy_(torch.linalg.cholesky(covariance).float())
+        self.train(was_training)
+
+    def decode_noise(self, noise: Tensor) -> Tensor:
+        """Image logits of the codes mean + L noise: noise (N, code_dim) standard normal."""
+        return self.decoder(self.code_mean + noise @ self.code_chol.T)
+
+
 def init_dcgan_weights(module: nn.Module, std: float) -> None:
     """DCGAN's initialisation: conv/linear weights ~ N(0, std), BatchNorm scale ~ N(1, std), biases 0."""
     for layer in module.modules():

@@ -28,7 +28,7 @@ from components.config import Params
 from components.data.schema import DatasetMeta, read_meta
 from components.data.tensors import load_classification_split as load_split
 from components.errors import UserError
-from components.families.generative.config import GANBase, GenerativeConfig, VAEConfig
+from components.families.generative.config import AutoencoderConfig, GANBase, GenerativeConfig, VAEConfig
 from components.families.generative.evaluator import EvaluatorFeatures, evaluator_path, file_sha256, load_evaluator
 from components.families.generative.figures import interpolation_figure, reconstruction_figure, sample_grid
 from components.families.generative.inception import InceptionFeatures, check_inception_weights
@@ -38,7 +38,7 @@ from components.families.generative.losses import (
     gradient_penalty,
     kl_divergence,
 )
-from components.families.generative.models import VAE, Discriminator, Generator, init_dcgan_weights
+from components.families.generative.models import VAE, AutoEncoder, Discriminator, Generator, init_dcgan_weights
 from components.families.generative.saturation import Saturation, measure, saturation_figure
 from components.metrics.generative import FeatureFID, PosteriorInceptionScore
 from components.runtime import resolve
@@ -441,10 +441,92 @@ class VAETask(GenerativeTask):
                 "state_dict": unwrap(self.modules["vae"]).state_dict()}
 
 
+class AutoencoderTask(GenerativeTask):
+    """The plain autoencoder: one Adam step on the summed squared pixel error per batch. Its samples
+    decode codes from a Gaussian fitted to the training images' codes (refitted before each evaluation
+    and figure), the course's demonstration that an autoencoder's code space has holes a prior fills."""
+
+    config: AutoencoderConfig
+
+    def _build(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
+        b, meta = self.section.backbone, self.meta
+        if self.config.code_dim > b.latent_dim:
+            raise UserError(f"generative.models.autoencoder.code_dim ({self.config.code_dim}) exceeds "
+                            f"generative.backbone.latent_dim ({b.latent_dim}), the width of the fixed sampling noise")
+        net = AutoEncoder(meta.channels, meta.height, self.config.code_dim, b.g_channels, b.d_channels, b.stages,
+                          b.leak)
+        self._untrained = copy.deepcopy(net).to(device).eval()
+        self.modules = {"autoencoder": wrap(net.to(device))}
+        self.optimizers = {"autoencoder": torch.optim.Adam(self.modules["autoencoder"].parameters(), lr=self.config.lr)}
+        self._untrained_fitted = False
+
+    def train_step(self, batch: Any) -> Mapping[str, Tensor]:
+        """L2 summed over pixels, averaged over the batch; also the per-pixel mean squared error."""
+        images = batch[0].to(self.device)
+        with self.precision.autocast():
+            squared = (torch.sigmoid(self.modules["autoencoder"](images)) - images).pow(2).flatten(1)
+            loss = squared.sum(1).mean()
+        self.precision.backward_step(loss, self.optimizers["autoencoder"])
+        return {"loss": loss.detach(), "recon_mse": squared.detach().mean()}
+
+    def _fit(self) -> None:
+        """Both sampling networks' code Gaussians, on this run's training images."""
+        images = self.datasets()["train"].tensors[0].to(self.device)
+        self._sampling_net().fit_codes(images)
+        if not self._untrained_fitted:  # once: the untrained net never changes
+            self._untrained.fit_codes(images)
+            self._untrained_fitted = True
+
+    def evaluate(self, batches: Iterable[Any]) -> Mapping[str, float]:
+        self._fit()
+        return super().evaluate(batches)
+
+    def _evaluate_extra(self, batches: list[tuple[Tensor, Tensor]]) -> dict[str, float]:
+        """Per-pixel mean squared reconstruction error of the reference images, averaged over all ranks."""
+        net = self._sampling_net()
+        error = MeanMetric().to(self.device)
+        net.eval()
+        with torch.no_grad():
+            for images, _ in batches:
+                error.update((torch.sigmoid(net(images)) - images).pow(2).mean(), weight=images.numel())
+        net.train()
+        return {"recon_mse": float(error.compute())}
+
+    def _sampling_net(self) -> nn.Module:
+        return unwrap(self.modules["autoencoder"])
+
+    def _decode(self, net: nn.Module, codes: Tensor, labels: Tensor) -> Tensor:
+        """The family's fixed noise is latent_dim wide: its first code_dim entries are the standard-normal
+        draw (the same figure and evaluation noise every epoch, like the other models')."""
+        return torch.sigmoid(net.decode_noise(codes[:, : self.config.code_dim]))
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor) -> Tensor:
+        net = self._sampling_net()
+        net.eval()
+        try:
+            return torch.sigmoid(net(images.to(self.device)))
+        finally:
+            net.train()
+
+    def figures(self, batch: Any) -> Mapping[str, Any]:
+        self._fit()
+        ncols = min(GRID_SIDE, len(batch[0]))
+        keep = min(4 * GRID_SIDE, len(batch[0])) // ncols * ncols
+        images = batch[0][:keep]
+        return {**super().figures(batch),
+                "reconstructions": reconstruction_figure(images, self.reconstruct(images).cpu(), ncols)}
+
+    def export(self) -> dict[str, Any]:
+        self._fit()
+        return {**self._export_common(), "kind": "autoencoder", "conditional": False, "code_dim": self.config.code_dim,
+                "state_dict": self._sampling_net().state_dict()}
+
+
 def build_task(model: str, params: Params) -> GenerativeTask:
     section = params.generative
     directory = resolve(params.data.root) / section.dataset
-    task_class = VAETask if model in VAE_MODELS else GANTask
+    task_class = VAETask if model in VAE_MODELS else AutoencoderTask if model == "autoencoder" else GANTask
     return task_class(model, getattr(section.models, model), section, directory, read_meta(directory),
                       resolve(EVALUATOR_DIR), params.seed)
 
@@ -462,12 +544,16 @@ def run_params(model: str, params: Params) -> dict[str, Any]:
 
 def load_exported(export: Mapping[str, Any]) -> nn.Module:
     """Rebuild the trained sampling network from ``model.pt``: a :class:`Generator` (GANs, maps codes
-    (N, latent_dim) to image logits) or a :class:`VAE`; in eval mode."""
+    (N, latent_dim) to image logits), a :class:`VAE` or an :class:`AutoEncoder` (with its fitted code
+    Gaussian); in eval mode."""
     b = export["backbone"]
     if export["kind"] == "gan":
         classes = len(export["class_names"]) if export["conditional"] else 0
         net = Generator(b["latent_dim"] + classes, export["channels"], export["image_size"], b["g_channels"],
                         b["stages"])
+    elif export["kind"] == "autoencoder":
+        net = AutoEncoder(export["channels"], export["image_size"], export["code_dim"], b["g_channels"],
+                          b["d_channels"], b["stages"], b["leak"])
     else:
         classes = len(export["class_names"]) if export["conditional"] else 0
         net = VAE(export["channels"], export["image_size"], b["latent_dim"], classes, b["g_channels"],
