@@ -237,7 +237,7 @@ print(json.dumps(results))
 
 def test_dvc_keeps_persisted_outputs_of_a_failed_stage(tmp_path):
     """A real DVC repository: a stage shaped like the generated train stage (matrix, cached outs,
-    uncached metrics and plots, all persist) runs once, then fails: the outputs of the successful
+    uncached metrics and learning-curve CSV, all persist) runs once, then fails: the outputs of the successful
     run stay; a successful rerun replaces them. The same stage without persist loses them on the
     failure: what DVC did before."""
     stage = pipeline()["stages"]["train_segmentation"]
@@ -260,7 +260,7 @@ def test_dvc_keeps_persisted_outputs_of_a_failed_stage(tmp_path):
         (root / "mode.txt").write_text("first\n")
         entries = {key: stage[key] if persist else [{path: {k: v for k, v in options.items() if k != "persist"}}
                                                     for entry in stage[key] for path, options in entry.items()]
-                   for key in ("outs", "metrics", "plots")}
+                   for key in ("outs", "metrics")}  # the learning-curve CSV is one of the outs
         dvc_yaml = {"stages": {"train_segmentation": {"matrix": {"model": ["fcn"]},
                                                       "cmd": f"{sys.executable} write.py ${{item.model}}",
                                                       "deps": ["write.py", "mode.txt"], **entries}}}

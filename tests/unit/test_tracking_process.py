@@ -25,7 +25,7 @@ def store(_database, monkeypatch):
     root, client, uri = _database
     monkeypatch.setenv("COURSELAB_ROOT", str(root))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    tracking.configure_environment()
+    tracking.configure()  # this process's client too (the in-process runs below; another test may have moved it)
     return client
 
 
@@ -137,7 +137,6 @@ def test_an_analysis_stage_run_is_current_when_it_finishes(store):
 
 
 def test_experiments_describe_their_family_and_the_current_runs_search(store):
-    tracking.configure()
     experiment = store.get_experiment(tracking.ensure_experiment("segmentation"))
     note = experiment.tags[tracking.NOTE_TAG]
     assert "`val/miou`" in note and "tags.courselab.current = 'true'" in note
