@@ -32,12 +32,12 @@ def write_report(report: Report, out_dir: Path) -> dict[str, Path]:
                 models = {r.model for r in rows}
                 runs = [p for p in family.history if p.model in models]
                 family.history_charts[group] = interactive.history_chart(runs, family.headline, f"history-{name}")
-                png = curves.render(family.name, family.headline, csvs)
+                spec, series = curves.curve_series(family.name, family.headline, csvs)  # the CSVs, read once
+                png = curves.draw(spec, series)
                 if png is not None:
                     family.curve_assets[group] = f"assets/curves/{name}.png"
                     atomic_write_bytes(tmp / family.curve_assets[group], png)
-                    family.charts[group] = interactive.curves_chart(family.name, family.headline, csvs,
-                                                                    f"curves-{name}")
+                    family.charts[group] = interactive.series_chart(spec, series, f"curves-{name}")
             family.sweep_chart = None
             if family.sweep is not None and family.sweep.enabled:
                 family.sweep_chart = interactive.sweep_chart(family.sweep, f"sweep-{family.name}")

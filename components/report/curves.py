@@ -82,7 +82,11 @@ def readable_axes(ax, xs: list[float]) -> None:
 
 def render(family: str, headline: str, csvs: dict[str, Path], dpi: int = 100) -> bytes | None:
     """The family's learning curves as PNG bytes, or None when no CSV has a point to draw."""
-    spec, series = curve_series(family, headline, csvs)
+    return draw(*curve_series(family, headline, csvs), dpi=dpi)
+
+
+def draw(spec: CurveSpec, series: Series, dpi: int = 100) -> bytes | None:
+    """:func:`curve_series` output as PNG bytes, or None when there is no point to draw."""
     if not series:
         return None
 

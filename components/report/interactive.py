@@ -15,8 +15,9 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
+from components.report import text
 from components.report.collect import Sweep
-from components.report.curves import curve_series, log_scale
+from components.report.curves import CurveSpec, Series, curve_series, log_scale
 from components.report.runs import HistoryPoint
 
 PLOTLY_ASSET = "assets/plotly.min.js"
@@ -70,7 +71,12 @@ def _layout(titles: list[str], height: int) -> dict:
 def curves_chart(family: str, headline: str, csvs: dict[str, Path], div_id: str, height: int = 360) -> str | None:
     """The learning curves of ``csvs`` (model -> CSV) as one interactive chart, a panel per curve of the
     family; None when no CSV has a point."""
-    spec, series = curve_series(family, headline, csvs)
+    return series_chart(*curve_series(family, headline, csvs), div_id, height)
+
+
+def series_chart(spec: CurveSpec, series: Series, div_id: str, height: int = 360) -> str | None:
+    """:func:`curves_chart` from :func:`~components.report.curves.curve_series` output (read once for
+    the PNG and this chart)."""
     if not series:
         return None
     models = sorted({m for lines in series.values() for m in lines})
@@ -130,7 +136,6 @@ def history_chart(points: list[HistoryPoint], headline: str, div_id: str, height
     """The headline metric of every finished run of each model in MLflow against when it started (one
     line per model; hover for the commit and params hash): did a change help? None unless some model
     has two runs."""
-
     models = sorted({p.model for p in points})
     if not any(sum(p.model == m for p in points) > 1 for m in models):
         return None
@@ -145,8 +150,7 @@ def history_chart(points: list[HistoryPoint], headline: str, div_id: str, height
             "x": [datetime.fromtimestamp(p.start_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
                   for p in runs],
             "y": [p.value for p in runs],
-            "customdata": [[p.commit.partition("-dirty")[0][:12] + ("-dirty" if p.commit.endswith("-dirty") else ""),
-                            p.params_hash] for p in runs],
+            "customdata": [[text.commit(p.commit), p.params_hash] for p in runs],
             "line": {"color": COLORS[i % len(COLORS)], "width": 2}, "marker": {"size": 7},
             "hovertemplate": f"{model}<br>%{{x}}<br>commit %{{customdata[0]}}<br>params %{{customdata[1]}}"
                              f"<br>{headline} %{{y:.4g}}<extra></extra>"})

@@ -56,8 +56,10 @@ def transfer_rows(params: Params) -> dict[str, dict[str, Any]]:
 
 TRANSFER = Stage(
     name="selfsup_transfer", entry="pipelines.selfsup_transfer",
-    params=("seed", "runtime", "data.root", "trainer", "selfsup.encoder", "selfsup.transfer"),  # trainer: its threads
-    inputs=("data/${selfsup.transfer.dataset}", *(f"models/selfsup/{method}" for method in METHODS),
+    # trainer: its threads; selfsup.dataset: the untrained encoder is built for its images
+    params=("seed", "runtime", "data.root", "trainer", "selfsup.dataset", "selfsup.encoder", "selfsup.transfer"),
+    inputs=("data/${selfsup.transfer.dataset}", "data/${selfsup.dataset}",
+            *(f"models/selfsup/{method}" for method in METHODS),
             *(f"metrics/selfsup_probe-{row}.json" for row in (*METHODS, "random_init"))),  # the probe columns
     outs=("figures/selfsup_transfer",),
     metrics=tuple(f"metrics/selfsup_transfer-{row}.json" for row in (*METHODS, "scratch")),
