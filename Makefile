@@ -78,7 +78,7 @@ browser:
 
 dashboard: $(STAMP)
 	@echo "MLflow UI: $(DASHBOARD_URL)  (store: $(MLFLOW_STORE); report: $(CURDIR)/reports/index.html; Ctrl-C to stop)"
-	@$(BIN)/python -m components.tracking_relocate $(MLFLOW_STORE)
+	@$(BIN)/python -m components.tracking_view $(MLFLOW_STORE) $(DASHBOARD_URL)
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_STORE) --host $(HOST) --port $(PORT) \
 	  $(if $(ALLOWED_HOSTS),--allowed-hosts '$(ALLOWED_HOSTS)')
 

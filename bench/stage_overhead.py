@@ -24,7 +24,6 @@ the local path's median fixed cost <= 5 s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -38,6 +37,7 @@ from pathlib import Path
 import yaml
 
 from bench.rows import emit
+from components.metrics_files import read_stage_metrics
 from tests.conftest import tiny_params_dict
 
 DEFAULT_STAGES = ("segmentation/unet", "detection/fcos", "generative/dcgan", "translation/gru", "captioning/show_tell")
@@ -72,7 +72,7 @@ def pytorch_floor() -> float:
 def measure(root: Path, env: dict[str, str], family: str, model: str, num_workers: int) -> dict[str, float]:
     (root / "params.yaml").write_text(yaml.safe_dump(_params([(family, model)], num_workers), sort_keys=False))
     wall = _run(root, env, "pipelines.train", family, model)
-    summary = json.loads((root / "metrics" / f"{family}-{model}.json").read_text())
+    summary = read_stage_metrics(root, f"{family}-{model}")
     rows = (root / "plots" / f"{family}-{model}.csv").read_text().splitlines()
     column = rows[0].split(",").index("time/epoch_s")
     loop = sum(float(row.split(",")[column]) for row in rows[1:])

@@ -2,7 +2,7 @@
 
     python -m bench.tuned_vs_default segmentation [--seeds 0 1 2] [--values lr=0.003 ...] [--append]
 
-The tuned values are the sweep's best (``best_config`` in ``metrics/tune-<family>.json``, whether
+The tuned values are the sweep's best (``best_config`` in ``metrics/details/tune-<family>.json``, whether
 or not the tune stage applied them), or ``--values`` (e.g. another sweep's winner); the default is
 params.yaml as it is. Each run is the train
 stage's harness (``fit``, local path, no MLflow) for the model's epochs with only ``seed`` changed,
@@ -25,6 +25,7 @@ import yaml
 from bench.rows import emit
 from components.config import Params, load_params, model_trainer
 from components.families import get_family
+from components.metrics_files import details_path
 from components.runtime import repo_root, with_absolute_paths
 from components.train.harness import TrainJob, fit
 from components.tune.overrides import values_line
@@ -52,7 +53,7 @@ def main() -> None:
     params = with_absolute_paths(load_params())
     descriptor = get_family(args.family)
     sweep = descriptor.sweep(params)
-    summary_path = repo_root() / "metrics" / f"tune-{args.family}.json"
+    summary_path = details_path(repo_root(), f"tune-{args.family}")
     if not summary_path.is_file():
         raise SystemExit(f"{summary_path}: missing (run `dvc repro tune_{args.family}` first)")
     summary = json.loads(summary_path.read_text())

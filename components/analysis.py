@@ -5,7 +5,6 @@ each written atomically after the work is done."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -19,7 +18,8 @@ import torch
 from components import tracking
 from components.config import Params, flatten, params_hash
 from components.errors import UserError
-from components.io import atomic_directory, atomic_write_text
+from components.io import atomic_directory
+from components.metrics_files import write_stage_metrics
 from components.runtime import git_commit
 
 
@@ -84,8 +84,7 @@ class StageRun:
             summary = {**metrics, "train_wall_s": wall_s, "params_hash": self.digest,
                        "git_commit": self.tags[tracking.GIT_COMMIT_TAG], "mlflow_run_id": self.run_id,
                        "headline_metric": headline}
-            path = self.root / "metrics" / f"{self.stage}-{row}.json"
-            atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+            path = write_stage_metrics(self.root, f"{self.stage}-{row}", summary)
             mlflow.log_artifact(str(path))
             mlflow.log_metrics({f"{row}/{key.removeprefix('test/')}": value for key, value in metrics.items()})
         mlflow.log_artifacts(str(folder), "figures")

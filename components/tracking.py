@@ -26,7 +26,7 @@ import io
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -153,7 +153,10 @@ def _is_local_store(uri: str) -> bool:
     return uri.startswith("sqlite:") or "://" not in uri
 
 
+DEFAULT_EXPERIMENT_ID = "0"  # MLflow's "Default"
 NOTE_TAG = "mlflow.note.content"  # an experiment's description in the MLflow UI
+# what the UI opens an experiment on: its runs table (MLflow 3 defaults to the GenAI traces overview)
+KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 def describe(experiment: str) -> str:
@@ -180,6 +183,22 @@ def _relocate_once(uri: str) -> None:
         _RELOCATED.add(uri)
 
 
+def _retire_empty_default() -> None:
+    """Delete the empty "Default" experiment (id 0) a new local store starts with: nothing here logs
+    into it, and the dashboard would list it above the families (the UI can restore it)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    try:
+        default = client.get_experiment(DEFAULT_EXPERIMENT_ID)
+    except MlflowException:  # no experiment 0
+        return
+    if default is not None and default.lifecycle_stage == "active" and not client.search_runs(
+            [DEFAULT_EXPERIMENT_ID], max_results=1, run_view_type=3):  # 3: ViewType.ALL
+        client.delete_experiment(DEFAULT_EXPERIMENT_ID)
+
+
 def ensure_experiment(name: str) -> str:
     """The id of experiment ``name``, created (with a repo-local artifact root and a description) if missing."""
     import mlflow
@@ -188,14 +207,16 @@ def ensure_experiment(name: str) -> str:
     try:
         _relocate_once(mlflow.get_tracking_uri())
         experiment = mlflow.get_experiment_by_name(name)
+        tags = {NOTE_TAG: describe(name), KIND_TAG: MODEL_TRAINING}
         if experiment is not None:
-            if NOTE_TAG not in experiment.tags:  # stores from before descriptions
-                mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, NOTE_TAG, describe(name))
+            for key in tags.keys() - experiment.tags.keys():  # stores from before these tags
+                mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, tags[key])
             return experiment.experiment_id
         location = None
         if _is_local_store(mlflow.get_tracking_uri()):
             location = (repo_root() / "mlartifacts" / name).as_uri()
-        return mlflow.create_experiment(name, artifact_location=location, tags={NOTE_TAG: describe(name)})
+            _retire_empty_default()
+        return mlflow.create_experiment(name, artifact_location=location, tags=tags)
     except MlflowException as err:
         raise UserError(f"MLflow tracking store {mlflow.get_tracking_uri()} failed: {err.message}") from None
     except OSError as err:
@@ -236,6 +257,19 @@ def open_training_run(
     return run
 
 
+def comparable_params(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]], always: Iterable[str],
+                      prefix: str, searched: Iterable[str] = ()) -> dict[str, Any]:
+    """The handful of params a run logs to MLflow, under names every run of its family shares, so
+    the runs table and Compare's plots line runs up: ``always`` (seed, dataset...), the ``prefix``ed
+    keys (``model.``) that every other model's run (``others``) has too, and the swept ones
+    (``prefix`` + each search-space key) the run has. The full flattened set is its params.json."""
+    others = [set(other) for other in others]
+    swept = {prefix + key for key in searched}
+    always = set(always)
+    return {key: value for key, value in own.items()
+            if key in always or key in swept or (key.startswith(prefix) and all(key in o for o in others))}
+
+
 def mark_current(run: Any) -> None:
     """Move :data:`CURRENT_TAG` to ``run`` (a finished run) from the earlier runs of its stage."""
     import mlflow
@@ -251,6 +285,9 @@ def mark_current(run: Any) -> None:
         if other.info.run_id != run.info.run_id:
             client.set_tag(other.info.run_id, CURRENT_TAG, "false")
     client.set_tag(run.info.run_id, CURRENT_TAG, "true")
+    from components.tracking_view import update_for_run
+
+    update_for_run(run)  # the family's saved view shows the columns this run logged
 
 
 def end_training_run(status: str) -> None:

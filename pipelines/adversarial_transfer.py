@@ -14,7 +14,6 @@ and one MLflow run ``transfer`` in the ``adversarial`` experiment.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -31,7 +30,8 @@ from components.families.adversarial import attacks
 from components.families.adversarial.family import MODELS, RANDOM_SIGN
 from components.families.adversarial.figures import transfer_figure
 from components.families.adversarial.task import data_dir, load_exported
-from components.io import atomic_directory, atomic_write_text
+from components.io import atomic_directory
+from components.metrics_files import write_stage_metrics
 from components.runtime import git_commit, repo_root, seed_everything
 
 FIGURES = Path("figures") / "adversarial_transfer"
@@ -108,8 +108,7 @@ def main(argv: list[str] | None = None) -> None:
                        "train_wall_s": round(wall_s, 1), "params_hash": digest,
                        "git_commit": tags[tracking.GIT_COMMIT_TAG], "mlflow_run_id": run.info.run_id,
                        "headline_metric": "test/transfer_accuracy"}
-            path = root / "metrics" / f"adversarial_transfer-{source}.json"
-            atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+            path = write_stage_metrics(root, f"adversarial_transfer-{source}", summary)
             mlflow.log_artifact(str(path))
             mlflow.log_metrics({f"transfer/{source}/{target}": value for target, value in matrix[source].items()})
         mlflow.log_artifact(str(root / FIGURES / "transfer.png"), "figures")

@@ -15,7 +15,6 @@ line: on a cluster this stage runs on the head). Fails (one line) when the test 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -34,7 +33,8 @@ from components.families.generative.evaluator import (
     train_evaluator,
 )
 from components.families.generative.task import EVALUATOR_DIR, load_split
-from components.io import atomic_directory, atomic_write_text
+from components.io import atomic_directory
+from components.metrics_files import write_stage_metrics
 from components.runtime import git_commit, repo_root, resolve, seed_everything
 
 ARCH_KEYS = ("channels", "feature_dim", "dropout")
@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         root = repo_root()
         with atomic_directory(root / EVALUATOR_DIR) as tmp:
             torch.save(export_evaluator(net, arch, meta.class_names, result), tmp / EVALUATOR_FILE)
-        metrics_path = root / "metrics" / f"evaluator-{section.dataset}.json"
-        atomic_write_text(metrics_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        metrics_path = write_stage_metrics(root, f"evaluator-{section.dataset}", summary)
         mlflow.log_metrics({"test/accuracy": result["test/accuracy"], "train_wall_s": wall_s})
         mlflow.log_artifact(str(metrics_path))
         mlflow.log_artifact(str(root / EVALUATOR_DIR / EVALUATOR_FILE), "model")

@@ -35,6 +35,7 @@ from components.families import get_family
 from components.families.rl.envs import TABULAR, env_config
 from components.io import atomic_directory, atomic_write_text
 from components.metrics.direction import best_summaries
+from components.metrics_files import details_path, write_stage_metrics
 from components.runtime import git_commit, ray_init, repo_root, resolve, with_absolute_paths
 from components.tune.overrides import apply_tuned
 
@@ -53,6 +54,14 @@ def run_identity(algo: str, params: Params) -> dict[str, Any]:
 def logged_params(algo: str, params: Params) -> dict[str, Any]:
     cfg = getattr(params.rl.algos, algo)
     return flatten({"seed": params.seed, "algo": algo, "gridworld": env_config(algo, params), "cfg": cfg.model_dump()})
+
+
+def mlflow_params(algo: str, params: Params) -> dict[str, Any]:
+    """What the run logs as MLflow params (tracking.comparable_params): seed, algo, the ``cfg.`` keys
+    every algorithm has and the swept ones; the full :func:`logged_params` are its params.json."""
+    others = [logged_params(other, params) for other in FAMILY.models if other != algo]
+    return tracking.comparable_params(logged_params(algo, params), others, ("seed", "algo"), "cfg.",
+                                      FAMILY.sweep(params).search_space)
 
 
 def history_csv(history: list[dict[str, float]]) -> str:
@@ -143,12 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     root = repo_root()
     paths = {
         "model": root / "models" / "rl" / args.algo,
-        "metrics": root / "metrics" / f"rl-{args.algo}.json",
+        "metrics": details_path(root, f"rl-{args.algo}"),
         "history": root / "plots" / f"rl-{args.algo}.csv",
         "figures": root / "figures" / f"rl-{args.algo}",
     }
     started = time.perf_counter()
-    with tracking.training_run(FAMILY.experiment, run_key, args.algo, logged_params(args.algo, params), tags) as run:
+    with tracking.training_run(FAMILY.experiment, run_key, args.algo, mlflow_params(args.algo, params), tags) as run:
         logger = tracking.RunLogger(run.info.run_id, uri)
         with atomic_directory(paths["model"]) as out:
             if args.algo in TABULAR:
@@ -173,13 +182,15 @@ def main(argv: list[str] | None = None) -> None:
             "headline_metric": FAMILY.headline,
         }
         atomic_write_text(paths["history"], history_csv(result["history"]))
-        atomic_write_text(paths["metrics"], json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        write_stage_metrics(root, f"rl-{args.algo}", summary)
         import mlflow
 
         # best/<metric> (e.g. best/rl/episode_return_mean over iterations): what the MLflow table sorts by
         mlflow.log_metrics({**final, **best_summaries(result["history"]), "stage_wall_s": wall_s})
-        mlflow.log_artifact(str(paths["metrics"]))
-        mlflow.log_artifact(str(paths["history"]))
+        # under the same names in every run of every family, so MLflow's Compare finds them common
+        logger.log_bytes(paths["metrics"].read_bytes(), "summary.json")
+        logger.log_bytes(paths["history"].read_bytes(), "history.csv")
+        logger.log_bytes(json.dumps(logged_params(args.algo, params), indent=2).encode(), "params.json")
     shown = "  ".join(f"{k} {v:.4g}" for k, v in final.items() if k.startswith("rl/"))
     print(f"[rl/{args.algo}] done in {wall_s:.0f}s: {shown} -> {paths['metrics'].relative_to(root)}", flush=True)
 

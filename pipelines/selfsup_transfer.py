@@ -9,7 +9,7 @@ label_fraction`` of the training scenes' masks (the scenes shrunk by ``downscale
 scale); the ``scratch`` row trains the same network from seeded random weights. Test mIoU and pixel
 accuracy at the masks' resolution, mean and std over ``draws`` seeded label subsets (each the same for
 every row). Each row also carries the same encoder's linear-probe accuracies (final layer, 10 labels
-per class and all labels, from metrics/selfsup_probe-<row>.json; ``scratch``: the untrained encoder's),
+per class and all labels, from metrics/details/selfsup_probe-<row>.json; ``scratch``: the untrained encoder's),
 so one table has the course's layout. Writes metrics/selfsup_transfer-<row>.json,
 figures/selfsup_transfer/ and one MLflow run ``transfer`` in ``selfsup``.
 """
@@ -30,6 +30,7 @@ from components.families.selfsup.encoders import trained_and_untrained
 from components.families.selfsup.family import METHODS
 from components.families.selfsup.figures import transfer_figure
 from components.families.selfsup.transfer import SegmentationTransfer, evaluate, fine_tune, label_subset
+from components.metrics_files import details_path
 from components.runtime import resolve
 
 STAGE = "selfsup_transfer"
@@ -42,7 +43,7 @@ PROBE_COLUMNS = ("test/probe_accuracy_few", "test/probe_accuracy")  # the course
 def probe_columns(root: Path, row: str) -> dict[str, float]:
     """The linear probe's final-layer accuracies of the same encoder (stage selfsup_probe's row), so one
     table holds the course's layout: method x (probe with 10 labels per class, with all, transfer)."""
-    path = root / "metrics" / f"selfsup_probe-{row}.json"
+    path = details_path(root, f"selfsup_probe-{row}")
     if not path.is_file():
         raise UserError(f"{path} not found: run the probe first (dvc repro selfsup_probe)")
     probe = json.loads(path.read_text())

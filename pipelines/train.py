@@ -34,6 +34,7 @@ from components.config import Params, flatten, load_params, model_trainer, param
 from components.errors import UserError, exit_on_user_error
 from components.families import Family, get_family
 from components.io import atomic_directory, atomic_write_text
+from components.metrics_files import details_path, write_stage_metrics
 from components.runtime import git_commit, ray_init, repo_root, with_absolute_paths
 from components.tracking_process import TrackingProcess
 from components.tune.overrides import apply_tuned
@@ -97,6 +98,17 @@ def logged_params(family: str, model: str, params: Params) -> dict[str, Any]:
     })
 
 
+def mlflow_params(family: Family, model: str, params: Params) -> dict[str, Any]:
+    """What the run logs as MLflow params (tracking.comparable_params): seed, dataset, the worker
+    count, the family's input hashes, the model keys every model of the family has and the swept
+    ones; the full :func:`logged_params` are its params.json artifact."""
+    own = logged_params(family.name, model, params)
+    others = [logged_params(family.name, other, params) for other in family.models if other != model]
+    inputs = flatten(_family_run_params(family.name, model, params))  # e.g. the FID evaluator's hash
+    always = ("seed", "dataset", "trainer.num_workers", "trainer.batch_size", *inputs)
+    return tracking.comparable_params(own, others, always, "model.", family.sweep(params).search_space)
+
+
 def history_csv(history: list[dict[str, float]]) -> str:
     columns = sorted({key for row in history for key in row}, key=lambda k: (k != "epoch", k))
     buffer = io.StringIO()
@@ -111,7 +123,7 @@ def write_outputs(family: str, model: str, outcome: TrainOutcome, summary: dict[
     root = repo_root()
     paths = {
         "model": root / "models" / family / model,
-        "metrics": root / "metrics" / f"{family}-{model}.json",
+        "metrics": details_path(root, f"{family}-{model}"),
         "history": root / "plots" / f"{family}-{model}.csv",
         "figures": root / "figures" / f"{family}-{model}",
     }
@@ -123,7 +135,7 @@ def write_outputs(family: str, model: str, outcome: TrainOutcome, summary: dict[
         for name, png in outcome.figures.items():
             (tmp / f"{name}.png").write_bytes(png)
     atomic_write_text(paths["history"], history_csv(outcome.history))
-    atomic_write_text(paths["metrics"], json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_stage_metrics(root, f"{family}-{model}", summary)
     return paths
 
 
@@ -192,7 +204,7 @@ def run_stage(family: Family, model: str, params: Params, tuned_tags: dict[str, 
         **tuned_tags,
     }
     started = time.perf_counter()
-    tracker.open_run(family.experiment, run_key, model, logged_params(family.name, model, params), tags)
+    tracker.open_run(family.experiment, run_key, model, mlflow_params(family, model, params), tags)
     job = TrainJob(
         family=family.name,
         model=model,

@@ -34,12 +34,14 @@ from components.config import Params, load_params
 from components.errors import UserError, exit_on_user_error
 from components.families import get_family
 from components.io import atomic_write_text
+from components.metrics_files import TUNE_PREFIX, details_path, write_stage_metrics
 from components.runtime import repo_root
 from components.tune.overrides import tuned_file_text, tuned_path, values_line
 
 
 def metrics_path(root: Path, family: str) -> Path:
-    return Path(root) / "metrics" / f"tune-{family}.json"
+    """The sweep's details file (``metrics/tune-<family>.json`` beside it holds its numbers)."""
+    return details_path(root, f"{TUNE_PREFIX}{family}")
 
 
 def _outputs(root: Path, family: str, models: list[str], summary: dict[str, Any]) -> dict[Path, str]:
@@ -54,9 +56,13 @@ def _outputs(root: Path, family: str, models: list[str], summary: dict[str, Any]
     }
 
 
-def _write(outputs: dict[Path, str]) -> None:
+def _write(root: Path, family: str, outputs: dict[Path, str]) -> None:
+    """The tuned file, then the sweep's metrics files."""
     for path, text in outputs.items():
-        atomic_write_text(path, text)
+        if path == metrics_path(root, family):
+            write_stage_metrics(root, f"{TUNE_PREFIX}{family}", json.loads(text))
+        else:
+            atomic_write_text(path, text)
 
 
 def _finite(value: float | None) -> float | None:
@@ -253,7 +259,8 @@ def run(family: str, params: Params, root: Path) -> dict[str, Any]:
             summary["wall_s"] = round(time.perf_counter() - started, 1)
         outputs = _outputs(root, family, list(descriptor.models), summary)
         _log_parent(params, family, summary, f"{outcome.max_t} {outcome.unit}", outputs)
-    _write(outputs)  # only after the parent run finished: a failed stage leaves no output that looks valid
+    # only after the parent run finished: a failed stage leaves no output that looks valid
+    _write(root, family, outputs)
     return summary
 
 
@@ -270,7 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     sweep = descriptor.sweep(params)
     models = list(descriptor.models)
     if not sweep.enabled:
-        _write(_outputs(root, args.family, models, {"family": args.family, "model": sweep.model, "enabled": False}))
+        disabled = {"family": args.family, "model": sweep.model, "enabled": False}
+        _write(root, args.family, _outputs(root, args.family, models, disabled))
         print(f"[tune {args.family}] disabled (tune.{args.family}.enabled: false): empty overrides written", flush=True)
         return
     summary = run(args.family, params, root)

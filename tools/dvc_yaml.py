@@ -21,6 +21,7 @@ import yaml
 
 from components.families import FAMILIES, Family
 from components.families.base import Stage
+from components.metrics_files import details_of
 from tools.imports import REPO, closure_files, compress
 
 DVC_YAML = REPO / "dvc.yaml"
@@ -76,6 +77,11 @@ def _family_params(family: Family) -> list[str]:
     return trainer + [f"{family.name}.{key}" for key in family.stage_params]
 
 
+def _details(*metrics: str) -> list[dict[str, Any]]:
+    """The details file beside each metrics file (components/metrics_files.py): an out, not a metric."""
+    return [_kept_uncached(details_of(path)) for path in metrics]
+
+
 def prepare_stage() -> dict[str, Any]:
     return {"cmd": "python -m pipelines.prepare", "deps": _code("pipelines.prepare"), "params": ["seed", "data"],
             "outs": ["data"]}
@@ -89,7 +95,7 @@ def tune_stage(family: Family) -> dict[str, Any]:
         "deps": _code("pipelines.tune", family.task_module) + data_deps,
         "params": ["seed", "runtime", f"tune.{family.name}", *data_params, *_family_params(family),
                    f"{family.name}.{family.models_key}.{searched}"],
-        "outs": [_kept_uncached(f"tuned/{family.name}.yaml")],
+        "outs": [_kept_uncached(f"tuned/{family.name}.yaml"), *_details(f"metrics/tune-{family.name}.json")],
         "metrics": [_kept_uncached(f"metrics/tune-{family.name}.json")],
     }
 
@@ -107,14 +113,15 @@ def train_stage(family: Family) -> dict[str, Any]:
         # the learning-curve CSV is an output, not a plot of its own: the top-level plots draw every
         # model's in one chart per panel (as plots too, dvc plots show drew each CSV again)
         "outs": [_kept(f"models/{family.name}/{item}"), _kept(f"figures/{family.name}-{item}"),
-                 _kept_uncached(f"plots/{family.name}-{item}.csv")],
+                 _kept_uncached(f"plots/{family.name}-{item}.csv"), *_details(f"metrics/{family.name}-{item}.json")],
         "metrics": [_kept_uncached(f"metrics/{family.name}-{item}.json")],
     }
 
 
 def extra_stage(stage: Stage) -> dict[str, Any]:
     return {"cmd": f"python -m {stage.entry}", "deps": _code(stage.entry) + list(stage.inputs),
-            "params": list(stage.params), "outs": [_kept(path) for path in stage.outs],
+            "params": list(stage.params),
+            "outs": [*(_kept(path) for path in stage.outs), *_details(*stage.metrics)],
             "metrics": [_kept_uncached(path) for path in stage.metrics]}
 
 

@@ -62,6 +62,9 @@ class Stage:
     references: tuple[tuple[str, str | float], ...] = ()
     rows: Callable[[Params], dict[str, dict[str, Any]]] | None = None  # {row: the params it ran with}
     columns: tuple[str, ...] = ()  # metrics the report shows beside the headline (when a row has them)
+    # the numbers of metrics/<name>-<row>.json besides the headline and its references (None: the
+    # columns and the report's shared ones; components/metrics_files.py)
+    summary: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,9 @@ class Family:
     # image size), run whenever params are validated; raises ValueError("<full key>: <message>")
     check: Callable[[Params], None] | None = None
     columns: tuple[str, ...] = ()  # metrics the report shows beside the headline (when a model has them)
+    # the numbers of metrics/<name>-<model>.json besides the headline and its references (None: the
+    # columns and the report's shared ones; components/metrics_files.py)
+    summary: tuple[str, ...] | None = None
 
     models_key: ClassVar[str] = "models"  # <name>.<models_key>: one section per model
     sweep_model_key: ClassVar[str] = "model"  # tune.<name>.<sweep_model_key>: the model it searches

@@ -1,16 +1,15 @@
 """What the report shows, gathered from the stages' outputs.
 
-One :class:`Row` per ``metrics/<family>-<model>.json`` (its headline metric with the reference
+One :class:`Row` per ``metrics/details/<family>-<model>.json`` (its headline metric with the reference
 points that give it meaning, train time, key params, provenance and MLflow link), grouped into a
 :class:`FamilyReport` per family with its learning-curve tables (``plots/<family>-<model>.csv``),
-figures (``figures/<family>-<model>/*.png``), sweep summary (``metrics/tune-<family>.json``) and the
+figures (``figures/<family>-<model>/*.png``), sweep summary (``metrics/details/tune-<family>.json``) and the
 expected stages that have no metrics file yet. Nothing here renders or writes.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,8 @@ from components.config import Params
 from components.errors import UserError
 from components.families import FAMILIES
 from components.metrics.direction import metric_mode
+from components.metrics_files import COLUMNS, DETAILS_DIR, EXTRA_COLUMNS, REFERENCES, TUNE_PREFIX
+from components.metrics_files import number as _number
 from components.report.curves import read_series, spec_for
 from components.report.runs import HistoryPoint, RunLink, RunStore
 from components.tune.overrides import read_tuned
@@ -29,23 +30,6 @@ from components.tune.overrides import read_tuned
 # found in metrics/ follows.
 FAMILY_TITLES = {name: title for family in FAMILIES.values()
                  for name, title in ((family.name, family.title), *((s.name, s.title) for s in family.extra_stages))}
-TUNE_PREFIX = "tune-"
-# Reference points of a headline metric: (label, metrics-file key or constant), from the
-# descriptors. A key absent from a metrics file is skipped.
-REFERENCES: dict[str, tuple[tuple[str, str | float], ...]] = {
-    section.headline: section.references
-    for family in FAMILIES.values() for section in (family, *family.extra_stages)
-}
-# Columns shown besides the headline metric when some model of the family has them (after the
-# descriptor's own ``columns``).
-COLUMNS = {section.name: section.columns for family in FAMILIES.values() for section in (family, *family.extra_stages)}
-EXTRA_COLUMNS = (
-    "val/pixel_accuracy", "val/map50", "val/map_50", "val/voc_map", "val/mask_map", "val/mask_map50",
-    "val/mask_map_50", "val/is_evaluator", "val/fid_inception", "val/accuracy",
-    "test/bleu", "test/chrf", "test/exact_match", "test/bleu_longer", "test/bleu1", "test/bleu2", "test/bleu3",
-    "val/perplexity", "rl/episode_return_mean", "rl/policy_agreement", "rl/env_steps_to_threshold",
-    "rl/env_steps", "train/loss", "epochs",
-)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg"}  # figures the page shows
 # Metrics-file fields that put a row on a leaderboard of its own: runs of different environments
 # (RL's CartPole returns of ~500 against the grid world's ~0.7) are not comparable.
@@ -286,13 +270,6 @@ def _references(headline: str, metrics: dict[str, Any]) -> list[Reference]:
     return refs
 
 
-def _number(value: Any) -> float | None:
-    """A finite number, else None (missing, NaN, text)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
 def parse_sweep(data: dict[str, Any], store: RunStore) -> Sweep:
     """A :class:`Sweep` from the tune stage's JSON (``{"enabled": false}`` for a disabled sweep)."""
     family, model = str(data.get("family", "")), str(data.get("model", ""))
@@ -342,7 +319,7 @@ def _read_metrics_dir(metrics_dir: Path, store: RunStore) -> tuple[dict[str, dic
     ``tune-<family>.json``."""
     raw: dict[str, dict[str, dict[str, Any]]] = {}
     sweeps: dict[str, Sweep] = {}
-    for path in sorted(Path(metrics_dir).glob("*.json")):
+    for path in sorted((Path(metrics_dir) / DETAILS_DIR).glob("*.json")):
         data = _read_json(path)
         if path.stem.startswith(TUNE_PREFIX):
             sweep = parse_sweep(data, store)

@@ -42,6 +42,7 @@ browser_tier = [
 # The store the dashboard serves and the report links into: one experiment, three finished runs.
 STORE_RUNS = {"fcn": 0.61, "unet": 0.81, "segnet": 0.32}  # final val/miou (3 significant digits: the UI rounds)
 STORE_EPOCHS = 3
+SUPERSEDED_MIOU = 0.5  # an earlier repro's unet run: no longer current
 
 
 @pytest.fixture(scope="session")
@@ -82,26 +83,43 @@ def screenshot(driver, name: str, full_page: bool = False) -> Path:
 
 @pytest.fixture(scope="session")
 def mlflow_store(tmp_path_factory) -> dict:
-    """A temporary SQLite MLflow store with experiment `segmentation` and a run per STORE_RUNS model."""
+    """A temporary SQLite MLflow store with experiment `segmentation`: a run per STORE_RUNS model,
+    each its stage's current run (components/tracking.py's mark_current, which also writes the
+    experiment's saved view), and an earlier `unet` run they superseded (SUPERSEDED_MIOU)."""
     import mlflow
     from mlflow.entities import Metric, Param
+
+    from components import tracking
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri)
-    experiment_id = client.create_experiment("segmentation", artifact_location=(root / "artifacts").as_uri())
-    run_ids = {}
-    for model, miou in STORE_RUNS.items():
-        run = client.create_run(experiment_id, run_name=model, tags={"courselab.model": model})
-        now = int(time.time() * 1000)
-        metrics = [Metric("val/miou", round(miou * epoch / STORE_EPOCHS, 3), now, epoch)
-                   for epoch in range(1, STORE_EPOCHS + 1)]
-        metrics += [Metric("train/loss", round(1.0 / epoch, 3), now, epoch) for epoch in range(1, STORE_EPOCHS + 1)]
-        client.log_batch(run.info.run_id, metrics=metrics,
-                         params=[Param("model.name", model), Param("model.lr", "0.003")])
-        client.set_terminated(run.info.run_id)
-        run_ids[model] = run.info.run_id
-    return {"uri": uri, "path": root / "mlflow.db", "experiment_id": experiment_id, "run_ids": run_ids}
+    experiment_id = client.create_experiment("segmentation", artifact_location=(root / "artifacts").as_uri(),
+                                             tags={tracking.KIND_TAG: tracking.MODEL_TRAINING})  # as ensure_experiment
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)  # mark_current's client
+    run_ids, superseded = {}, ""
+    try:
+        for model, miou in (("unet", SUPERSEDED_MIOU), *STORE_RUNS.items()):
+            run = client.create_run(experiment_id, run_name=model, tags={
+                "courselab.model": model, tracking.STAGE_TAG: f"train_segmentation@{model}"})
+            now = int(time.time() * 1000)
+            metrics = [Metric("val/miou", round(miou * epoch / STORE_EPOCHS, 3), now, epoch)
+                       for epoch in range(1, STORE_EPOCHS + 1)]
+            metrics += [Metric("train/loss", round(1.0 / epoch, 3), now, epoch)
+                        for epoch in range(1, STORE_EPOCHS + 1)]
+            client.log_batch(run.info.run_id, metrics=metrics,
+                             params=[Param("model.name", model), Param("model.lr", "0.003"), Param("seed", "0")])
+            for name in ("summary.json", "params.json"):  # every train run logs these (pipelines/train.py)
+                client.log_text(run.info.run_id, f'{{"model": "{model}"}}\n', name)
+            client.set_terminated(run.info.run_id)
+            tracking.mark_current(client.get_run(run.info.run_id))
+            superseded = run_ids.get(model, superseded)
+            run_ids[model] = run.info.run_id
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    return {"uri": uri, "path": root / "mlflow.db", "experiment_id": experiment_id, "run_ids": run_ids,
+            "superseded": superseded}
 
 
 def _free_port() -> int:

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
 import sqlite3
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from components.families import FAMILIES
+from components.families.adversarial.family import RANDOM_SIGN
+from components.families.selfsup.family import REFERENCES as SELFSUP_REFERENCES
 from components.families.visualization.family import BASELINES, METHODS, NETWORKS
-from tests.conftest import REPO, tiny_params_dict
+from components.metrics_files import read_stage_metrics
+from tests.e2e.repository import reproduced, sh
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -33,76 +32,35 @@ VISUALIZATION = FAMILIES["visualization"].models
 SELFSUP = FAMILIES["selfsup"].models
 
 
-def _copy_repository(dest: Path) -> None:
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        source = REPO / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-
-
-def _sh(cwd: Path, env: dict, *cmd: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e") / "repo"
-    root.mkdir()
-    _copy_repository(root)
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict(), sort_keys=False))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSELAB_", "MLFLOW_", "RAY_ADDRESS"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["DVC_SITE_CACHE_DIR"] = str(root / ".dvc" / "site_cache")
-    env["DVC_NO_ANALYTICS"] = "1"
-    for cmd in (
-        ("git", "init", "-q"),
-        ("git", "config", "user.name", "courselab-e2e"),
-        ("git", "config", "user.email", "e2e@courselab.invalid"),
-        ("git", "add", "-A"),
-        ("git", "commit", "-qm", "tiny params"),
-    ):
-        _sh(root, env, *cmd)
-    # Train stages run on the local path (num_workers 0: no Ray); the tune and rl stages start a
-    # local Ray each. No RAY_ADDRESS: with one, every train stage would train on a cluster worker.
-    repro_env = {**env, "RAY_AUTH_MODE": "disabled"}
-    started = time.perf_counter()
-    proc = _sh(root, repro_env, "dvc", "repro", timeout=1800)
-    repro_s = time.perf_counter() - started  # printed for the log; bounds on time live in bench/stage_overhead.py
-    print(f"e2e dvc repro: {proc.stdout.count('Running stage ')} stages in {repro_s:.0f}s")
-    yield {"root": root, "env": env, "repro_env": repro_env, "repro": proc, "repro_s": repro_s}
+    return reproduced(tmp_path_factory.mktemp("e2e") / "repo")  # the whole pipeline
 
 
 def test_repro_writes_every_metrics_file_and_report(repo):
     root = repo["root"]
     for model in MODELS:
-        metrics = json.loads((root / "metrics" / f"segmentation-{model}.json").read_text())
+        metrics = read_stage_metrics(root, f"segmentation-{model}")
         assert 0.0 <= metrics["val/miou"] <= 1.0 and metrics["epochs"] == 1
         assert metrics["headline_metric"] == "val/miou"
         assert (root / "models" / "segmentation" / model / "model.pt").is_file()
         assert (root / "figures" / f"segmentation-{model}" / "masks.png").is_file()
     for model in DETECTION:
-        metrics = json.loads((root / "metrics" / f"detection-{model}.json").read_text())
+        metrics = read_stage_metrics(root, f"detection-{model}")
         assert metrics["headline_metric"] == "val/map" and 0.0 <= metrics["val/map"] <= 1.0
         assert "val/map_untrained" in metrics and "val/voc_map" in metrics
         assert (root / "figures" / f"detection-{model}" / "predictions.png").is_file()
-    assert "val/mask_map" in json.loads((root / "metrics" / "detection-mask_rcnn.json").read_text())
+    assert "val/mask_map" in read_stage_metrics(root, "detection-mask_rcnn")
     for algo in RL_ALGOS:
-        metrics = json.loads((root / "metrics" / f"rl-{algo}.json").read_text())
+        metrics = read_stage_metrics(root, f"rl-{algo}")
         assert metrics["headline_metric"] == "rl/greedy_return_mean"
         assert isinstance(metrics["rl/greedy_return_mean"], float)
         assert any((root / "models" / "rl" / algo).iterdir())
         assert (root / "plots" / f"rl-{algo}.csv").read_text().count("\n") >= 2  # header + >= 1 row
-    assert json.loads((root / "metrics" / "rl-value_iteration.json").read_text())["rl/policy_agreement"] == 1.0
+    assert read_stage_metrics(root, "rl-value_iteration")["rl/policy_agreement"] == 1.0
     assert (root / "models" / "evaluator" / "evaluator.pt").is_file()
     for model in GENERATIVE:
-        metrics = json.loads((root / "metrics" / f"generative-{model}.json").read_text())
+        metrics = read_stage_metrics(root, f"generative-{model}")
         fid, floor, untrained = (metrics[f"val/fid_evaluator{s}"] for s in ("", "_floor", "_untrained"))
         assert metrics["headline_metric"] == "val/fid_evaluator" and math.isfinite(fid)
         assert fid != untrained  # the generator trained: its samples moved from the untrained network's
@@ -110,27 +68,27 @@ def test_repro_writes_every_metrics_file_and_report(repo):
         assert (root / "figures" / f"generative-{model}" / "samples.png").is_file()
     for family, models in (("translation", TRANSLATION), ("captioning", CAPTIONING)):
         for model in models:
-            metrics = json.loads((root / "metrics" / f"{family}-{model}.json").read_text())
+            metrics = read_stage_metrics(root, f"{family}-{model}")
             assert metrics["headline_metric"] == "val/bleu" and 0.0 <= metrics["test/bleu"] <= 100.0
             assert "tok:13a" in metrics["test/bleu_signature"]
             assert (root / "figures" / f"{family}-{model}" / "samples.png" if family == "translation"
                     else root / "figures" / f"{family}-{model}" / "captions.png").is_file()
     for model in ADVERSARIAL:
-        metrics = json.loads((root / "metrics" / f"adversarial-{model}.json").read_text())
+        metrics = read_stage_metrics(root, f"adversarial-{model}")
         assert metrics["headline_metric"] == "val/robust_accuracy" and 0.0 <= metrics["test/accuracy"] <= 1.0
         assert (root / "figures" / f"adversarial-{model}" / "test_robustness.png").is_file()
-        transfer = json.loads((root / "metrics" / f"adversarial_transfer-{model}.json").read_text())
+        transfer = read_stage_metrics(root, f"adversarial_transfer-{model}")
         assert transfer[f"test/accuracy_of/{model}"] == pytest.approx(metrics["test/robust_accuracy/fgsm/eps_0.2"])
     assert (root / "figures" / "adversarial_transfer" / "transfer.png").is_file()
     for row in (*METHODS, *BASELINES):
-        metrics = json.loads((root / "metrics" / f"visualization_attribution-{row}.json").read_text())
+        metrics = read_stage_metrics(root, f"visualization_attribution-{row}")
         assert metrics["headline_metric"] == "test/deletion_auc" and 0.0 <= metrics["test/deletion_auc"] <= 1.0
     for row in NETWORKS:
-        metrics = json.loads((root / "metrics" / f"visualization_units-{row}.json").read_text())
+        metrics = read_stage_metrics(root, f"visualization_units-{row}")
         assert metrics["headline_metric"] == "test/dissection_units" and metrics["test/dissection_units"] >= 0
     assert (root / "figures" / "visualization_units" / "dissection.md").is_file()
     for row in (*SELFSUP, "random_init", "pixels"):
-        metrics = json.loads((root / "metrics" / f"selfsup_probe-{row}.json").read_text())
+        metrics = read_stage_metrics(root, f"selfsup_probe-{row}")
         assert metrics["headline_metric"] == "test/probe_accuracy_few" and 0.0 <= metrics["test/probe_accuracy"] <= 1.0
     report = (root / "reports" / "index.md").read_text()
     every_model = (MODELS + DETECTION + RL_ALGOS + GENERATIVE + TRANSLATION + CAPTIONING + ADVERSARIAL + VISUALIZATION
@@ -171,39 +129,44 @@ def test_repro_logged_one_finished_mlflow_run_per_model(repo):
     assert sorted(generative_runs) == sorted((model, "FINISHED") for model in (*GENERATIVE, "evaluator"))
 
 
+_METRICS_SHOW = """\
+import contextlib, io, json, sys
+from dvc.cli import main
+widths = {}
+for group in json.loads(sys.argv[1]):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["metrics", "show", *group["files"]])
+    widths[group["name"]] = {"code": code, "width": max(map(len, out.getvalue().splitlines()), default=0),
+                             "lines": len(out.getvalue().splitlines())}
+print(json.dumps(widths))
+"""
+
+
+def test_dvc_metrics_show_is_a_table_of_numbers_under_300_characters_per_stage(repo):
+    """`dvc metrics show metrics/<stage>-*.json` (each family's, each analysis stage's, the sweeps'):
+    numbers only, every line under 300 characters; the provenance lives in metrics/details/."""
+    root = repo["root"]
+    groups: dict[str, list[str]] = {}
+    for path in sorted((root / "metrics").glob("*.json")):
+        groups.setdefault(path.name.partition("-")[0], []).append(f"metrics/{path.name}")
+        summary = json.loads(path.read_text())
+        flat = [v for value in summary.values() for v in (value.values() if isinstance(value, dict) else [value])]
+        assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in flat), path
+        assert flat or not read_stage_metrics(root, path.stem).get("enabled", True), path  # {}: a disabled sweep
+    assert {"segmentation", "detection", "rl", "generative", "tune", "selfsup_transfer"} <= set(groups)
+    proc = sh(root, repo["env"], sys.executable, "-c", _METRICS_SHOW,
+               json.dumps([{"name": name, "files": files} for name, files in groups.items()]))
+    widths = json.loads(proc.stdout.strip().splitlines()[-1])
+    print("dvc metrics show widths:", {name: w["width"] for name, w in widths.items()})
+    for name, shown in widths.items():
+        assert shown["code"] == 0 and shown["lines"] >= 1 + len(groups[name]), (name, shown)  # header + a row each
+        assert shown["width"] < 300, (name, shown)
+
+
 def test_second_repro_is_a_noop(repo):
-    proc = _sh(repo["root"], repo["env"], "dvc", "repro")
+    proc = sh(repo["root"], repo["env"], "dvc", "repro")
     assert "Data and pipelines are up to date." in proc.stdout
-
-
-def test_exp_run_with_changed_param_is_a_new_experiment(repo):
-    root, env = repo["root"], repo["env"]
-    _sh(root, env, "git", "add", "-A")
-    _sh(root, env, "git", "commit", "-qm", "baseline results")
-    proc = _sh(root, repo["repro_env"], "dvc", "exp", "run", "-S", "segmentation.models.fcn.lr=0.01", "-n", "fcn-lr")
-    assert "Running stage 'train_segmentation@fcn'" in proc.stdout
-    assert "Running stage 'train_segmentation@unet'" not in proc.stdout  # only the changed model retrains
-    shown = json.loads(_sh(root, env, "dvc", "exp", "show", "--json").stdout)
-    found = [node for node in _walk(shown) if node.get("name") == "fcn-lr" and "data" in node]
-    assert found, "experiment fcn-lr not in dvc exp show"
-    params = found[0]["data"]["params"]["params.yaml"]["data"]
-    assert params["segmentation"]["models"]["fcn"]["lr"] == 0.01
-    assert "val/miou" in json.dumps(found[0]["data"]["metrics"])
-
-
-def _walk(node):
-    """Every dict nested anywhere in ``dvc exp show --json`` output."""
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
-
-def _ran(proc: subprocess.CompletedProcess) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", proc.stdout))
 
 
 def _sweep_children_and_tuned_param(root, summary: dict, param: str, tuned_file: str) -> tuple[int, list, list]:
@@ -229,7 +192,7 @@ def test_sweep_ran_and_the_tuned_model_trained_with_its_result(repo):
     """tune_segmentation swept U-Net (tiny: 2 trials, train/loss; see tests/conftest.py), the
     disabled families wrote empty overrides, and train_segmentation@unet applied the best values."""
     root = repo["root"]
-    summary = json.loads((root / "metrics" / "tune-segmentation.json").read_text())
+    summary = read_stage_metrics(root, "tune-segmentation")
     assert summary["enabled"] and summary["model"] == "unet" and summary["num_trials"] == 2
     assert summary["trials"][0]["config"] == {"lr": 0.002}  # the default point first
     assert 0.003 <= summary["best_config"]["lr"] <= 0.01  # tiny construction: a larger lr always wins
@@ -237,7 +200,7 @@ def test_sweep_ran_and_the_tuned_model_trained_with_its_result(repo):
     assert summary["applied"] and summary["min_improvement"] == 0  # a better lr always wins; the tiny margin is 0
     assert tuned["unet"] == summary["best_config"] and tuned["fcn"] == tuned["segnet"] == tuned["dilated"] == {}
     for family in ("detection", "generative", "translation", "captioning"):
-        assert json.loads((root / "metrics" / f"tune-{family}.json").read_text())["enabled"] is False
+        assert read_stage_metrics(root, f"tune-{family}")["enabled"] is False
         assert not any(yaml.safe_load((root / "tuned" / f"{family}.yaml").read_text())[m] for m in
                        {"detection": DETECTION, "generative": GENERATIVE, "translation": TRANSLATION,
                         "captioning": CAPTIONING}[family])
@@ -250,7 +213,7 @@ def test_rl_sweep_ran_rllib_trials_and_rl_stage_applied_its_result(repo):
     """tune_rl swept REINFORCE (tiny: 2 trials of 1000 env steps) with RLlib's algorithm as the
     trainable; tuned/rl.yaml has a section per algorithm and rl@reinforce trained with its own."""
     root = repo["root"]
-    summary = json.loads((root / "metrics" / "tune-rl.json").read_text())
+    summary = read_stage_metrics(root, "tune-rl")
     assert summary["enabled"] and (summary["family"], summary["model"]) == ("rl", "reinforce")
     assert summary["num_trials"] == 2 and all(t["env_steps"] >= 1000 or t["stopped_early"] for t in summary["trials"])
     tuned = yaml.safe_load((root / "tuned" / "rl.yaml").read_text())
@@ -262,34 +225,81 @@ def test_rl_sweep_ran_rllib_trials_and_rl_stage_applied_its_result(repo):
     assert [float(v) for (v,) in reinforce_lr] == ([summary["best_config"]["lr"]] if applied else [])
 
 
-def test_changed_search_bound_reruns_the_sweep_and_the_tuned_model_only(repo):
-    root, env = repo["root"], repo["repro_env"]
-    before = yaml.safe_load((root / "tuned" / "segmentation.yaml").read_text())
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["tune"]["segmentation"]["search_space"]["lr"]["high"] = 0.03
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    status = _sh(root, repo["env"], "dvc", "status").stdout
-    changed = set(re.findall(r"^(\S+):$", status, flags=re.MULTILINE))
-    assert changed == {"tune_segmentation"}, status  # the train stages wait for the new tuned values
+def test_adversarial_models_then_their_transfer_matrix(repo):
+    """The four classifiers, then the transfer stage: its diagonal is each model's own FGSM accuracy."""
+    from mlflow import MlflowClient
 
-    proc = _sh(root, env, "dvc", "repro", timeout=900)
-    after = yaml.safe_load((root / "tuned" / "segmentation.yaml").read_text())
-    assert after["unet"] != before["unet"] and 0.003 <= after["unet"]["lr"] <= 0.03
-    assert {k: after[k] for k in ("fcn", "segnet", "dilated")} == {k: before[k] for k in ("fcn", "segnet", "dilated")}
-    assert _ran(proc) == {"tune_segmentation", "train_segmentation@unet", "report"}, proc.stdout
+    prepared = repo["root"]  # what the integration tests called their prepared repository
+
+    metrics = {m: read_stage_metrics(prepared, f"adversarial-{m}") for m in ADVERSARIAL}
+    for model, values in metrics.items():
+        for key in ("val/accuracy", "val/robust_accuracy", "test/accuracy", "test/robust_accuracy_strong",
+                    "test/robust_accuracy/fgsm/eps_0.2", "test/robust_accuracy/random_sign/eps_0.05",
+                    "test/least_likely_success/one_step", "test/least_likely_success/iterative",
+                    "test/universal_fooling_rate", "test/universal_random_fooling_rate"):
+            assert 0.0 <= values[key] <= 1.0, (model, key)
+        assert values["val/robust_accuracy"] == values["val/robust_accuracy/pgd/eps_0.2"]
+        for name in ("fgsm_examples", "test_robustness", "test_universal"):
+            assert (prepared / "figures" / f"adversarial-{model}" / f"{name}.png").is_file(), (model, name)
+    export = torch.load(prepared / "models" / "adversarial" / "cnn_pgd" / "model.pt", weights_only=True)
+    assert export["model"] == "cnn_pgd" and "state_dict" in export
+
+    rows = {row: read_stage_metrics(prepared, f"adversarial_transfer-{row}")
+            for row in (*ADVERSARIAL, RANDOM_SIGN)}
+    for source in ADVERSARIAL:  # white-box on the source itself: the train stage's own FGSM test accuracy
+        assert rows[source][f"test/accuracy_of/{source}"] == pytest.approx(
+            metrics[source]["test/robust_accuracy/fgsm/eps_0.2"], abs=1e-6)
+        others = [rows[source][f"test/accuracy_of/{t}"] for t in ADVERSARIAL if t != source]
+        assert rows[source]["test/transfer_accuracy"] == pytest.approx(sum(others) / len(others))
+    assert (prepared / "figures" / "adversarial_transfer" / "transfer.png").is_file()
+
+    client = MlflowClient(f"sqlite:///{prepared / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("adversarial")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == sorted([*ADVERSARIAL, "transfer"])
+    cnn = next(r for r in runs if r.info.run_name == "cnn")
+    curve = client.get_metric_history(cnn.info.run_id, "test/accuracy_vs_eps_x1000/pgd")
+    assert [m.step for m in curve] == [50, 100, 200, 300]  # accuracy against epsilon, a curve in MLflow
+    assert curve[2].value == pytest.approx(metrics["cnn"]["test/robust_accuracy/pgd/eps_0.2"])
 
 
+def test_selfsup_methods_then_probe_and_transfer(repo):
+    """Every method's encoder, the probes over them, an untrained one and the pixels, and the transfer."""
+    from mlflow import MlflowClient
 
-def test_exp_run_with_two_workers_takes_the_distributed_path(repo):
-    """`dvc exp run train_captioning@show_tell -S ++captioning.trainer.num_workers=2`: the model
-    retrains on two Ray Train workers (DDP; the stage starts its own local Ray)."""
-    root, env = repo["root"], repo["env"]
-    _sh(root, env, "git", "add", "-A")
-    _sh(root, env, "git", "commit", "-qm", "results before the two-worker run")
-    proc = _sh(root, repo["repro_env"], "dvc", "exp", "run", "train_captioning@show_tell",
-               "-S", "++captioning.trainer.num_workers=2", "-n", "captioning-ddp", timeout=900)
-    assert {stage for stage in _ran(proc) if stage.startswith("train_")} == {"train_captioning@show_tell"}
-    assert "training on 2 Ray Train worker(s)" in proc.stdout
-    metrics = json.loads((root / "metrics" / "captioning-show_tell.json").read_text())
-    assert metrics["ddp/param_max_abs_diff"] == 0.0 and metrics["ddp/num_nodes"] == 1  # only with >= 2 ranks
-    assert 0.0 <= metrics["test/bleu"] <= 100.0
+    prepared = repo["root"]  # what the integration tests called their prepared repository
+
+    for method in SELFSUP:
+        metrics = read_stage_metrics(prepared, f"selfsup-{method}")
+        assert metrics["headline_metric"] == "val/knn_accuracy"
+        assert 0.0 <= metrics["val/knn_accuracy"] <= 1.0 and 0.0 <= metrics["val/pretext_accuracy"] <= 1.0
+        assert (prepared / "figures" / f"selfsup-{method}" / "views.png").is_file()
+    export = torch.load(prepared / "models" / "selfsup" / "simclr" / "model.pt", weights_only=True)
+    assert export["model"] == "simclr" and not any(k.startswith("classifier") for k in export["state_dict"])
+
+    rows = {row: read_stage_metrics(prepared, f"selfsup_probe-{row}")
+            for row in (*SELFSUP, *SELFSUP_REFERENCES)}
+    for name, row in rows.items():
+        for key in ("test/probe_accuracy", "test/probe_accuracy_few", "test/probe_accuracy_conv",
+                    "test/probe_accuracy_conv_few", "test/probe_accuracy_mid", "test/probe_accuracy_mid_few"):
+            assert 0.0 <= row[key] <= 1.0, (name, key)
+        assert row["test/probe_accuracy_few_random"] == rows["random_init"]["test/probe_accuracy_few"]
+    # the pixels have no layers: every layer's probe is the same
+    assert rows["pixels"]["test/probe_accuracy_mid"] == rows["pixels"]["test/probe_accuracy_conv"] == rows[
+        "pixels"]["test/probe_accuracy"]
+    assert (prepared / "figures" / "selfsup_probe" / "tsne.png").is_file()
+
+    transfer = {row: read_stage_metrics(prepared, f"selfsup_transfer-{row}")
+                for row in (*SELFSUP, "scratch")}
+    for name, row in transfer.items():
+        assert 0.0 <= row["test/transfer_miou"] <= 1.0 and row["test/labelled_scenes"] >= 1, name
+        assert row["test/transfer_miou_scratch"] == transfer["scratch"]["test/transfer_miou"]
+        probe = rows["random_init" if name == "scratch" else name]  # the course's table: probe beside transfer
+        assert row["test/probe_accuracy_few"] == probe["test/probe_accuracy_few"]
+        assert row["test/probe_accuracy"] == probe["test/probe_accuracy"]
+    assert (prepared / "figures" / "selfsup_transfer" / "transfer.png").is_file()
+
+    client = MlflowClient(f"sqlite:///{prepared / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("selfsup")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == sorted([*SELFSUP, "probe", "transfer"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 import yaml
@@ -12,6 +10,7 @@ from torch.utils.data import DataLoader
 from components.data.schema import read_meta
 from components.families.detection.task import DetectionDataset, collate, load_exported
 from components.metrics.detection import DetectionEvaluator
+from components.metrics_files import read_stage_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +30,7 @@ def test_two_worker_mask_rcnn_stage_matches_single_process_evaluation(prepared, 
     (prepared / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     train.main(["detection", "mask_rcnn"])
 
-    metrics = json.loads((prepared / "metrics" / "detection-mask_rcnn.json").read_text())
+    metrics = read_stage_metrics(prepared, "detection-mask_rcnn")
     for key in ("val/map", "val/map50", "val/mask_map", "val/mask_map50", "val/voc_map", "val/map_untrained"):
         assert key in metrics, key
     assert (prepared / "figures" / "detection-mask_rcnn" / "predictions.png").is_file()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 import yaml
+
+from components.metrics_files import read_stage_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def test_gan_trains_under_two_ddp_workers_with_finite_losses(prepared, ray_sessi
     (prepared / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     train.main(["generative", "wgan_gp"])
 
-    metrics = json.loads((prepared / "metrics" / "generative-wgan_gp.json").read_text())
+    metrics = read_stage_metrics(prepared, "generative-wgan_gp")
     for key in ("train/loss_d", "train/loss_g", "train/gradient_penalty", "val/fid_evaluator", "val/is_evaluator",
                 "val/fid_evaluator_floor", "val/fid_evaluator_untrained"):
         assert math.isfinite(metrics[key]), key

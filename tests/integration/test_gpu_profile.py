@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from components.metrics_files import read_stage_metrics
 from tools.profile import merged, profile_overrides
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,7 @@ def test_gpu_profile_stages_run_on_the_stand_ins(workdir):
     evaluator.main([])
     for family, model in STAGES:
         train.main([family, model])
-        metrics = json.loads((workdir / "metrics" / f"{family}-{model}.json").read_text())
+        metrics = read_stage_metrics(workdir, f"{family}-{model}")
         headline = metrics["headline_metric"]
         assert headline in metrics and torch.isfinite(torch.tensor(metrics[headline])), (family, model)
         export = torch.load(workdir / "models" / family / model / "model.pt", weights_only=False)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.metrics_files import read_stage_metrics
 from tests.conftest import run_env, tiny_params_dict
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def _train(root: Path, env: dict, model: str = "unet") -> subprocess.CompletedPr
 
 
 def _metrics(root: Path, model: str = "unet") -> dict:
-    return json.loads((root / "metrics" / f"segmentation-{model}.json").read_text())
+    return read_stage_metrics(root, f"segmentation-{model}")
 
 
 def test_two_node_cluster_spreads_ddp_workers_with_identical_weights(prepared, monkeypatch):
@@ -84,11 +84,11 @@ def test_worker_death_mid_epoch_restarts_from_the_last_checkpoint(prepared, tmp_
 
 @pytest.fixture
 def dvc_repo(tmp_path):
-    from tests.e2e.test_dvc_repro import _copy_repository, _sh
+    from tests.e2e.repository import copy_repository, sh
 
     root = tmp_path / "repo"
     root.mkdir()
-    _copy_repository(root)
+    copy_repository(root)
     params = tiny_params_dict()
     params["segmentation"]["models"]["fcn"]["epochs"] = 15
     params["segmentation"]["trainer"].update(num_workers=0,  # the local path: checkpoints are the harness's
@@ -99,7 +99,7 @@ def dvc_repo(tmp_path):
                DVC_SITE_CACHE_DIR=str(root / ".dvc" / "site_cache"))
     for cmd in (("git", "init", "-q"), ("git", "config", "user.name", "t"), ("git", "config", "user.email", "t@t"),
                 ("git", "add", "-A"), ("git", "commit", "-qm", "tiny")):
-        _sh(root, env, *cmd)
+        sh(root, env, *cmd)
     return root, env
 
 
@@ -127,7 +127,7 @@ def test_killed_dvc_repro_resumes_and_leaves_no_half_written_outputs(dvc_repo):
     rerun = subprocess.run(["dvc", "repro", stage], cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "resumed from the checkpoint of epoch" in rerun.stdout
-    assert json.loads((root / "metrics" / "segmentation-fcn.json").read_text())["epochs"] == 15
+    assert read_stage_metrics(root, "segmentation-fcn")["epochs"] == 15
     history = (root / "plots" / "segmentation-fcn.csv").read_text().splitlines()
     assert [float(row.split(",")[0]) for row in history[1:]] == [float(e) for e in range(1, 16)]
 

@@ -3,8 +3,6 @@ the test report (beam search, length buckets, sacrebleu signature), figures and 
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 import yaml
@@ -14,6 +12,7 @@ from components.families.sequence.batches import PairCollate, ParallelDataset, t
 from components.families.sequence.decoding import greedy_decode
 from components.families.sequence.translation import load_exported, max_lengths
 from components.metrics.sequence import corpus_bleu, exact_match
+from components.metrics_files import read_stage_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +32,7 @@ def test_two_worker_attention_gru_stage_matches_single_process_bleu(prepared, ra
     (prepared / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     train.main(["translation", "attention_gru"])
 
-    metrics = json.loads((prepared / "metrics" / "translation-attention_gru.json").read_text())
+    metrics = read_stage_metrics(prepared, "translation-attention_gru")
     for key in ("val/bleu", "val/chrf", "val/exact_match", "val/perplexity", "test/bleu", "test/chrf",
                 "test/bleu_longer", "test/bleu/len_01-10", "test/bleu/len_over_10", "test/exact_match/len_over_10"):
         assert key in metrics, key
@@ -69,7 +68,7 @@ def test_show_attend_tell_stage_writes_caption_bleu_and_attention(prepared, ray_
     from pipelines import train
 
     train.main(["captioning", "show_attend_tell"])
-    metrics = json.loads((prepared / "metrics" / "captioning-show_attend_tell.json").read_text())
+    metrics = read_stage_metrics(prepared, "captioning-show_attend_tell")
     assert metrics["headline_metric"] == "val/bleu"
     for key in ("val/bleu", "val/bleu1", "val/perplexity", "test/bleu", "test/bleu1", "test/bleu3"):
         assert 0.0 <= metrics[key] <= 100.0 or key == "val/perplexity", key

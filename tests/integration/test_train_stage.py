@@ -12,6 +12,7 @@ from components.config import load_params
 from components.data.schema import read_meta
 from components.families.segmentation.task import load_exported, load_split
 from components.metrics.segmentation import SegmentationMetrics
+from components.metrics_files import read_stage_metrics
 from components.runtime import with_absolute_paths
 from components.train.harness import TrainJob, fit
 
@@ -35,7 +36,7 @@ def test_two_worker_ddp_stage_logs_once_and_matches_single_process(prepared, ray
     _set(prepared, num_workers=2, cpus_per_worker=1)
     train.main(["segmentation", "unet"])
 
-    metrics = json.loads((prepared / "metrics" / "segmentation-unet.json").read_text())
+    metrics = read_stage_metrics(prepared, "segmentation-unet")
     assert (prepared / "models" / "segmentation" / "unet" / "model.pt").is_file()
     assert (prepared / "figures" / "segmentation-unet" / "masks.png").is_file()
     history = (prepared / "plots" / "segmentation-unet.csv").read_text().splitlines()
@@ -71,7 +72,13 @@ def test_two_worker_ddp_stage_logs_once_and_matches_single_process(prepared, ray
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"summary.json", "history.csv", "params.json"} <= top  # the same names in every run: Compare's
     logged = json.loads(open(client.download_artifacts(run.info.run_id, "params.json", str(prepared))).read())
-    assert run.data.params == {k: "None" if v is None else str(v) for k, v in logged.items()}  # every param
+    # MLflow params: the ones every segmentation run shares (the runs table's and Compare's columns);
+    # params.json: every param the run read
+    assert set(run.data.params) == {
+        "seed", "dataset", "trainer.num_workers", "trainer.batch_size", "model.name", "model.epochs", "model.lr",
+        "model.lr_schedule", "model.warmup_fraction", "model.weight_decay", "model.base_channels"}
+    assert all(run.data.params[k] == ("None" if logged[k] is None else str(logged[k])) for k in run.data.params)
+    assert {"data.scenes.num_train", "trainer.precision"} <= set(logged) - set(run.data.params)
 
 
 def _job(root, name: str, epochs: int) -> TrainJob:

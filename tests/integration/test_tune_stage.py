@@ -3,12 +3,11 @@ MLflow parent/child runs, the tuned file and metrics file, and a train stage app
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import yaml
 
+from components.metrics_files import read_stage_metrics
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -53,7 +52,7 @@ def test_asha_sweep_stops_hopeless_trials_and_nests_every_trial_under_the_sweep(
                         search_space={"lr": {"distribution": "choice", "values": [1.0e-6, 2.0e-6]}})
     tune.main(["segmentation"])
 
-    summary = json.loads((prepared / "metrics" / "tune-segmentation.json").read_text())
+    summary = read_stage_metrics(prepared, "tune-segmentation")
     assert set(summary) == METRICS_KEYS and all(set(t) == TRIAL_KEYS for t in summary["trials"])
     assert summary["enabled"] is True and summary["mode"] == "min" and summary["num_trials"] == 3
     default = {"lr": params["segmentation"]["models"]["unet"]["lr"]}
@@ -122,7 +121,7 @@ def test_pbt_copies_a_better_trial_and_keeps_the_reference(prepared, ray_session
                search_space={"lr": {"distribution": "loguniform", "low": 1.0e-6, "high": 1.0e-5}})
     tune.main(["segmentation"])
 
-    summary = json.loads((prepared / "metrics" / "tune-segmentation.json").read_text())
+    summary = read_stage_metrics(prepared, "tune-segmentation")
     reference, other = summary["trials"]
     assert reference["config"] == {"lr": 0.002} and reference["epochs"] == 4 and summary["num_stopped_early"] == 0
     client, parent, children = _runs(prepared, "segmentation")
@@ -155,7 +154,7 @@ def test_translation_sweep_win_is_confirmed_at_full_length_before_its_train_stag
                search_space={"lr": {"distribution": "loguniform", "low": 0.01, "high": 0.02},
                              "hidden_dim": {"distribution": "choice", "values": [24, 40]}})
     tune.main(["translation"])
-    summary = json.loads((prepared / "metrics" / "tune-translation.json").read_text())
+    summary = read_stage_metrics(prepared, "tune-translation")
     assert summary["metric"] == "train/loss" and summary["mode"] == "min" and summary["num_trials"] == 2
     assert summary["num_stopped_early"] == 0 and all(t["epochs"] == 1 for t in summary["trials"])
     assert summary["trials"][0]["config"]["hidden_dim"] == 32  # the tiny default
@@ -197,7 +196,7 @@ def test_asha_sweep_gives_the_same_trials_and_tuned_file_one_or_two_trials_at_a_
                    min_improvement=0.0, trial_trainer={"cpus_per_worker": 1},
                    search_space={"lr": {"distribution": "loguniform", "low": 0.0005, "high": 0.05}})
         tune.main(["segmentation"])
-        summary = json.loads((prepared / "metrics" / "tune-segmentation.json").read_text())
+        summary = read_stage_metrics(prepared, "tune-segmentation")
         tuned = yaml.safe_load((prepared / "tuned" / "segmentation.yaml").read_text())
         tuned["_sweep"].pop("parent_run_id")
         trials = [(t["config"], t["value"], t["epochs"], t["stopped_early"]) for t in summary["trials"]]
@@ -223,9 +222,9 @@ def test_a_trial_scores_what_the_train_stage_then_trains(prepared, ray_session):
     tune.main(["segmentation"])
     train.main(["segmentation", "unet"])
 
-    summary = json.loads((prepared / "metrics" / "tune-segmentation.json").read_text())
+    summary = read_stage_metrics(prepared, "tune-segmentation")
     (trial,) = summary["trials"]
-    stage = json.loads((prepared / "metrics" / "segmentation-unet.json").read_text())
+    stage = read_stage_metrics(prepared, "segmentation-unet")
     assert trial["epochs"] == stage["epochs"] == 2
     assert trial["value"] == stage["val/miou"]
     client, _, (child,) = _runs(prepared, "segmentation")
@@ -246,7 +245,7 @@ def test_rl_sweep_runs_the_rllib_algorithm_as_trainable_and_rl_stage_applies_the
                         search_space={"lr": {"distribution": "choice", "values": [1.0e-7, 2.0e-7]}})
     tune.main(["rl"])
 
-    summary = json.loads((workdir / "metrics" / "tune-rl.json").read_text())
+    summary = read_stage_metrics(workdir, "tune-rl")
     assert set(summary) == METRICS_KEYS
     assert all(set(t) == TRIAL_KEYS - {"epochs"} | {"env_steps"} for t in summary["trials"])
     assert (summary["family"], summary["model"], summary["mode"]) == ("rl", "reinforce", "max")

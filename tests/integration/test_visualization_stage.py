@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from components.families.visualization.family import BASELINES, METHODS, NETWORKS
+from components.metrics_files import read_stage_metrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 def _rows(root, stage: str, rows) -> dict[str, dict]:
-    return {row: json.loads((root / "metrics" / f"{stage}-{row}.json").read_text()) for row in rows}
+    return {row: read_stage_metrics(root, f"{stage}-{row}") for row in rows}
 
 
 def test_scene_classifier_then_attribution_and_units(prepared):
@@ -23,7 +22,7 @@ def test_scene_classifier_then_attribution_and_units(prepared):
 
     train.main(["adversarial", "cnn"])
     train.main(["visualization", "scene_cnn"])
-    scene = json.loads((prepared / "metrics" / "visualization-scene_cnn.json").read_text())
+    scene = read_stage_metrics(prepared, "visualization-scene_cnn")
     assert 0.0 < scene["val/mean_ap"] <= 1.0 and scene["headline_metric"] == "val/mean_ap"
     assert (prepared / "figures" / "visualization-scene_cnn" / "predictions.png").is_file()
 

@@ -25,7 +25,18 @@ def test_every_model_of_every_family_has_a_stage():
     for family in FAMILIES.values():
         stage = STAGES[family.stage]
         assert stage["matrix"][family.matrix_key] == list(family.models)
-        assert [next(iter(out)) for out in STAGES[f"tune_{family.name}"]["outs"]] == [f"tuned/{family.name}.yaml"]
+        assert [next(iter(out)) for out in STAGES[f"tune_{family.name}"]["outs"]] == [
+            f"tuned/{family.name}.yaml", f"metrics/details/tune-{family.name}.json"]
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_every_metrics_file_has_its_details_file_as_an_out(name):
+    """metrics/<x>.json holds numbers only; the details (every number and the provenance) are an out beside it."""
+    stage = STAGES[name]
+    metrics = [next(iter(m)) for m in stage.get("metrics", [])]
+    outs = {next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])}
+    assert all(path.startswith("metrics/") and path.count("/") == 1 for path in metrics)
+    assert {path.replace("metrics/", "metrics/details/", 1) for path in metrics} <= outs
 
 
 def _entries(cmd: str) -> list[str]:

@@ -3,7 +3,6 @@ the image size against the stages in params; the stages on the CIFAR-10 stand-in
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -14,6 +13,7 @@ from components.config import parse_params
 from components.errors import UserError
 from components.families import FAMILIES
 from components.families.generative.models import VAE, Discriminator, Generator
+from components.metrics_files import read_stage_metrics
 from tests.conftest import REPO
 from tools.profile import merged, profile_overrides
 
@@ -82,5 +82,5 @@ def test_stages_train_and_score_on_the_cifar10_stand_in(workdir, tiny_params, mo
         train.main(["generative", model])
         export = torch.load(workdir / "models" / "generative" / model / "model.pt", weights_only=False)
         assert (export["channels"], export["image_size"]) == (3, 32)
-        metrics = json.loads((workdir / "metrics" / f"generative-{model}.json").read_text())
+        metrics = read_stage_metrics(workdir, f"generative-{model}")
         assert math.isfinite(metrics["val/fid_evaluator"])

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from components.metrics_files import write_stage_metrics
 from components.report import markdown
 from components.report.collect import collect
 from components.report.runs import RunStore
@@ -13,9 +12,9 @@ def test_report_ranks_fid_ascending_with_reference_points(tmp_path):
     metrics = tmp_path / "metrics"
     metrics.mkdir()
     for model, fid in (("wgan_gp", 31.0), ("dcgan", 13.5), ("vae", 46.3)):
-        (metrics / f"generative-{model}.json").write_text(json.dumps(
-            {"headline_metric": "val/fid_evaluator", "val/fid_evaluator": fid, "val/is_evaluator": 8.0,
-             "val/fid_evaluator_floor": 4.6, "val/fid_evaluator_untrained": 942.0, "epochs": 100}))
+        write_stage_metrics(tmp_path, f"generative-{model}", {
+            "headline_metric": "val/fid_evaluator", "val/fid_evaluator": fid, "val/is_evaluator": 8.0,
+            "val/fid_evaluator_floor": 4.6, "val/fid_evaluator_untrained": 942.0, "epochs": 100})
     report = collect(metrics, tmp_path / "plots", tmp_path / "figures", None, RunStore(None), None)
     page = markdown.render(report)
     assert page.index("| dcgan |") < page.index("| wgan_gp |") < page.index("| vae |")

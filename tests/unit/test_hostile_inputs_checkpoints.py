@@ -226,7 +226,8 @@ for root in sys.argv[1:]:
     pathlib.Path("mode.txt").write_text("fail\\n")
     codes.append(main(["repro", "-q"]))
     kept = [pathlib.Path(path).exists() for path in ("metrics/segmentation-fcn.json", "plots/segmentation-fcn.csv",
-            "models/segmentation/fcn/model.pt", "figures/segmentation-fcn/a.png")]
+            "models/segmentation/fcn/model.pt", "figures/segmentation-fcn/a.png",
+            "metrics/details/segmentation-fcn.json")]
     pathlib.Path("mode.txt").write_text("second\\n")
     codes += [main(["repro", "-q"]), main(["status", "-q"])]
     model = pathlib.Path("models/segmentation/fcn/model.pt").read_text()
@@ -249,6 +250,7 @@ def test_dvc_keeps_persisted_outputs_of_a_failed_stage(tmp_path):
         for path, text in [(f"models/segmentation/{model}/model.pt", mode),
                            (f"figures/segmentation-{model}/a.png", mode),
                            (f"metrics/segmentation-{model}.json", '{"val/miou": 0.5}'),
+                           (f"metrics/details/segmentation-{model}.json", '{"val/miou": 0.5, "epochs": 1}'),
                            (f"plots/segmentation-{model}.csv", "epoch,val/miou\\n1,0.5\\n")]:
             pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
             pathlib.Path(path).write_text(text)
@@ -273,7 +275,7 @@ def test_dvc_keeps_persisted_outputs_of_a_failed_stage(tmp_path):
         # init, repro (succeeds), repro (fails), repro (succeeds again), status (up to date)
         assert codes[str(root)]["codes"][:2] == [0, 0] and codes[str(root)]["codes"][2] != 0, (codes, ran.stderr)
         assert codes[str(root)]["codes"][3:] == [0, 0], (codes, ran.stderr)
-        assert codes[str(root)]["kept"] == [persist] * 4  # after the failure: the first run's outputs, or none
+        assert codes[str(root)]["kept"] == [persist] * 5  # after the failure: the first run's outputs, or none
         assert codes[str(root)]["model"] == "second"  # a successful rerun replaces persisted outputs
     assert "training failed" in ran.stderr
 
@@ -307,6 +309,7 @@ def test_the_train_stage_leaves_the_previous_metrics_when_training_raises(workdi
     monkeypatch.setattr(train, "TrackingProcess", _NoTracking)
     previous = {
         workdir / "metrics/segmentation-fcn.json": '{"val/miou": 0.61}\n',
+        workdir / "metrics/details/segmentation-fcn.json": '{"val/miou": 0.61, "epochs": 2}\n',
         workdir / "plots/segmentation-fcn.csv": "epoch,val/miou\n1,0.61\n",
         workdir / "models/segmentation/fcn/model.pt": "previous weights",
     }

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from components.io import atomic_directory, atomic_write_text
+from components.metrics_files import write_stage_metrics
 from components.report.collect import collect
 from components.report.markdown import render
 from components.report.runs import RunStore
@@ -40,9 +39,9 @@ def test_atomic_write_text_has_normal_permissions(tmp_path):
 
 def test_report_ranks_models_by_headline_metric(tmp_path):
     for model, miou in (("fcn", 0.5), ("unet", 0.8)):
-        (tmp_path / f"segmentation-{model}.json").write_text(json.dumps(
-            {"headline_metric": "val/miou", "val/miou": miou, "epochs": 3, "train_wall_s": 12.34,
-             "params_hash": "abc", "git_commit": "0123456789abcdef"}))
-    report = render(collect(tmp_path, tmp_path / "plots", tmp_path / "figures", None, RunStore(None)))
+        write_stage_metrics(tmp_path, f"segmentation-{model}", {
+            "headline_metric": "val/miou", "val/miou": miou, "epochs": 3, "train_wall_s": 12.34,
+            "params_hash": "abc", "git_commit": "0123456789abcdef"})
+    report = render(collect(tmp_path / "metrics", tmp_path / "plots", tmp_path / "figures", None, RunStore(None)))
     assert report.index("| unet | 0.8000 |") < report.index("| fcn | 0.5000 |")
     assert "| 3 | 12.3 |  | abc | 0123456789ab |" in report  # epochs, train time, key params, hash, commit

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from components.config import parse_params
+from components.metrics_files import write_stage_metrics
 from components.report import html as html_page
 from components.report import markdown
 from components.report.build import write_report
@@ -78,7 +79,7 @@ def write_inputs(root: Path, metrics: dict[str, dict] = METRICS) -> dict[str, Pa
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True)
     for name, data in metrics.items():
-        (dirs["metrics"] / f"{name}.json").write_text(json.dumps(data))
+        write_stage_metrics(root, name, data)
     return dirs
 
 
@@ -261,7 +262,7 @@ def test_report_is_written_atomically(tmp_path, monkeypatch):
 
     monkeypatch.setattr(html_page, "render", broken)
     changed = {**METRICS["segmentation-fcn"], "val/miou": 0.99}
-    (dirs["metrics"] / "segmentation-fcn.json").write_text(json.dumps(changed))
+    write_stage_metrics(dirs["metrics"].parent, "segmentation-fcn", changed)
     with pytest.raises(RuntimeError, match="renderer crashed"):
         write_report(build(dirs), out)
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from components.metrics_files import write_stage_metrics
 from components.report.build import write_report
 from components.report.collect import collect
 from components.report.interactive import history_chart
@@ -57,8 +58,8 @@ def test_the_report_draws_the_trend_under_the_leaderboard(tmp_path):
     metrics = tmp_path / "metrics"
     metrics.mkdir()
     for model, run_id in (("unet", ids["unet-2"]), ("fcn", ids["fcn"])):
-        (metrics / f"segmentation-{model}.json").write_text(json.dumps(
-            {"headline_metric": "val/miou", "val/miou": 0.8, "mlflow_run_id": run_id, "git_commit": "b" * 40}))
+        write_stage_metrics(tmp_path, f"segmentation-{model}", {
+            "headline_metric": "val/miou", "val/miou": 0.8, "mlflow_run_id": run_id, "git_commit": "b" * 40})
     report = collect(metrics, tmp_path / "plots", tmp_path / "figures", None, RunStore(uri))
     assert len(report.families[0].history) == 3
     pages = write_report(report, tmp_path / "reports")

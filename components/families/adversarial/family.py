@@ -79,5 +79,8 @@ FAMILIES = (
         columns=("test/accuracy", "test/robust_accuracy", "test/robust_accuracy_strong", "test/random_sign_accuracy",
                  "test/least_likely_success/one_step", "test/least_likely_success/iterative",
                  "test/universal_fooling_rate", "test/universal_random_fooling_rate"),
+        # dvc metrics show: one attack of each kind (the rest is in metrics/details/)
+        summary=("test/accuracy", "test/robust_accuracy", "test/robust_accuracy_strong",
+                 "test/least_likely_success/iterative", "test/universal_fooling_rate", "val/accuracy"),
     ),
 )

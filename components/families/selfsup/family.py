@@ -60,7 +60,7 @@ TRANSFER = Stage(
     params=("seed", "runtime", "data.root", "trainer", "selfsup.dataset", "selfsup.encoder", "selfsup.transfer"),
     inputs=("data/${selfsup.transfer.dataset}", "data/${selfsup.dataset}",
             *(f"models/selfsup/{method}" for method in METHODS),
-            *(f"metrics/selfsup_probe-{row}.json" for row in (*METHODS, "random_init"))),  # the probe columns
+            *(f"metrics/details/selfsup_probe-{row}.json" for row in (*METHODS, "random_init"))),  # probe columns
     outs=("figures/selfsup_transfer",),
     metrics=tuple(f"metrics/selfsup_transfer-{row}.json" for row in (*METHODS, "scratch")),
     report_params=("selfsup.transfer.label_fraction", "selfsup.transfer.draws"),
