@@ -68,6 +68,7 @@ class RuntimeConfig(Section):
     ray_address: str | None  # None: RAY_ADDRESS if set, else a local Ray started by the stage
     storage_path: str  # Ray Train checkpoints; relative paths are resolved against the repo root
     mlflow_tracking_uri: str | None  # None: MLFLOW_TRACKING_URI if set, else sqlite:///<repo>/mlflow.db
+    log_models: bool  # each trained network as an MLflow model, registered (components/model_logging.py)
 
 
 

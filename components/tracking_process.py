@@ -127,6 +127,10 @@ class TrackingProcess:
     def set_tags(self, tags: Mapping[str, str]) -> None:
         self._send("set_tags", {k: str(v) for k, v in tags.items()})
 
+    def log_model(self, family: str, model: str, export_path: Path) -> None:
+        """The trained network as a registered MLflow model (components/model_logging.py)."""
+        self._send("log_model", family, model, str(export_path))
+
     def close(self, status: str = "FINISHED") -> None:
         """End the run with ``status`` once every earlier request is done; the child exits."""
         if self._closed:
@@ -190,6 +194,11 @@ class _Run:
 
     def set_tags(self, tags) -> None:
         self.logger.set_tags(tags)
+
+    def log_model(self, family, model, export_path) -> None:
+        from components.model_logging import log_trained_model
+
+        log_trained_model(family, model, Path(export_path))
 
     def close(self, status) -> None:
         from components.tracking import end_training_run

@@ -248,6 +248,8 @@ def run_stage(family: Family, model: str, params: Params, tuned_tags: dict[str, 
     tracker.log_bytes(paths["history"].read_bytes(), "history.csv")
     tracker.log_bytes(json.dumps(logged_params(family.name, model, params), indent=2).encode(), "params.json")
     tracker.log_artifact(paths["model"] / "model.pt", "model")
+    if params.runtime.log_models:
+        tracker.log_model(family.name, model, paths["model"] / "model.pt")
     headline = outcome.final_metrics.get(family.headline, float("nan"))
     print(f"[{family.name}/{model}] done in {wall_s:.0f}s: {family.headline} {headline:.4f}"
           f" -> {paths['metrics'].relative_to(repo_root())}", flush=True)

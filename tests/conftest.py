@@ -32,6 +32,7 @@ def tiny_params_dict() -> dict:
         search_space={"lr": {"distribution": "loguniform", "low": 0.003, "high": 0.01}},
     )
     params["tune"]["rl"].update(min_improvement=0.0)  # two 1000-step trials: any gain counts
+    params["runtime"]["log_models"] = False  # ~3 s a stage; tests/unit/test_model_logging.py logs each kind
     return params
 
 

@@ -51,7 +51,9 @@ def test_exp_run_with_changed_param_is_a_new_experiment(repo):
     assert params["segmentation"]["models"]["fcn"]["lr"] == 0.01
     assert "val/miou" in json.dumps(found[0]["data"]["metrics"])
     changed = sh(root, env, "dvc", "exp", "show", "--only-changed", "--md").stdout  # the README's recipe
-    assert "segmentation.models.fcn.lr" in changed and "val/miou" in changed
+    header = changed.splitlines()[0]  # the changed param and fcn's changed metrics (its loss at least), nothing else
+    assert "segmentation.models.fcn.lr" in header and "metrics/segmentation-fcn.json:" in header
+    assert "segmentation.models.unet" not in header and "segmentation-unet.json" not in header
 
 
 def test_changed_search_bound_reruns_the_sweep_and_the_tuned_model_only(repo):
@@ -60,7 +62,7 @@ def test_changed_search_bound_reruns_the_sweep_and_the_tuned_model_only(repo):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["tune"]["segmentation"]["search_space"]["lr"]["high"] = 0.03
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    status = sh(root, repo["env"], "dvc", "status", "train_segmentation").stdout
+    status = sh(root, repo["env"], "dvc", "status", "--with-deps", "train_segmentation").stdout
     changed = set(re.findall(r"^(\S+):$", status, flags=re.MULTILINE))
     assert changed == {"tune_segmentation"}, status  # the train stages wait for the new tuned values
 

@@ -22,6 +22,7 @@ from components.families.adversarial.config import AttackConfig, ClassifierBase
 from components.families.adversarial.figures import examples_figure, robustness_figure, universal_figure
 from components.families.adversarial.models import build_classifier
 from components.families.generative.evaluator import random_shift
+from components.model_logging import ServedModel
 from components.runtime import resolve
 from components.train.schedules import adamw_with_schedule
 from components.train.task import ModuleTask, Wrap, unwrap
@@ -206,6 +207,13 @@ def load_exported(export: Mapping[str, Any]) -> nn.Module:
     net = build_classifier(export["arch"], export["in_channels"], len(export["class_names"]), export["image_size"])
     net.load_state_dict(export["state_dict"])
     return net.eval().requires_grad_(False)
+
+
+def serving_model(export: Mapping[str, Any]) -> ServedModel:
+    """What MLflow serves (components/model_logging.py): digits (N, C, S, S) in [0, 1] -> class logits (N, 10)."""
+    size = export["image_size"]
+    example = torch.rand(2, export["in_channels"], size, size, generator=torch.Generator().manual_seed(0))
+    return ServedModel(load_exported(export), example)
 
 
 # --- the test split's battery ---------------------------------------------------------------------

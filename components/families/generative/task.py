@@ -41,6 +41,7 @@ from components.families.generative.losses import (
 from components.families.generative.models import VAE, AutoEncoder, Discriminator, Generator, init_dcgan_weights
 from components.families.generative.saturation import Saturation, measure, saturation_figure
 from components.metrics.generative import FeatureFID, PosteriorInceptionScore
+from components.model_logging import ServedModel
 from components.runtime import resolve
 from components.train.schedules import constant, warmup_cosine
 from components.train.task import ModuleTask, Wrap, unwrap
@@ -560,3 +561,31 @@ def load_exported(export: Mapping[str, Any]) -> nn.Module:
                   b["d_channels"], b["stages"], b["leak"])
     net.load_state_dict(export["state_dict"])
     return net.eval()
+
+
+class Sampler(nn.Module):
+    """What MLflow serves for a generative model: codes (N, D) -> images (N, C, S, S) in [0, 1]. D is
+    the latent size (the autoencoder's: its code size, standard-normal noise it maps through the
+    Gaussian fitted to its codes); a conditional model's codes end with the class's one-hot (K columns)."""
+
+    def __init__(self, net: nn.Module, kind: str):
+        super().__init__()
+        self.net, self.kind = net, kind
+
+    def forward(self, codes: Tensor) -> Tensor:
+        if self.kind == "gan":
+            return torch.sigmoid(self.net(codes))
+        if self.kind == "autoencoder":
+            return torch.sigmoid(self.net.decode_noise(codes))
+        return torch.sigmoid(self.net.decoder(codes))  # the VAE: decode(z, labels) = decoder([z, one_hot])
+
+
+def serving_model(export: Mapping[str, Any]) -> ServedModel:
+    """The :class:`Sampler` of a trained generative model (components/model_logging.py), with a
+    standard-normal example (conditional: classes 0 and 1)."""
+    kind, classes = export["kind"], len(export["class_names"]) if export["conditional"] else 0
+    width = export["code_dim"] if kind == "autoencoder" else export["backbone"]["latent_dim"]
+    example = torch.randn(2, width, generator=torch.Generator().manual_seed(0))
+    if classes:
+        example = torch.cat([example, F.one_hot(torch.arange(2), classes).float()], dim=1)
+    return ServedModel(Sampler(load_exported(export), kind).eval(), example)

@@ -17,6 +17,7 @@ from components.families.segmentation.config import SegModelBase
 from components.families.segmentation.figures import mask_figure
 from components.families.segmentation.models import build_model
 from components.metrics.segmentation import SegmentationMetrics
+from components.model_logging import ServedModel
 from components.runtime import resolve
 from components.schema import TrainerConfig
 from components.train.schedules import adamw_with_schedule
@@ -131,3 +132,10 @@ def load_exported(export: Mapping[str, Any]) -> torch.nn.Module:
     net = build_model(export["model"], export["in_channels"], len(export["class_names"]), **arch)
     net.load_state_dict(export["state_dict"])
     return net.eval()
+
+
+def serving_model(export: Mapping[str, Any]) -> ServedModel:
+    """What MLflow serves (components/model_logging.py): images (N, C, H, W) in [0, 1] -> class
+    logits (N, K, H, W), any size (fully convolutional; the example is 64x64)."""
+    example = torch.rand(2, export["in_channels"], 64, 64, generator=torch.Generator().manual_seed(0))
+    return ServedModel(load_exported(export), example, input_dynamic=(0, 2, 3), output_dynamic=(0, 2, 3))

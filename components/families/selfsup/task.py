@@ -25,6 +25,7 @@ from components.families.selfsup.augment import augment
 from components.families.selfsup.config import AugmentConfig, EncoderConfig, MethodBase
 from components.families.selfsup.deepcluster import Clustering, balancing_weights, cluster, nmi
 from components.families.selfsup.models import KeyQueue, build_encoder, build_head
+from components.model_logging import ServedModel
 from components.runtime import resolve
 from components.train.schedules import adamw_with_schedule
 from components.train.task import ModuleTask, Wrap, unwrap
@@ -299,3 +300,11 @@ def load_exported(export: Mapping[str, Any]) -> nn.Module:
     encoder = build_encoder(export["encoder"], export["in_channels"], export["image_size"])
     encoder.load_state_dict(export["state_dict"])
     return encoder.eval().requires_grad_(False)
+
+
+def serving_model(export: Mapping[str, Any]) -> ServedModel:
+    """What MLflow serves (components/model_logging.py): digits (N, C, S, S) in [0, 1] -> the
+    encoder's features (N, feature_dim), what the probes read."""
+    size = export["image_size"]
+    example = torch.rand(2, export["in_channels"], size, size, generator=torch.Generator().manual_seed(0))
+    return ServedModel(load_exported(export), example)

@@ -22,6 +22,7 @@ from components.data.schema import DatasetMeta, decode_images, decode_semantic_m
 from components.families.visualization.config import SceneCNNConfig
 from components.families.visualization.figures import scene_predictions_figure
 from components.families.visualization.models import build_scene_cnn
+from components.model_logging import ServedModel
 from components.runtime import resolve
 from components.schema import TrainerConfig
 from components.train.schedules import adamw_with_schedule
@@ -163,3 +164,10 @@ def load_exported(export: Mapping[str, Any]) -> nn.Module:
     net = build_scene_cnn(export["arch"], export["in_channels"], len(export["class_names"]))
     net.load_state_dict(export["state_dict"])
     return net.eval().requires_grad_(False)
+
+
+def serving_model(export: Mapping[str, Any]) -> ServedModel:
+    """What MLflow serves (components/model_logging.py): scenes (N, C, H, W) in [0, 1] -> one logit per
+    digit class (N, 10: which digits the scene holds); the example is 64x64."""
+    example = torch.rand(2, export["in_channels"], 64, 64, generator=torch.Generator().manual_seed(0))
+    return ServedModel(load_exported(export), example)
