@@ -5,10 +5,11 @@ A family's task module opts in with ``serving_model(export) -> ServedModel``: th
 one float tensor to one tensor (images to logits or features, noise to images), an example batch
 and which dimensions vary (the batch always; height and width for fully convolutional networks).
 MLflow saves it as a ``torch.export`` program ("pt2": loading it runs no pickled code), the varying
-dimensions exported as dynamic. A network ``torch.export`` cannot trace is saved with MLflow's
-pickle format instead (loading needs ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true``), said in one line.
-Families without the hook (detection's list-of-images models, the sequence models' decoding) keep
-their ``model/model.pt`` artifact only. ``runtime.log_models`` turns it off (the tests' tiny runs).
+dimensions exported as dynamic. A network whose ``forward`` loops on its own outputs (a
+detector's NMS, greedy decoding) says ``traceable=False`` and is saved in MLflow's pickle format
+(loading it needs ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true`` and this repository importable); so
+is a network ``torch.export`` fails on, said in one line. ``runtime.log_models`` turns it off (the
+tests' tiny runs).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class ServedModel:
     example: Any  # torch.Tensor: an input batch of >= 2 rows (a size-1 dimension exports as static)
     input_dynamic: tuple[int, ...] = (0,)  # input dimensions of any size
     output_dynamic: tuple[int, ...] = (0,)
+    traceable: bool = True  # False: data-dependent control flow, saved as pickle (see the module docstring)
 
 
 def registered_name(family: str, model: str) -> str:
@@ -61,6 +63,8 @@ def log_trained_model(family: str, model: str, export_path: Path) -> str | None:
     common = {"name": ARTIFACT_NAME, "signature": signature, "input_example": served.example.numpy(),
               "registered_model_name": registered_name(family, model), "await_registration_for": 0,
               "pip_requirements": [f"torch=={torch.__version__.split('+')[0]}"]}
+    if not served.traceable:
+        return mlflow.pytorch.log_model(served.module, serialization_format="pickle", **common).model_uri
     try:
         info = mlflow.pytorch.log_model(served.module, serialization_format="pt2", **common)
     except Exception as err:  # noqa: BLE001 - torch.export's many tracing errors: the pickle format still serves

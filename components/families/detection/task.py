@@ -27,6 +27,7 @@ from components.families.detection.figures import pr_curve_figure, prediction_fi
 from components.families.detection.models import BUILDERS
 from components.families.detection.resnet_fpn import BUILDERS as RESNET50_FPN_BUILDERS
 from components.metrics.detection import DetectionEvaluator
+from components.model_logging import ServedModel
 from components.runtime import resolve
 from components.schema import TrainerConfig
 from components.train.schedules import adamw_with_schedule
@@ -273,3 +274,34 @@ def load_exported(export: Mapping[str, Any]) -> torch.nn.Module:
     net = build_detector(export["model"], len(export["class_names"]), export["in_channels"], export["image_size"], arch)
     net.load_state_dict(export["state_dict"])
     return net.eval()
+
+
+SERVED_DETECTIONS = 100  # rows per image the served detector returns
+
+
+class Detections(torch.nn.Module):
+    """What MLflow serves for a detector: images (N, C, S, S) in [0, 1] -> (N, SERVED_DETECTIONS, 6),
+    rows ``[x1, y1, x2, y2, score, label]`` by falling score, padded with score 0 and label -1
+    (Mask R-CNN's masks are not served: its model.pt has them)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        rows = []
+        for p in self.net(list(images)):
+            found = torch.cat([p["boxes"], p["scores"][:, None], p["labels"][:, None].to(p["boxes"].dtype)], dim=1)
+            found = found[p["scores"].argsort(descending=True)][:SERVED_DETECTIONS]
+            padding = found.new_zeros(SERVED_DETECTIONS - len(found), 6)
+            padding[:, 5] = -1
+            rows.append(torch.cat([found, padding]))
+        return torch.stack(rows)
+
+
+def serving_model(export: Mapping[str, Any]) -> ServedModel:
+    """The :class:`Detections` of a trained detector (components/model_logging.py): NMS makes the
+    output's size depend on the data, so it is pickled rather than exported."""
+    size = export["image_size"]
+    example = torch.rand(2, export["in_channels"], size, size, generator=torch.Generator().manual_seed(0))
+    return ServedModel(Detections(load_exported(export)).eval(), example, traceable=False)

@@ -25,10 +25,11 @@ from components.errors import UserError
 from components.families.sequence.batches import CaptionCollate, CaptionDataset, caption_tokens, text
 from components.families.sequence.captioner import Captioner
 from components.families.sequence.config import CaptionerConfig, CaptioningConfig
-from components.families.sequence.decoding import beam_search, greedy_decode
+from components.families.sequence.decoding import GreedyDecoder, beam_search, greedy_decode
 from components.families.sequence.figures import caption_attention_figure, caption_figure
 from components.families.sequence.task import TRAINING_KEYS, SequenceTask
 from components.metrics.sequence import TextCollector, corpus_bleu, perplexity
+from components.model_logging import ServedModel
 from components.runtime import resolve
 from components.train.task import unwrap
 
@@ -205,6 +206,20 @@ def load_exported(export: Mapping[str, Any]) -> tuple[nn.Module, Vocabulary]:
     net = build_network(export["model"], export["arch"], export["in_channels"], len(vocab), vocab.pad_id)
     net.load_state_dict(export["state_dict"])
     return net.eval(), vocab
+
+
+SERVED_MAX_LENGTH = 40  # the served captioner's limit in tokens (params.yaml's default)
+
+
+def serving_model(export: Mapping[str, Any]) -> ServedModel:
+    """The greedy captioner of a trained network (components/model_logging.py): images (N, C, S, S)
+    in [0, 1] -> caption ids (N, T); the vocabulary is in model.pt. Decoding loops on its own
+    outputs, so it is pickled rather than exported."""
+    net, vocab = load_exported(export)
+    size = export["image_size"]
+    example = torch.rand(2, export["in_channels"], size, size, generator=torch.Generator().manual_seed(0))
+    decoder = GreedyDecoder(net, vocab.bos_id, vocab.eos_id, vocab.pad_id, max_length=SERVED_MAX_LENGTH)
+    return ServedModel(decoder.eval(), example, output_dynamic=(0, 1), traceable=False)
 
 
 def evaluate_test(export: Mapping[str, Any], params: Params) -> dict[str, Any]:

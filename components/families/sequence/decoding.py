@@ -177,3 +177,27 @@ def beam_search(
                 scores, limits, sentence = scores[keep], limits[keep], sentence[keep]
                 num_finished, best_finished = num_finished[keep], best_finished[keep]
     return best
+
+
+class GreedyDecoder(nn.Module):
+    """What MLflow serves for a sequence model (components/model_logging.py): its input (source ids
+    (N, S) padded with ``src_pad_id``, or images) -> greedy token ids (N, T) int64, each row's tokens,
+    then eos, then ``pad_id`` to the batch's longest. At most ``max_length`` tokens, or with
+    ``length_ratio`` ``length_ratio`` x source length + ``extra`` (the family's own limits)."""
+
+    def __init__(self, net: nn.Module, bos_id: int, eos_id: int, pad_id: int, *, max_length: int = 0,
+                 length_ratio: float = 0.0, extra: int = 0, src_pad_id: int | None = None):
+        super().__init__()
+        self.net = net
+        self.bos_id, self.eos_id, self.pad_id, self.src_pad_id = bos_id, eos_id, pad_id, src_pad_id
+        self.max_length, self.length_ratio, self.extra = max_length, length_ratio, extra
+
+    def forward(self, src: Tensor) -> Tensor:
+        mask = None if self.src_pad_id is None else src != self.src_pad_id
+        limit = (mask.sum(dim=1).float() * self.length_ratio).long() + self.extra if self.length_ratio else (
+            self.max_length)
+        tokens, _ = greedy_decode(self.net, src, mask, self.bos_id, self.eos_id, limit)
+        out = torch.full((len(tokens), max(map(len, tokens)) + 1), self.pad_id, dtype=torch.int64)
+        for row, sentence in enumerate(tokens):
+            out[row, : len(sentence) + 1] = torch.tensor([*sentence, self.eos_id], dtype=torch.int64)
+        return out

@@ -15,10 +15,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from components.config import Params
 from components.data.schema import DatasetMeta, read_meta, read_split
-from components.data.text import WORDS, SubwordTokenizer, Vocabulary, tokenize
+from components.data.text import SPECIALS, WORDS, SubwordTokenizer, Vocabulary, tokenize
 from components.families.sequence.batches import PairCollate, ParallelDataset, text
 from components.families.sequence.config import SeqModelBase, TranslationConfig
-from components.families.sequence.decoding import beam_search, greedy_decode
+from components.families.sequence.decoding import GreedyDecoder, beam_search, greedy_decode
 from components.families.sequence.figures import attention_figure, bleu_by_length_figure, samples_figure
 from components.families.sequence.seq2seq import RNNSeq2Seq
 from components.families.sequence.task import TRAINING_KEYS, SequenceTask
@@ -32,6 +32,7 @@ from components.metrics.sequence import (
     length_buckets,
     perplexity,
 )
+from components.model_logging import ServedModel
 from components.runtime import resolve
 from components.train.task import unwrap
 
@@ -205,6 +206,21 @@ def load_exported(export: Mapping[str, Any]) -> tuple[nn.Module, Vocabulary, Voc
     net = build_network(export["model"], export["arch"], len(source_vocab), len(target_vocab), target_vocab.pad_id)
     net.load_state_dict(export["state_dict"])
     return net.eval(), source_vocab, target_vocab
+
+
+SERVED_LENGTH_RATIO = 2.0  # the served translator's limit: 2 x source length + EXTRA_TOKENS (params.yaml's default)
+
+
+def serving_model(export: Mapping[str, Any]) -> ServedModel:
+    """The greedy translator of a trained network (components/model_logging.py): source ids (N, S),
+    padded with the source vocabulary's pad id, -> target ids (N, T); the vocabularies are in model.pt.
+    Decoding loops on its own outputs, so it is pickled rather than exported."""
+    net, source_vocab, target_vocab = load_exported(export)
+    ids = torch.randint(len(SPECIALS), len(source_vocab), (2, 6), generator=torch.Generator().manual_seed(0))
+    ids[1, 4:] = source_vocab.pad_id  # a shorter second sentence
+    decoder = GreedyDecoder(net, target_vocab.bos_id, target_vocab.eos_id, target_vocab.pad_id,
+                            length_ratio=SERVED_LENGTH_RATIO, extra=EXTRA_TOKENS, src_pad_id=source_vocab.pad_id)
+    return ServedModel(decoder.eval(), ids, input_dynamic=(0, 1), output_dynamic=(0, 1), traceable=False)
 
 
 def translate_test(export: Mapping[str, Any], params: Params) -> tuple[ParallelDataset, list[str]]:
