@@ -56,12 +56,23 @@ def exports(tmp_path_factory):
 def test_a_trained_network_is_a_registered_mlflow_model_that_serves_the_same_outputs(exports, family, model):
     import mlflow
 
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{exports['root'] / 'mlflow.db'}")
+    try:
+        _check_logged_model(family, model, exports["paths"][family, model])
+    finally:  # this process's MLflow state as it was (later tests in this worker reopen runs by id)
+        mlflow.set_tracking_uri(previous)
+
+
+def _check_logged_model(family: str, model: str, path) -> None:
+    import mlflow
+
     from components.families import get_family
 
-    mlflow.set_tracking_uri(f"sqlite:///{exports['root'] / 'mlflow.db'}")
-    path = exports["paths"][family, model]
-    mlflow.set_experiment(family)  # the stages' stores have no Default experiment (components/tracking.py)
-    with mlflow.start_run() as run:
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(family)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(family)
+    with mlflow.start_run(experiment_id=experiment_id) as run:  # no set_experiment: it is process-global
         uri = log_trained_model(family, model, path)
     served = get_family(family).task().serving_model(torch.load(path, weights_only=True))
     info = mlflow.models.get_model_info(uri)
@@ -79,9 +90,8 @@ def test_a_trained_network_is_a_registered_mlflow_model_that_serves_the_same_out
         torch.testing.assert_close(loaded(example), served.module(example), rtol=1e-4, atol=1e-5)
     if family == "detection":
         assert served.module(example).shape == (3, 100, 6)
-    client = mlflow.MlflowClient()
     [version] = client.search_model_versions(f"name = '{registered_name(family, model)}'")
-    assert version.run_id == run.info.run_id and ARTIFACT_NAME in {m.name for m in
-                                                                   mlflow.search_logged_models(output_format="list")}
+    logged = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list")
+    assert version.run_id == run.info.run_id and ARTIFACT_NAME in {m.name for m in logged}
 
 
