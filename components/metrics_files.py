@@ -39,10 +39,7 @@ EXTRA_COLUMNS = (
     "rl/env_steps", "train/loss", "epochs",
 )
 # Reference points of a headline metric: (label, details key or constant), from the descriptors.
-REFERENCES: dict[str, tuple[tuple[str, str | float], ...]] = {
-    section.headline: section.references
-    for family in FAMILIES.values() for section in (family, *family.extra_stages)
-}
+REFERENCES: dict[str, tuple[tuple[str, str | float], ...]] = {s.headline: s.references for s in SECTIONS.values()}
 # A sweep's numbers (its best config's values follow, nested under best_config)
 TUNE_COLUMNS = ("best_value", "default_value", "num_trials", "num_stopped_early")
 

@@ -98,15 +98,17 @@ def logged_params(family: str, model: str, params: Params) -> dict[str, Any]:
     })
 
 
-def mlflow_params(family: Family, model: str, params: Params) -> dict[str, Any]:
-    """What the run logs as MLflow params (tracking.comparable_params): seed, dataset, the worker
-    count, the family's input hashes, the model keys every model of the family has and the swept
-    ones; the full :func:`logged_params` are its params.json artifact."""
-    own = logged_params(family.name, model, params)
-    others = [logged_params(family.name, other, params) for other in family.models if other != model]
-    inputs = flatten(_family_run_params(family.name, model, params))  # e.g. the FID evaluator's hash
+def mlflow_params(family: Family, model: str, params: Params, logged: dict[str, Any]) -> dict[str, Any]:
+    """What the run logs as MLflow params (tracking.comparable_params) out of its :func:`logged_params`
+    (``logged``, its params.json artifact): seed, dataset, the worker count and batch size, the
+    family's inputs (e.g. the FID evaluator's hash), the model keys every model of the family has
+    and the swept ones."""
+    others = [flatten({"model": {"name": other, **family.model_config(params, other).model_dump()}})
+              for other in family.models if other != model]
+    own_sections = ("seed", "dataset", "data.", "trainer.", "model.")  # the rest: the family's inputs
+    inputs = [key for key in logged if not key.startswith(own_sections)]
     always = ("seed", "dataset", "trainer.num_workers", "trainer.batch_size", *inputs)
-    return tracking.comparable_params(own, others, always, "model.", family.sweep(params).search_space)
+    return tracking.comparable_params(logged, others, always, "model.", family.sweep(params).search_space)
 
 
 def history_csv(history: list[dict[str, float]]) -> str:
@@ -204,7 +206,8 @@ def run_stage(family: Family, model: str, params: Params, tuned_tags: dict[str, 
         **tuned_tags,
     }
     started = time.perf_counter()
-    tracker.open_run(family.experiment, run_key, model, mlflow_params(family, model, params), tags)
+    logged = logged_params(family.name, model, params)
+    tracker.open_run(family.experiment, run_key, model, mlflow_params(family, model, params, logged), tags)
     job = TrainJob(
         family=family.name,
         model=model,
@@ -246,7 +249,7 @@ def run_stage(family: Family, model: str, params: Params, tuned_tags: dict[str, 
     # under the same names in every run, so MLflow's Compare finds them common to the runs it compares
     tracker.log_bytes(paths["metrics"].read_bytes(), "summary.json")
     tracker.log_bytes(paths["history"].read_bytes(), "history.csv")
-    tracker.log_bytes(json.dumps(logged_params(family.name, model, params), indent=2).encode(), "params.json")
+    tracker.log_bytes(json.dumps(logged, indent=2).encode(), "params.json")
     tracker.log_artifact(paths["model"] / "model.pt", "model")
     if params.runtime.log_models:
         tracker.log_model(family.name, model, paths["model"] / "model.pt")
