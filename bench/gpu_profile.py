@@ -164,6 +164,7 @@ def quick_evaluator(params, device: torch.device) -> float:
     """The generative task needs the evaluator stage's classifier (for FID): one epoch of it here,
     without the stage's MLflow run. The FID it gives is not the profile's: only training is timed."""
     from components.data.schema import read_meta  # noqa: PLC0415
+    from components.families.generative.base import EVALUATOR_DIR, load_split  # noqa: PLC0415
     from components.families.generative.evaluator import (  # noqa: PLC0415
         EVALUATOR_FILE,
         Evaluator,
@@ -171,7 +172,6 @@ def quick_evaluator(params, device: torch.device) -> float:
         export_evaluator,
         train_evaluator,
     )
-    from components.families.generative.task import EVALUATOR_DIR, load_split  # noqa: PLC0415
     from components.runtime import resolve  # noqa: PLC0415
     from pipelines.evaluator import ARCH_KEYS  # noqa: PLC0415
 

@@ -25,6 +25,7 @@ from components.config import flatten, load_params, params_hash
 from components.data.schema import read_meta
 from components.errors import UserError, exit_on_user_error
 from components.families import get_family
+from components.families.generative.base import EVALUATOR_DIR, load_split
 from components.families.generative.evaluator import (
     EVALUATOR_FILE,
     Evaluator,
@@ -32,7 +33,6 @@ from components.families.generative.evaluator import (
     export_evaluator,
     train_evaluator,
 )
-from components.families.generative.task import EVALUATOR_DIR, load_split
 from components.io import atomic_directory
 from components.metrics_files import write_stage_metrics
 from components.runtime import git_commit, repo_root, resolve, seed_everything

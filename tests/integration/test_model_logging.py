@@ -15,8 +15,8 @@ from components.model_logging import ARTIFACT_NAME, log_trained_model, registere
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 SERVED = [("segmentation", "unet"), ("adversarial", "cnn"), ("visualization", "scene_cnn"), ("selfsup", "simclr"),
-          ("generative", "dcgan"), ("generative", "cvae"), ("generative", "autoencoder"), ("detection", "fcos"),
-          ("translation", "attention_gru"), ("captioning", "show_tell")]
+          ("generative", "dcgan"), ("generative", "cvae"), ("generative", "autoencoder"), ("generative", "vqvae"),
+          ("detection", "fcos"), ("translation", "attention_gru"), ("captioning", "show_tell")]
 PICKLED = {"detection", "translation", "captioning"}  # data-dependent loops (NMS, greedy decoding)
 
 

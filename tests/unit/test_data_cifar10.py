@@ -174,8 +174,8 @@ def test_stand_in_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
 
 def test_stand_in_class_is_in_the_shape_not_the_colour(tmp_path):
     """Mean colours do not tell the classes apart, and a small CNN learns them from 1,800 images."""
+    from components.families.generative.base import load_split
     from components.families.generative.evaluator import Evaluator, EvaluatorTraining, train_evaluator
-    from components.families.generative.task import load_split
 
     _standin(tmp_path / "c", fraction=0.04)
     splits = {split: load_split(tmp_path / "c", split).tensors for split in SPLITS}

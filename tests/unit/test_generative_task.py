@@ -51,7 +51,7 @@ def _task(root, model, monkeypatch):
     task = build_task(model, params)
     train = DataLoader(task.datasets()["train"], batch_size=params.generative.trainer.batch_size, shuffle=True)
     val = DataLoader(task.datasets()["val"], batch_size=params.generative.trainer.eval_batch_size)
-    task.setup(torch.device("cpu"), wrap=lambda net: net, steps_per_epoch=len(train))
+    task.setup(torch.device("cpu"), wrap=lambda net, **_: net, steps_per_epoch=len(train))
     return task, train, val
 
 
@@ -72,14 +72,15 @@ def test_every_model_steps_scores_draws_and_exports(tiny_repo, monkeypatch, mode
     for batch in train:
         losses = task.train_step(batch)
     assert all(math.isfinite(float(v)) for v in losses.values())
-    expected = ({"loss", "recon", "kl"} if model in ("vae", "cvae") else {"loss", "recon_mse"}
-                if model == "autoencoder" else {"loss_d", "loss_g"})
+    expected = {"vae": {"loss", "recon", "kl"}, "cvae": {"loss", "recon", "kl"}, "autoencoder": {"loss", "recon_mse"},
+                "vqvae": {"loss", "recon_mse", "codebook", "commitment", "prior_nll"}}.get(model, {"loss_d", "loss_g"})
     assert expected <= set(losses)
     scores = task.evaluate(val)
     assert all(math.isfinite(v) for v in scores.values())
     figures = task.figures(next(iter(val)))
-    assert {"samples", "interpolation"} <= set(figures)
-    assert ("reconstructions" in figures) == (model in ("vae", "cvae", "autoencoder"))
+    assert "samples" in figures
+    assert ("interpolation" in figures) == (model != "vqvae") == ("codebook_usage" not in figures)
+    assert ("reconstructions" in figures) == (model in ("vae", "cvae", "autoencoder", "vqvae"))
     assert ("saturation" in figures) == (model == "dcgan") == ("saturation_grad_ratio" in scores)
     export = task.export()
     assert any(not torch.equal(before[k], v) for k, v in export["state_dict"].items())  # it trained

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from components.schema import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Section, TrainerConfig
 
@@ -99,6 +99,36 @@ class AutoencoderConfig(Section):
     code_dim: PositiveInt  # the bottleneck (the GANs' and VAEs' latent_dim is backbone.latent_dim)
 
 
+class CodePriorConfig(Section):
+    """The VQ-VAE's prior: a causal Transformer over the code indices in raster order (Adam)."""
+
+    width: PositiveInt  # token embedding size
+    layers: PositiveInt
+    heads: PositiveInt  # must divide width
+    dropout: Annotated[float, Field(ge=0, lt=1)]  # in attention and MLP: the prior sees ~20k codes and overfits
+    lr: PositiveFloat
+
+    @field_validator("heads")
+    @classmethod
+    def _divides_width(cls, heads: int, info: ValidationInfo) -> int:
+        width = info.data.get("width")
+        if width is not None and width % heads:
+            raise ValueError(f"must divide width ({width}): each head attends over width / heads channels")
+        return heads
+
+
+class VQVAEConfig(Section):
+    """VQ-VAE: one of ``num_codes`` codebook vectors (``code_dim`` wide) per position of the encoder's
+    S / 2**stages map; squared pixel error + codebook loss + ``commitment`` x commitment loss (Adam)."""
+
+    epochs: PositiveInt
+    lr: PositiveFloat  # both networks' learning rates decay to 0 on a cosine over the run
+    num_codes: Annotated[int, Field(ge=2)]  # codebook size K: each position carries log2 K bits
+    code_dim: PositiveInt  # D, the width of each codebook vector
+    commitment: NonNegativeFloat  # beta (0.25 in the paper)
+    prior: CodePriorConfig
+
+
 class GenerativeModels(Section):
     dcgan: DCGANConfig
     wgan: WGANConfig
@@ -109,6 +139,7 @@ class GenerativeModels(Section):
     vae: VAEConfig
     cvae: VAEConfig
     autoencoder: AutoencoderConfig
+    vqvae: VQVAEConfig
 
 
 class GenerativeConfig(Section):

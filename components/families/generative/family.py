@@ -50,14 +50,15 @@ def check_sizes(params: Params) -> None:
 
 def shrink(params: dict, sweep: dict) -> None:
     """Tests: a 2-epoch 8-channel evaluator, 64 samples per FID, one epoch of 8-channel networks, two
-    discriminator steps of DCGAN's saturation measurement."""
+    discriminator steps of DCGAN's saturation measurement, a one-layer VQ-VAE prior."""
     params["evaluator"].update(epochs=2, channels=[8], feature_dim=16, min_test_accuracy=0.0)
     params["fid"].update(num_generated=64)
-    params["backbone"].update(latent_dim=8, g_channels=8, d_channels=8)
+    params["backbone"].update(latent_dim=16, g_channels=8, d_channels=8)  # 16: the VQ-VAE's 4x4 codes
     params["trainer"].update(num_workers=0, cpus_per_worker=1, batch_size=64, eval_batch_size=64, figure_every=1)
     for model in params["models"].values():
         model.update(epochs=1)
     params["models"]["dcgan"].update(saturation_steps=2)
+    params["models"]["vqvae"]["prior"].update(width=16, layers=1, heads=2)
     sweep.update(num_samples=2, trial_epochs=1)
 
 
@@ -82,7 +83,7 @@ FAMILIES = (
         task_module="components.families.generative.task",
         headline="val/fid_evaluator",
         higher_is_better=frozenset({"is_evaluator", "is_inception"}),  # Inception Score
-        lower_is_better=frozenset({"fid_evaluator", "fid_inception", "recon", "recon_mse"}),  # Fréchet distances
+        lower_is_better=frozenset({"fid_evaluator", "fid_inception", "recon", "recon_mse", "prior_nll"}),
         references=(("floor (real vs real)", "val/fid_evaluator_floor"),
                     ("untrained", "val/fid_evaluator_untrained")),
         stage_params=("fid", "backbone"),

@@ -1,4 +1,4 @@
-"""Figures of generated images: sample grids, latent interpolations, VAE reconstructions."""
+"""Figures of generated images: sample grids, latent interpolations, reconstructions, codebook usage."""
 
 from __future__ import annotations
 
@@ -44,3 +44,17 @@ def reconstruction_figure(images: torch.Tensor, reconstructions: torch.Tensor, n
     rows = [t for i in range(0, len(images), ncols) for t in (images[i : i + ncols], reconstructions[i : i + ncols])]
     labels = ["input", "recon."] * (len(rows) // 2)
     return image_grid(torch.cat(rows), ncols, "reconstructions (posterior mean)", labels)
+
+
+def codebook_usage_figure(counts: torch.Tensor, perplexity: float):
+    """A VQ-VAE's code usage: how often each codebook entry is chosen, most used first."""
+    ordered = counts.double().sort(descending=True).values
+    share = (ordered / ordered.sum()).numpy()
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    ax.bar(range(len(share)), share, width=1.0, color="tab:blue")
+    used = int((ordered > 0).sum())
+    ax.set_title(f"codebook usage: {used} of {len(share)} codes used, perplexity {perplexity:.1f}", fontsize=9)
+    ax.set_xlabel("codes, most used first")
+    ax.set_ylabel("share of positions")
+    fig.tight_layout()
+    return fig

@@ -49,20 +49,26 @@ class Generator(nn.Module):
             nn.BatchNorm1d(self.start_channels * self.start**2),
             nn.ReLU(inplace=True),
         )
-        ups = []
-        for stage in reversed(range(stages)):
-            wide, narrow = channels * 2 ** (stage + 1), channels * 2**stage
-            ups += [
-                nn.ConvTranspose2d(wide, narrow, 4, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(narrow),
-                nn.ReLU(inplace=True),
-            ]
-        self.upsample = nn.Sequential(*ups)
+        self.upsample = upsampling(channels, stages)
         self.to_image = nn.Conv2d(channels, out_channels, kernel_size=3, padding=1)
 
     def forward(self, code: Tensor) -> Tensor:
         x = self.project(code).view(-1, self.start_channels, self.start, self.start)
         return self.to_image(self.upsample(x))
+
+
+def upsampling(channels: int, stages: int) -> nn.Sequential:
+    """DCGAN's generator body: ``stages`` x (ConvTranspose 4x4 stride 2 -> BatchNorm -> ReLU), from
+    ``channels * 2**stages`` channels to ``channels``, each doubling the side."""
+    ups = []
+    for stage in reversed(range(stages)):
+        wide, narrow = channels * 2 ** (stage + 1), channels * 2**stage
+        ups += [
+            nn.ConvTranspose2d(wide, narrow, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(narrow),
+            nn.ReLU(inplace=True),
+        ]
+    return nn.Sequential(*ups)
 
 
 class ConvTrunk(nn.Module):
@@ -83,10 +89,15 @@ class ConvTrunk(nn.Module):
                 nn.LeakyReLU(leak, inplace=True),
             ]
         self.layers = nn.Sequential(*layers)
-        self.num_features = channels * 2**stages * _start_size(image_size, stages) ** 2
+        self.out_channels, self.out_size = channels * 2**stages, _start_size(image_size, stages)
+        self.num_features = self.out_channels * self.out_size**2
+
+    def feature_map(self, images: Tensor) -> Tensor:
+        """(N, channels * 2**stages, S / 2**stages, S / 2**stages): the features before flattening."""
+        return self.layers(images * 2 - 1)
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.layers(images * 2 - 1).flatten(1)
+        return self.feature_map(images).flatten(1)
 
 
 class Discriminator(nn.Module):
