@@ -198,7 +198,7 @@ def reference_step(family: str, model: str, params, trainer, device: torch.devic
     seed_everything(params.seed)
     task = get_family(family).build_task(model, params)
     _, loader, _ = build_loaders(task, trainer, rank=0, world=1, seed=params.seed)
-    task.setup(device, wrap=lambda module: module, steps_per_epoch=len(loader))
+    task.setup(device, wrap=lambda module, **_: module, steps_per_epoch=len(loader))
     task.precision = MixedPrecision(trainer.precision, device.type)
     batch = _to(next(iter(loader)), device)
     _reset(device)

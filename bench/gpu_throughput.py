@@ -81,7 +81,7 @@ def _build(family: str, model: str, params, trainer: TrainerConfig, device: torc
     seed_everything(params.seed)
     task = get_family(family).build_task(model, params)
     sampler, loader, val = build_loaders(task, trainer, rank=0, world=1, seed=params.seed)  # the harness's batches
-    task.setup(device, wrap=lambda module: module, steps_per_epoch=len(loader))
+    task.setup(device, wrap=lambda module, **_: module, steps_per_epoch=len(loader))
     task.precision = MixedPrecision(trainer.precision, device.type)
     return task, sampler, loader, val
 

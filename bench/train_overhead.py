@@ -42,7 +42,7 @@ def plain_loop(family: str, model: str, params, epochs: int) -> tuple[float, flo
     collate = task.collate_fn  # as the harness does (detection batches are lists)
     train = DataLoader(data["train"], batch_size=trainer.batch_size, shuffle=True, generator=generator,
                        collate_fn=collate)
-    task.setup(torch.device("cpu"), wrap=lambda module: module, steps_per_epoch=len(train))
+    task.setup(torch.device("cpu"), wrap=lambda module, **_: module, steps_per_epoch=len(train))
     val = DataLoader(data["val"], batch_size=trainer.eval_batch_size, collate_fn=collate)
     metrics = {}
     for epoch in range(epochs):

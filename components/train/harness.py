@@ -523,10 +523,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> str | None:
     sampler, train_loader, val_loader = build_loaders(task, job.trainer, rank, world, job.params.seed)
     if job.local:  # no Ray resources are assigned in local mode: Ray's get_device would say CPU
         device = select_device(job.trainer.use_gpu)
-        task.setup(device, wrap=lambda module: module, steps_per_epoch=len(train_loader))
-    else:  # one worker: moved to its device; several: wrapped in DDP
+        task.setup(device, wrap=lambda module, **_: module, steps_per_epoch=len(train_loader))
+    else:  # one worker: moved to its device; several: wrapped in DDP (keyword arguments: DDP's options)
         device = ray.train.torch.get_device()
-        task.setup(device, wrap=ray.train.torch.prepare_model, steps_per_epoch=len(train_loader))
+        task.setup(device, steps_per_epoch=len(train_loader), wrap=lambda module, **ddp: ray.train.torch.prepare_model(
+            module, parallel_strategy_kwargs=ddp or None))
     task.precision = MixedPrecision(job.trainer.precision, device.type)
     figure_batch = next(iter(DataLoader(
         task.datasets()["val"], batch_size=job.trainer.eval_batch_size, collate_fn=task.collate_fn

@@ -38,7 +38,9 @@ from torch.utils.data import Dataset, Sampler
 
 from components.train.precision import FP32, MixedPrecision
 
-Wrap = Callable[[nn.Module], nn.Module]
+# Wraps a trainable network for this run: moved to the device; under several workers DDP, with the
+# keyword arguments as DDP options (a task passes find_unused_parameters=True if some steps skip layers).
+Wrap = Callable[..., nn.Module]
 Collate = Callable[[list[Any]], Any]
 # (num_replicas, rank, seed, batch_size) -> this rank's sampler of training items; it must have
 # ``set_epoch(epoch)`` and give every rank the same number of batches (DDP steps in lockstep).

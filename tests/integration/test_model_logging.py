@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 SERVED = [("segmentation", "unet"), ("adversarial", "cnn"), ("visualization", "scene_cnn"), ("selfsup", "simclr"),
           ("generative", "dcgan"), ("generative", "cvae"), ("generative", "autoencoder"), ("generative", "vqvae"),
-          ("detection", "fcos"), ("translation", "attention_gru"), ("captioning", "show_tell")]
+          ("generative", "progan"), ("generative", "stylegan"), ("detection", "fcos"), ("translation", "attention_gru"),
+          ("captioning", "show_tell")]
 PICKLED = {"detection", "translation", "captioning"}  # data-dependent loops (NMS, greedy decoding)
 
 
@@ -42,7 +43,7 @@ def exports(tmp_path_factory):
         paths = {}
         for family, model in SERVED:
             task = get_family(family).task().build_task(model, params)
-            task.setup(torch.device("cpu"), wrap=lambda net: net, steps_per_epoch=1)
+            task.setup(torch.device("cpu"), wrap=lambda net, **_: net, steps_per_epoch=1)
             paths[family, model] = root / f"{family}-{model}.pt"
             torch.save(task.export(), paths[family, model])
         yield {"root": root, "paths": paths}

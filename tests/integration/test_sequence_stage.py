@@ -91,7 +91,7 @@ def test_test_split_decoded_in_length_order_comes_back_in_split_order(prepared):
     task = translation.build_task("transformer", params)
     # Untrained: every sentence decodes to its own string of tokens up to the length cap (a
     # briefly trained one may end every hypothesis at once, and then any order looks right).
-    task.setup(torch.device("cpu"), wrap=lambda module: module, steps_per_epoch=1)
+    task.setup(torch.device("cpu"), wrap=lambda module, **_: module, steps_per_epoch=1)
     export = task.export()
 
     test, hyps = translation.translate_test(export, params)

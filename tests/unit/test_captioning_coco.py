@@ -53,7 +53,7 @@ def test_the_task_reads_the_stand_in_at_its_own_size_and_vocabulary(workdir, tin
     for caps in task.datasets()["val"].references:
         assert len(caps) == 5 and all(c == " ".join(caption_tokens(c)) for c in caps)  # lower case, no full stops
 
-    task.setup(torch.device("cpu"), wrap=lambda m: m, steps_per_epoch=1)
+    task.setup(torch.device("cpu"), wrap=lambda m, **_: m, steps_per_epoch=1)
     batch = task.collate_fn([train[i] for i in range(4)])
     assert batch["images"].shape == (4, 3, 16, 16)
     assert torch.isfinite(task.train_step(batch)["loss"])

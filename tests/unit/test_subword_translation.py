@@ -54,7 +54,7 @@ def test_translation_task_trains_and_exports_on_bpe(workdir):
     assert len(target) <= 200 + 4 and longest == longest_words  # pieces + specials; lengths stay in words
     task = build_task("transformer", params)
     loader = torch.utils.data.DataLoader(task.datasets()["train"], batch_size=8, collate_fn=task.collate_fn)
-    task.setup(torch.device("cpu"), wrap=lambda module: module, steps_per_epoch=len(loader))
+    task.setup(torch.device("cpu"), wrap=lambda module, **_: module, steps_per_epoch=len(loader))
     losses = [float(task.train_step(batch)["loss"]) for batch, _ in zip(loader, range(6), strict=False)]
     assert losses[-1] < losses[0]
     metrics = task.evaluate(torch.utils.data.DataLoader(task.datasets()["val"], batch_size=16,

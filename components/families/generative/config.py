@@ -83,6 +83,28 @@ class CGANConfig(GANBase):
     pass
 
 
+class ProGANConfig(GANBase):
+    """Progressive growing: ``epochs`` split evenly over the ``backbone.stages + 1`` resolutions."""
+
+    channels: PositiveInt  # G's and D's width at the full resolution, doubled per level below (backbone's: 64)
+    fade_fraction: Annotated[float, Field(ge=0, le=1)]  # of each new resolution's span spent fading it in
+    gp_weight: PositiveFloat  # lambda of the WGAN-GP gradient penalty
+    drift: NonNegativeFloat  # eps of the drift term eps * E[D(x)^2] on real scores (keeps D's output near 0)
+    mbstd_group: PositiveInt  # minibatch standard deviation over groups of this many samples
+
+
+class StyleGANConfig(GANBase):
+    """The style-based generator and ProGAN's discriminator at the full resolution."""
+
+    channels: PositiveInt  # G's and D's width at the full resolution, doubled per resolution below
+    mapping_layers: PositiveInt  # dense layers z -> w (8 in the paper)
+    mapping_lr_mul: PositiveFloat  # the mapping network's learning-rate multiplier (0.01 in the paper)
+    mixing_prob: Annotated[float, Field(ge=0, le=1)]  # share of G's batches trained with two codes (0.9)
+    r1_gamma: NonNegativeFloat  # gamma of the R1 penalty on real images (10 in the paper)
+    r1_every: PositiveInt  # lazy R1: computed every this many D steps, weighted by as much
+    mbstd_group: PositiveInt  # D's minibatch standard deviation group
+
+
 class VAEConfig(Section):
     epochs: PositiveInt
     lr: PositiveFloat  # Adam
@@ -140,6 +162,8 @@ class GenerativeModels(Section):
     cvae: VAEConfig
     autoencoder: AutoencoderConfig
     vqvae: VQVAEConfig
+    progan: ProGANConfig
+    stylegan: StyleGANConfig
 
 
 class GenerativeConfig(Section):

@@ -255,9 +255,3 @@ class VQVAETask(GenerativeTask):
         return {**self._export_common(), "kind": "vqvae", "conditional": False, "config": self.config.model_dump(),
                 "state_dict": self.net.state_dict()}
 
-
-def load(export: Mapping[str, Any]) -> VQVAEModel:
-    """The exported :class:`VQVAEModel` (noise -> image logits), in eval mode."""
-    net = build_model(export["channels"], export["image_size"], export["config"], export["backbone"])
-    net.load_state_dict(export["state_dict"])
-    return net.eval()
