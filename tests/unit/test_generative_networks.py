@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from components.families.generative.progan import ProDiscriminator, ProGenerator, minibatch_stddev
+from components.families.generative.progan import ProDiscriminator, ProGenerator, growth, minibatch_stddev
 from components.families.generative.stylegan import AdaIN, StyleGenerator
 from components.families.generative.vqvae import CodePrior, VectorQuantizer, perplexity
 
@@ -113,3 +113,11 @@ def test_style_mixing_with_identical_styles_equals_no_mixing():
             torch.testing.assert_close(generator(codes, codes, crossover), plain)
         assert not torch.allclose(generator(codes, other, 2), plain)  # a different code does change the image
         torch.testing.assert_close(generator(codes, other, generator.num_styles), plain)  # crossover past the end
+
+
+def test_progan_grows_a_level_after_its_epochs_and_fades_it_in_linearly():
+    epochs = (0, 2.9, 3, 4, 5, 7.5, 8, 9, 50)
+    timeline = [(epoch, growth(epoch, stages=2, level_epochs=3, fade_epochs=2)) for epoch in epochs]
+    assert timeline == [(0, (0, 1.0)), (2.9, (0, 1.0)), (3, (1, 0.0)), (4, (1, 0.5)), (5, (1, 1.0)), (7.5, (1, 1.0)),
+                        (8, (2, 0.0)), (9, (2, 0.5)), (50, (2, 1.0))]
+    assert growth(3, stages=1, level_epochs=3, fade_epochs=0) == (1, 1.0)  # no fade: the new level at once

@@ -136,3 +136,41 @@ def test_autoencoder_samples_from_the_gaussian_of_its_codes(tiny_repo, monkeypat
     torch.testing.assert_close(net.decode_noise(zero), net.decoder(net.code_mean[None]))
     exported = load_exported(task.export())
     torch.testing.assert_close(exported.code_chol, net.code_chol)
+
+
+@pytest.mark.parametrize(("loss", "loss_name", "penalties"), [("non_saturating", "nonsaturating", {"r1"}),
+                                                            ("wgan_gp", "wasserstein", {"gradient_penalty", "drift"})])
+def test_stylegan_trains_with_the_loss_it_is_given(tiny_repo, monkeypatch, loss, loss_name, penalties):
+    import yaml
+
+    from components.families.generative.losses import LOSSES
+
+    raw = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    raw["generative"]["models"]["stylegan"]["loss"] = loss
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    try:
+        task, train, _ = _task(tiny_repo, "stylegan", monkeypatch)
+        assert task.loss is LOSSES[loss_name]
+        assert penalties <= set(task.train_step(next(iter(train))))
+    finally:
+        raw["generative"]["models"]["stylegan"]["loss"] = "non_saturating"
+        (tiny_repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def test_progan_refuses_a_schedule_that_never_reaches_the_top_resolution(tiny_repo, monkeypatch):
+    import yaml
+
+    from components.errors import UserError
+
+    raw = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    progan = raw["generative"]["models"]["progan"]
+    saved = dict(progan)
+    progan.update(epochs=3, level_epochs=2, fade_epochs=1)
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    try:
+        with pytest.raises(UserError, match=r"generative.models.progan.epochs: 3 leaves no epoch .* = 3; raise it"):
+            _task(tiny_repo, "progan", monkeypatch)
+    finally:
+        progan.clear()
+        progan.update(saved)
+        (tiny_repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -84,10 +84,12 @@ class CGANConfig(GANBase):
 
 
 class ProGANConfig(GANBase):
-    """Progressive growing: ``epochs`` split evenly over the ``backbone.stages + 1`` resolutions."""
+    """Progressive growing: ``level_epochs`` at each resolution below the top, ``fade_epochs`` fading
+    each next one in, the rest of ``epochs`` at the top (``family.check_sizes`` checks the sum)."""
 
     channels: PositiveInt  # G's and D's width at the full resolution, doubled per level below (backbone's: 64)
-    fade_fraction: Annotated[float, Field(ge=0, le=1)]  # of each new resolution's span spent fading it in
+    level_epochs: PositiveInt  # epochs at each resolution below the top (the paper's 800k images)
+    fade_epochs: NonNegativeInt  # epochs fading each new resolution in (the paper's 800k images)
     gp_weight: PositiveFloat  # lambda of the WGAN-GP gradient penalty
     drift: NonNegativeFloat  # eps of the drift term eps * E[D(x)^2] on real scores (keeps D's output near 0)
     mbstd_group: PositiveInt  # minibatch standard deviation over groups of this many samples
@@ -100,8 +102,12 @@ class StyleGANConfig(GANBase):
     mapping_layers: PositiveInt  # dense layers z -> w (8 in the paper)
     mapping_lr_mul: PositiveFloat  # the mapping network's learning-rate multiplier (0.01 in the paper)
     mixing_prob: Annotated[float, Field(ge=0, le=1)]  # share of G's batches trained with two codes (0.9)
-    r1_gamma: NonNegativeFloat  # gamma of the R1 penalty on real images (10 in the paper)
-    r1_every: PositiveInt  # lazy R1: computed every this many D steps, weighted by as much
+    # non_saturating: with R1 (the paper's FFHQ setting); wgan_gp: with ProGAN's penalty and drift (CelebA-HQ)
+    loss: Literal["non_saturating", "wgan_gp"]
+    r1_gamma: NonNegativeFloat  # non_saturating: gamma of the R1 penalty on real images (10 in the paper)
+    r1_every: PositiveInt  # non_saturating: lazy R1, computed every this many D steps, weighted by as much
+    gp_weight: PositiveFloat  # wgan_gp: lambda of the gradient penalty
+    drift: NonNegativeFloat  # wgan_gp: eps of the drift term
     mbstd_group: PositiveInt  # D's minibatch standard deviation group
 
 
@@ -166,6 +172,13 @@ class GenerativeModels(Section):
     stylegan: StyleGANConfig
 
 
+class LatentsConfig(Section):
+    """Stage generative_latents: how the GANs' codes of the test images are found (Adam on z)."""
+
+    steps: PositiveInt  # optimisation steps per inversion (every test image at once)
+    lr: PositiveFloat
+
+
 class GenerativeConfig(Section):
     dataset: Literal["digits", "mnist", "cifar10"]
     evaluator: EvaluatorConfig
@@ -173,3 +186,4 @@ class GenerativeConfig(Section):
     backbone: GenerativeBackbone
     trainer: TrainerConfig
     models: GenerativeModels
+    latents: LatentsConfig

@@ -59,6 +59,8 @@ def shrink(params: dict, sweep: dict) -> None:
         model.update(epochs=1)
     params["models"]["dcgan"].update(saturation_steps=2)
     params["models"]["vqvae"]["prior"].update(width=16, layers=1, heads=2)
+    params["models"]["progan"].update(epochs=2, level_epochs=1, fade_epochs=0)
+    params["latents"].update(steps=5)
     sweep.update(num_samples=2, trial_epochs=1)
 
 
@@ -76,6 +78,26 @@ EVALUATOR = Stage(
     rows=lambda params: {params.generative.dataset: params.generative.evaluator.model_dump()},
 )
 
+# The models whose latent spaces stage generative_latents probes: the VAEs through their encoders,
+# the GANs by inversion; the conditional ones (cvae, cgan) move between classes by their label.
+LATENT_MODELS = ("vae", "cvae", "dcgan", "cgan", "progan", "stylegan")
+
+LATENTS = Stage(
+    name="generative_latents", entry="pipelines.generative_latents",
+    params=("seed", "runtime", "data.root", "generative.dataset", "trainer.cpus_per_worker", "generative.trainer",
+            "generative.latents"),  # trainer: its threads
+    inputs=("data/${generative.dataset}", "models/evaluator", *(f"models/generative/{m}" for m in LATENT_MODELS)),
+    outs=("figures/generative_latents",),
+    metrics=tuple(f"metrics/generative_latents-{model}.json" for model in LATENT_MODELS),
+    report_params=("generative.latents.steps", "generative.latents.lr"),
+    title="Latent spaces: test images encoded (VAEs) or inverted (GANs), then moved to every other class",
+    headline="test/arithmetic_success", references=(("chance", "test/arithmetic_chance"),),
+    rows=lambda params: {model: {"codes": "encoder" if model in ("vae", "cvae") else "inversion"}
+                         for model in LATENT_MODELS},
+    columns=("test/arithmetic_source", "test/inversion_mse", "test/inverted_accuracy", "test/fid_inverted",
+             "test/fid_samples"),
+)
+
 FAMILIES = (
     Family(
         name="generative", order=30, title="Generative models", experiment="generative",
@@ -90,7 +112,7 @@ FAMILIES = (
         inputs=("models/evaluator",),
         shrink=shrink,
         curves=(Curve("val/fid_evaluator", "FID on evaluator features (lower is better)", log_y=True),),
-        extra_stages=(EVALUATOR,),
+        extra_stages=(EVALUATOR, LATENTS),
         check=check_sizes,
     ),
 )

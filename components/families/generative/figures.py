@@ -58,3 +58,12 @@ def codebook_usage_figure(counts: torch.Tensor, perplexity: float):
     ax.set_ylabel("share of positions")
     fig.tight_layout()
     return fig
+
+
+def arithmetic_figure(originals: torch.Tensor, moved: torch.Tensor, num_classes: int, conditional: bool):
+    """Each original (one per row) followed by its decodings moved to every other class in order:
+    ``moved`` is (rows * (K - 1), C, H, W), row by row, targets ascending without the row's own class."""
+    rows = moved.unflatten(0, (len(originals), num_classes - 1))
+    tiles = torch.cat([torch.cat([originals[i : i + 1], rows[i]]) for i in range(len(originals))])
+    how = "the label swapped" if conditional else "z - mean(own class) + mean(target class)"
+    return image_grid(tiles, num_classes, f"each test image, then moved to the other classes in order ({how})")

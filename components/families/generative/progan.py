@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from components.errors import UserError
 from components.families.generative.config import ProGANConfig
 from components.families.generative.figures import image_grid
 from components.families.generative.gan import GANTask
@@ -161,10 +162,28 @@ class ProDiscriminator(nn.Module):
         return self.final(minibatch_stddev(h, self.group_size)).squeeze(1)
 
 
+def growth(epoch: float, stages: int, level_epochs: int, fade_epochs: int) -> tuple[int, float]:
+    """(level, alpha) after ``epoch`` epochs: ``level_epochs`` at each resolution below the top, then
+    ``fade_epochs`` fading the next one in (alpha 0 -> 1); the top resolution (``stages``) from then on."""
+    level = 0
+    while level < stages and epoch >= (level + 1) * level_epochs + level * fade_epochs:
+        level += 1
+    if level == 0:
+        return 0, 1.0
+    begin = level * level_epochs + (level - 1) * fade_epochs
+    return level, 1.0 if fade_epochs == 0 else min(1.0, (epoch - begin) / fade_epochs)
+
+
+def wgan_gp_penalties(critic: nn.Module, real: Tensor, fake: Tensor, real_scores: Tensor, gp_weight: float,
+                      drift: float) -> dict[str, tuple[float, Tensor]]:
+    """ProGAN's terms of D's loss: WGAN-GP's gradient penalty (float32) and the drift eps * E[D(x)^2]."""
+    return {"gradient_penalty": (gp_weight, gradient_penalty(critic, real, fake.float())),
+            "drift": (drift, real_scores.float().pow(2).mean())}
+
+
 class ProGANTask(GANTask):
     """A GAN step (WGAN-GP + drift, ``n_critic`` D steps per G step, EMA of G) at the level and
-    fade-in weight the step count gives: ``epochs`` split evenly over the ``stages + 1`` levels, the
-    first ``fade_fraction`` of each new level fading it in."""
+    fade-in weight the step count gives (:meth:`schedule`)."""
 
     config: ProGANConfig
     # Below the top level the higher blocks get no gradient: DDP must not wait for them.
@@ -175,19 +194,24 @@ class ProGANTask(GANTask):
         return (ProGenerator(b.latent_dim, meta.channels, meta.height, width, b.stages, b.leak),
                 ProDiscriminator(meta.channels, meta.height, width, b.stages, b.leak, self.config.mbstd_group))
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        stages, c = self.section.backbone.stages, self.config
+        growing = stages * (c.level_epochs + c.fade_epochs)
+        if c.epochs <= growing:  # here, not in params validation: other models train with any stages
+            raise UserError(f"generative.models.progan.epochs: {c.epochs} leaves no epoch at the top resolution "
+                            f"after {stages} x (level_epochs {c.level_epochs} + fade_epochs {c.fade_epochs}) = "
+                            f"{growing}; raise it above {growing} or lower those")
+
     def _build(self, device: torch.device, wrap: Any, steps_per_epoch: int) -> None:
         super()._build(device, wrap, steps_per_epoch)  # the untrained copy is at the top level, alpha 1
-        self.steps_per_level = self.config.epochs * steps_per_epoch / (self.section.backbone.stages + 1)
+        self.steps_per_epoch = steps_per_epoch
         self._grow()
 
     def schedule(self, step: int) -> tuple[int, float]:
-        """(level, alpha) at D step ``step``."""
-        stages = self.section.backbone.stages
-        level = min(stages, int(step // self.steps_per_level))
-        if level == 0:
-            return 0, 1.0
-        fade = self.config.fade_fraction * self.steps_per_level
-        return level, 1.0 if fade == 0 else min(1.0, (step - level * self.steps_per_level) / fade)
+        """(level, alpha) at D step ``step`` (:func:`growth`)."""
+        return growth(step / self.steps_per_epoch, self.section.backbone.stages, self.config.level_epochs,
+                      self.config.fade_epochs)
 
     def _grow(self) -> None:
         level, alpha = self.schedule(self.d_steps)
@@ -202,8 +226,7 @@ class ProGANTask(GANTask):
 
     def _penalties(self, critic: nn.Module, real: Tensor, fake: Tensor, real_scores: Tensor
                    ) -> dict[str, tuple[float, Tensor]]:
-        return {"gradient_penalty": (self.config.gp_weight, gradient_penalty(critic, real, fake.float())),
-                "drift": (self.config.drift, real_scores.float().pow(2).mean())}
+        return wgan_gp_penalties(critic, real, fake, real_scores, self.config.gp_weight, self.config.drift)
 
     def _sampling_net(self) -> nn.Module:
         self._grow()  # the EMA averages the alpha buffer too: give it the live one

@@ -10,9 +10,10 @@
   code and a crossover layer; the layers from it on take the second code's w.
 - Noise: fresh N(0, 1) images in training; in eval mode each layer reads a fixed noise image drawn
   at construction (a buffer: saved and exported), so the samples are a function of the code.
-- Discriminator: ProGAN's at the top level (equalised learning rate, minibatch standard deviation);
-  loss: non-saturating with the R1 penalty gamma / 2 E||grad D(x_real)||^2, evaluated every
-  ``r1_every`` steps with its weight scaled to match (StyleGAN2's lazy regularisation).
+- Discriminator: ProGAN's at the top level (equalised learning rate, minibatch standard deviation).
+  ``loss``: ``non_saturating`` with the R1 penalty gamma / 2 E||grad D(x_real)||^2, evaluated every
+  ``r1_every`` steps with its weight scaled to match (StyleGAN2's lazy regularisation; the paper's
+  FFHQ setting), or ``wgan_gp`` (the paper's CelebA-HQ setting: ProGAN's WGAN-GP and drift).
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from components.families.generative.config import StyleGANConfig
 from components.families.generative.figures import image_grid
 from components.families.generative.gan import GANTask
 from components.families.generative.models import _start_size
-from components.families.generative.progan import EqualizedConv2d, EqualizedLinear, PixelNorm, ProDiscriminator
+from components.families.generative.progan import (
+    EqualizedConv2d,
+    EqualizedLinear,
+    PixelNorm,
+    ProDiscriminator,
+    wgan_gp_penalties,
+)
 
 MIXING_SIDE = 6  # the style-mixing figure: 6 coarse-style rows x 6 fine-style columns
 
@@ -143,10 +150,16 @@ class StyleGANTask(GANTask):
             return torch.sigmoid(net(codes, torch.randn_like(codes), crossover))
         return torch.sigmoid(net(codes))
 
+    def _loss_name(self) -> str:
+        return "wasserstein" if self.config.loss == "wgan_gp" else "nonsaturating"
+
     def _penalties(self, critic: nn.Module, real: Tensor, fake: Tensor, real_scores: Tensor
                    ) -> dict[str, tuple[float, Tensor]]:
-        """R1 = E||grad_x D(x)||^2 on the real batch (float32), weighted gamma / 2 x r1_every on the steps
-        it is computed; on the others the last value is logged with weight 0."""
+        """``wgan_gp``: ProGAN's gradient penalty and drift. ``non_saturating``: R1 = E||grad_x D(x)||^2 on
+        the real batch (float32), weighted gamma / 2 x r1_every on the steps it is computed; on the
+        others the last value is logged with weight 0."""
+        if self.config.loss == "wgan_gp":
+            return wgan_gp_penalties(critic, real, fake, real_scores, self.config.gp_weight, self.config.drift)
         if self.d_steps % self.config.r1_every:
             return {"r1": (0.0, self._last_r1)}
         images = real.float().requires_grad_(True)
