@@ -126,7 +126,7 @@ def test_repro_logged_one_finished_mlflow_run_per_model(repo):
     assert sorted(rows) == sorted((model, "FINISHED") for model in MODELS)
     assert miou == len(MODELS)
     assert sorted(rl_runs) == sorted((algo, "FINISHED") for algo in RL_ALGOS)
-    assert sorted(generative_runs) == sorted((model, "FINISHED") for model in (*GENERATIVE, "evaluator"))
+    assert sorted(generative_runs) == sorted((model, "FINISHED") for model in (*GENERATIVE, "evaluator", "latents"))
 
 
 _METRICS_SHOW = """\
