@@ -8,8 +8,9 @@ their ``data.<name>.root`` is set. With ``data.<name>.synthetic: true`` (root nu
 generated from the seed as a stand-in of the real dataset's size, in its loader's format
 (``components.data.synthetic``); with neither (the default) it is not built at all. Order: the
 real datasets (a wrong path fails before minutes of generation), the embedded datasets
-(seconds), then the stand-ins (up to minutes). Each dataset directory is written to a temporary
-path and renamed on success.
+(seconds), then the stand-ins (up to minutes). The datasets in ``data.proposals.datasets`` get
+their selective-search region proposals cached beside them (R-CNN, Fast R-CNN). Each dataset
+directory is written to a temporary path and renamed on success.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from pathlib import Path
 from components.config import load_params
 from components.data.cifar10 import load_cifar10
 from components.data.coco import load_coco_instances
+from components.data.config import ProposalsConfig
 from components.data.digits import build_digits
 from components.data.mnist import load_mnist
+from components.data.proposals import write_proposals
 from components.data.scenes import build_scenes
 from components.data.synthetic import (
     build_synthetic_cifar10,
@@ -41,10 +44,18 @@ from components.io import atomic_directory
 from components.runtime import resolve
 
 
-def _build(name: str, root: Path, builder, keep: tuple[Path, ...]) -> None:
+def _build(name: str, root: Path, builder, keep: tuple[Path, ...], proposals: ProposalsConfig | None = None) -> None:
+    """``builder(tmp)`` writes dataset ``name``; with ``name`` in ``data.proposals.datasets`` its selective-search
+    proposals are cached beside it, inside the same atomic rename."""
     started = time.perf_counter()
     with atomic_directory(root / name, keep=keep) as tmp:  # never replaces a source folder (params check it too)
         meta = builder(tmp)
+        if proposals is not None and name in proposals.datasets:
+            searched = time.perf_counter()
+            mean = write_proposals(tmp, proposals.strategy, proposals.upscale)
+            per_split = ", ".join(f"{split} {n:.1f}" for split, n in mean.items())
+            print(f"prepare: {name}: selective search ({proposals.strategy}, x{proposals.upscale}): "
+                  f"{per_split} proposals per image ({time.perf_counter() - searched:.1f}s)", flush=True)
     sizes = ", ".join(f"{split} {n}" for split, n in meta.sizes.items())
     print(f"prepare: {name}: {sizes} ({time.perf_counter() - started:.1f}s) -> {root / name}", flush=True)
 
@@ -58,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     data, seed = params.data, params.seed
     root = resolve(data.root)
     keep = tuple(data.source_roots().values())
-    build = functools.partial(_build, root=root, keep=keep)
+    build = functools.partial(_build, root=root, keep=keep, proposals=data.proposals)
 
     # Real datasets first: a wrong path should fail before minutes of generation.
     if data.voc.root:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -133,6 +133,15 @@ class ParallelConfig(Section):
     synthetic_fraction: Share  # of the real pair counts the stand-in draws
 
 
+class ProposalsConfig(Section):
+    """Selective-search region proposals (components/data/proposals.py), cached by prepare for the
+    detection datasets R-CNN and Fast R-CNN train on."""
+
+    datasets: list[Literal["scenes", "coco", "voc_detection"]]  # each gets <dataset>/proposals/<split>.npz
+    strategy: Literal["fast", "quality"]  # OpenCV's diversification (quality: more, slower)
+    upscale: Annotated[int, Field(ge=1, le=8)]  # search an image this many times larger (small images)
+
+
 class DataConfig(Section):
     root: str  # where prepared datasets are written, relative to the repo root
     digits: DigitsConfig
@@ -144,6 +153,7 @@ class DataConfig(Section):
     voc_detection: VocDetectionConfig
     grammar_en_de: GrammarEnDeConfig
     parallel: ParallelConfig
+    proposals: ProposalsConfig
 
     def source_roots(self) -> dict[str, Path]:
         """``{name: resolved folder}`` of every real dataset whose ``data.<name>.root`` is set."""

@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 SERVED = [("segmentation", "unet"), ("adversarial", "cnn"), ("visualization", "scene_cnn"), ("selfsup", "simclr"),
           ("generative", "dcgan"), ("generative", "cvae"), ("generative", "autoencoder"), ("generative", "vqvae"),
-          ("generative", "progan"), ("generative", "stylegan"), ("detection", "fcos"), ("translation", "attention_gru"),
+          ("generative", "progan"), ("generative", "stylegan"), ("detection", "fcos"), ("detection", "rcnn"),
+          ("translation", "attention_gru"),
           ("captioning", "show_tell")]
 PICKLED = {"detection", "translation", "captioning"}  # data-dependent loops (NMS, greedy decoding)
 

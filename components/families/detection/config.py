@@ -145,6 +145,61 @@ class DETRConfig(DetModelBase):
         return self
 
 
+class RegionCNNConfig(DetModelBase):
+    """A CNN on warped region crops (regions.py): the sliding window's and R-CNN's."""
+
+    crop_size: PositiveInt  # every region is warped to crop_size x crop_size (divisible by 2**len(channels))
+    context: NonNegativeFloat  # each region grown by this fraction of its size per side before warping (R-CNN: ~0.08)
+    channels: Annotated[list[PositiveInt], Field(min_length=1)]  # stride-2 conv stage widths of the crop CNN
+    blocks: PositiveInt  # 3x3 conv-BN-ReLU per stage (the first strided)
+    representation_size: PositiveInt  # width of its fully connected layer ("fc7")
+    roi_samples: PositiveInt  # training regions per image
+    positive_fraction: Fraction  # of them foreground (at most)
+    fg_iou: Fraction  # training: a region with IoU >= fg_iou to a box takes its class
+    bg_iou: Fraction  # training: below bg_iou it is background; between the two, never sampled
+    score_thresh: Annotated[float, Field(ge=0, lt=1)]  # evaluation: detections below are dropped
+    nms_thresh: Fraction  # evaluation: per-class NMS IoU
+    detections_per_img: PositiveInt
+
+    @model_validator(mode="after")
+    def _crops(self) -> RegionCNNConfig:
+        if self.crop_size % 2 ** len(self.channels):
+            raise ValueError(f"crop_size ({self.crop_size}) must be divisible by 2**len(channels) "
+                             f"= {2 ** len(self.channels)}")
+        if self.bg_iou > self.fg_iou:
+            raise ValueError(f"bg_iou ({self.bg_iou}) must be <= fg_iou ({self.fg_iou})")
+        return self
+
+
+class SlidingWindowConfig(RegionCNNConfig):
+    window_sizes: Annotated[list[PositiveInt], Field(min_length=1)]  # sides in pixels (of a square of equal area)
+    aspect_ratios: AspectRatios  # height / width of the windows at every size
+    stride: PositiveInt  # pixels between neighbouring windows
+
+
+class RCNNConfig(RegionCNNConfig):
+    augment: Literal["none"]  # the cached proposals would not move with the pixels
+    svm_images: PositiveInt  # training images whose features fit the SVMs and box regressors (before each evaluation)
+    svm_c: PositiveFloat  # LinearSVC's C (hinge loss)
+    svm_neg_iou: Fraction  # SVM negatives of a class: proposals below this IoU with all of its boxes (paper: 0.3)
+    initial_negatives: PositiveInt  # negatives the first SVM fit sees; hard ones are added after
+    mining_rounds: NonNegativeInt  # hard-negative mining: refits, each adding the negatives inside the margin
+    regression_iou: Fraction  # box regression learns from proposals with IoU >= this to a box (paper: 0.6)
+    ridge_alpha: PositiveFloat  # the regressors' L2 penalty (paper: 1000)
+
+
+class FastRCNNConfig(DetModelBase):
+    augment: Literal["none"]  # the cached proposals would not move with the pixels
+    channels: Annotated[list[PositiveInt], Field(min_length=1)]  # conv stages; the last map (stride 2**len) is shared
+    roi_size: PositiveInt  # RoI max pooling to roi_size x roi_size bins
+    representation_size: PositiveInt  # width of the two-layer head
+    roi_samples: PositiveInt  # RoIs per image in training
+    positive_fraction: Fraction  # of them foreground (IoU >= 0.5), at most
+    score_thresh: Annotated[float, Field(ge=0, lt=1)]
+    nms_thresh: Fraction
+    detections_per_img: PositiveInt
+
+
 class DetectionModels(Section):
     faster_rcnn: FasterRCNNConfig
     retinanet: RetinaNetConfig
@@ -153,6 +208,9 @@ class DetectionModels(Section):
     yolo: YOLOConfig
     detr: DETRConfig
     mask_rcnn: MaskRCNNConfig
+    sliding_window: SlidingWindowConfig
+    rcnn: RCNNConfig
+    fast_rcnn: FastRCNNConfig
 
 
 class DetectionConfig(Section):

@@ -19,6 +19,9 @@ def shrink(params: dict, sweep: dict) -> None:
         models[name]["fpn_channels"] = 32
     models["yolo"]["base_channels"] = 8
     models["detr"].update(base_channels=8, d_model=16, dim_feedforward=32, batch_size=16)
+    models["sliding_window"].update(window_sizes=[20], aspect_ratios=[1.0], stride=8, representation_size=16)
+    models["rcnn"].update(representation_size=16, svm_images=16, initial_negatives=50, mining_rounds=1)
+    models["fast_rcnn"].update(channels=[8, 16], representation_size=16)
     sweep.update(num_samples=2, trial_epochs=1)
 
 
@@ -33,5 +36,8 @@ FAMILIES = (
         references=(("untrained", "val/map_untrained"), ("ceiling", 1.0)),
         shrink=shrink,
         curves=(Curve("val/map", "COCO AP@[.5:.95] (val)"),),
+        # the course's comparison (sliding window, R-CNN, Fast R-CNN, Faster R-CNN): accuracy beside the
+        # detector's time per validation image and, for R-CNN and Fast R-CNN, selective search's (prepare's)
+        columns=("val/map50", "val/inference_ms_per_image", "val/proposal_ms_per_image"),
     ),
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,14 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from components.config import Params
+from components.data.config import ProposalsConfig
+from components.data.proposals import proposals_path, read_proposals, selective_search
 from components.data.schema import DatasetMeta, crowd_flags, decode_images, read_meta, read_split
 from components.errors import UserError
 from components.families.detection.config import DetModelBase
 from components.families.detection.figures import pr_curve_figure, prediction_figure
 from components.families.detection.models import BUILDERS
+from components.families.detection.regions import REGION_BUILDERS
 from components.families.detection.resnet_fpn import BUILDERS as RESNET50_FPN_BUILDERS
 from components.metrics.detection import DetectionEvaluator
 from components.model_logging import ServedModel
@@ -36,8 +40,11 @@ from components.train.task import ModuleTask, Wrap, unwrap
 # Keys of a model's params section that configure training rather than the network.
 TRAINING_KEYS = (
     "epochs", "lr", "weight_decay", "lr_schedule", "warmup_fraction", "grad_clip", "augment", "batch_size",
+    # R-CNN's SVM and box-regression fits (rcnn.py): their results are buffers of the network
+    "svm_images", "svm_c", "svm_neg_iou", "initial_negatives", "mining_rounds", "regression_iou", "ridge_alpha",
 )
 MASK_MODELS = ("mask_rcnn",)
+PROPOSAL_MODELS = ("rcnn", "fast_rcnn")  # classify selective-search proposals cached by prepare
 AUXILIARY_LOSS = re.compile(r"_(\d+|enc)$")
 
 
@@ -68,10 +75,10 @@ class DetectionDataset(Dataset):
 
     def __init__(
         self, directory: Path, split: str, masks: bool = False, transform: v2.Transform | None = None,
-        crowds: bool = False,
+        crowds: bool = False, proposals: bool = False,
     ):
-        if crowds and transform is not None:
-            raise ValueError("DetectionDataset: crowds are kept for evaluation, which has no transform")
+        if (crowds or proposals) and transform is not None:
+            raise ValueError("DetectionDataset: crowds and proposals take no transform (they would not move)")
         table = read_split(directory, split)
         self.images = torch.from_numpy(decode_images(table).transpose(0, 3, 1, 2).copy())
         flags = crowd_flags(table)  # per row, one 0/1 per box
@@ -91,6 +98,13 @@ class DetectionDataset(Dataset):
                 raise UserError(f"{directory / split}.parquet: mask models need one instance mask per box")
             self.mask_bytes = kept("instance_masks")
         self.transform = transform
+        self.proposals = None
+        if proposals:
+            boxes, self.proposal_seconds = read_proposals(directory, split)
+            if len(boxes) != len(self.images):
+                raise UserError(f"{proposals_path(directory, split)}: proposals of {len(boxes)} images for "
+                                f"{len(self.images)} in the split; run `dvc repro prepare`")
+            self.proposals = [torch.from_numpy(b) for b in boxes]
 
     def __len__(self) -> int:
         return len(self.images)
@@ -101,6 +115,8 @@ class DetectionDataset(Dataset):
         target = {"boxes": self.boxes[index], "labels": self.labels[index]}
         if self.iscrowd is not None:
             target["iscrowd"] = self.iscrowd[index]
+        if self.proposals is not None:
+            target["proposals"] = self.proposals[index]
         if self.mask_bytes is not None:
             masks = [np.frombuffer(m, dtype=np.uint8).reshape(h, w) for m in self.mask_bytes[index]]
             target["masks"] = torch.from_numpy(np.stack(masks)) if masks else torch.zeros(0, h, w, dtype=torch.uint8)
@@ -130,12 +146,15 @@ class DetectionTask(ModuleTask):
 
     collate_fn = staticmethod(collate)
 
-    def __init__(self, model: str, config: DetModelBase, trainer: TrainerConfig, directory: Path, meta: DatasetMeta):
+    def __init__(self, model: str, config: DetModelBase, trainer: TrainerConfig, directory: Path, meta: DatasetMeta,
+                 proposals: ProposalsConfig | None = None):
         self.model_name = model
         self.config = config
         self.directory = directory
         self.meta = meta
         self.masks = model in MASK_MODELS
+        self.proposals = model in PROPOSAL_MODELS
+        self.proposal_search = proposals.model_dump(exclude={"datasets"}) if proposals else None
         self.arch = {k: v for k, v in config.model_dump().items() if k not in TRAINING_KEYS}
         self._datasets: dict[str, Dataset] | None = None
         self.evaluator: DetectionEvaluator | None = None  # the last evaluation (PR curves for figures)
@@ -146,8 +165,9 @@ class DetectionTask(ModuleTask):
     def datasets(self) -> Mapping[str, Dataset]:
         if self._datasets is None:
             self._datasets = {
-                "train": DetectionDataset(self.directory, "train", self.masks, augmentation(self.config.augment)),
-                "val": DetectionDataset(self.directory, "val", self.masks, crowds=True),
+                "train": DetectionDataset(self.directory, "train", self.masks, augmentation(self.config.augment),
+                                          proposals=self.proposals),
+                "val": DetectionDataset(self.directory, "val", self.masks, crowds=True, proposals=self.proposals),
             }
         return self._datasets
 
@@ -169,10 +189,14 @@ class DetectionTask(ModuleTask):
             return images
         return images, [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
 
+    def inputs_of(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]) -> tuple:
+        """The network's positional inputs: the images, and the proposals for R-CNN and Fast R-CNN."""
+        return (images, [t["proposals"] for t in targets]) if self.proposals else (images,)
+
     def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:
         images, targets = self._to_device(*batch)
         with self.precision.autocast():
-            losses = self.modules["net"](images, targets)
+            losses = self.modules["net"](*self.inputs_of(images, targets), targets)
             loss = sum(losses.values())
         self.precision.backward_step(loss, self.optimizers["net"], max_norm=self.config.grad_clip)
         self.schedulers["net"].step()
@@ -181,13 +205,15 @@ class DetectionTask(ModuleTask):
         return {"loss": loss.detach(), **shown}
 
     @torch.no_grad()
-    def predict(self, images: list[torch.Tensor], net: torch.nn.Module | None = None) -> list[dict[str, torch.Tensor]]:
+    def predict(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]],
+                net: torch.nn.Module | None = None) -> list[dict[str, torch.Tensor]]:
         """Detections per image with the network (default: the one trained) in eval mode; masks as
-        {0, 1} (M, H, W)."""
+        {0, 1} (M, H, W). ``targets`` supply the proposals of the models that take them."""
         net = unwrap(self.modules["net"]) if net is None else net
         net.eval()
         try:
-            preds = net(self._to_device(images))
+            images, targets = self._to_device(images, targets)
+            preds = net(*self.inputs_of(images, targets))
         finally:
             net.train()
         if self.masks:
@@ -199,24 +225,50 @@ class DetectionTask(ModuleTask):
         """COCO and VOC AP of the trained network, with the untrained network's AP beside them
         (``*_untrained``, computed once per run)."""
         batches = list(batches)
+        fitted = self.before_evaluation()
         evaluator = DetectionEvaluator(self.meta.class_names, masks=self.masks)
+        started, images_seen = time.perf_counter(), 0
         for images, targets in batches:
-            evaluator.update(self.predict(images), targets)
-        result = evaluator.compute()  # gathers every rank's images first
+            evaluator.update(self.predict(images, targets), targets)
+            images_seen += len(images)
+        timing = {"inference_ms_per_image": 1000 * (time.perf_counter() - started) / max(images_seen, 1)}
+        if self.proposals:  # selective search's time, measured by prepare (one process)
+            timing["proposal_ms_per_image"] = 1000 * self.datasets()["val"].proposal_seconds
+        result = {**evaluator.compute(), **timing, **fitted}  # compute gathers every rank's images first
         self.evaluator = evaluator
         if self._references is None:
             untrained = DetectionEvaluator(self.meta.class_names, masks=self.masks)
             for images, targets in batches:
-                untrained.update(self.predict(images, self._untrained), targets)
+                untrained.update(self.predict(images, targets, self._untrained), targets)
             scores = untrained.compute()
             keys = ("map", "map50", "mask_map", "mask_map50")
             self._references = {f"{k}_untrained": scores[k] for k in keys if k in scores}
         return {**result, **self._references}
 
+    def before_evaluation(self) -> dict[str, float]:
+        """R-CNN: fit the SVMs and box regressors on the current CNN's features of the first
+        ``svm_images`` training images (rcnn.py); returns the fit's statistics. Others: nothing."""
+        if self.model_name != "rcnn":
+            return {}
+        from components.families.detection.rcnn import fit_region_heads
+
+        config = self.config
+        train = DetectionDataset(self.directory, "train", proposals=True)  # without augmentation
+        count = min(config.svm_images, len(train))
+        step = 100
+        batches = (self._to_device(*collate([train[i] for i in range(start, min(start + step, count))]))
+                   for start in range(0, count, step))
+        return fit_region_heads(
+            unwrap(self.modules["net"]), batches, svm_c=config.svm_c, svm_neg_iou=config.svm_neg_iou,
+            initial_negatives=config.initial_negatives, mining_rounds=config.mining_rounds,
+            regression_iou=config.regression_iou, ridge_alpha=config.ridge_alpha, seed=0,
+        )
+
     def figures(self, batch: Any) -> Mapping[str, Any]:
         images, targets = batch
         images, targets = images[:8], targets[:8]
-        figures = {"predictions": prediction_figure(images, targets, self.predict(images), self.meta.class_names)}
+        figures = {"predictions": prediction_figure(images, targets, self.predict(images, targets),
+                                                    self.meta.class_names)}
         if self.evaluator is not None and self.evaluator.curves:
             figures["pr_curves"] = pr_curve_figure(self.evaluator.curves, self.meta.class_names)
         return figures
@@ -230,6 +282,7 @@ class DetectionTask(ModuleTask):
             "image_size": self.meta.height,
             "class_names": self.meta.class_names,
             "state_dict": unwrap(self.modules["net"]).state_dict(),
+            "proposals": self.proposal_search if self.proposals else None,  # how to search new images
         }
 
 
@@ -242,6 +295,8 @@ def build_detector(model: str, num_classes: int, in_channels: int, image_size: i
     arch = _without(arch, "backbone", "backbone_weights")
     if model in BUILDERS:
         return BUILDERS[model](num_classes, in_channels, image_size, **arch)
+    if model in REGION_BUILDERS:
+        return REGION_BUILDERS[model](num_classes, in_channels, image_size, **arch)
     if model == "yolo":
         from components.families.detection.yolo import YOLODetector
 
@@ -264,7 +319,8 @@ def build_task(model: str, params: Params) -> DetectionTask:
     meta = read_meta(directory)
     if meta.height != meta.width:
         raise UserError(f"{directory}: detection needs square images, got {meta.height}x{meta.width}")
-    return DetectionTask(model, getattr(section.models, model), section.trainer, directory, meta)
+    return DetectionTask(model, getattr(section.models, model), section.trainer, directory, meta,
+                         params.data.proposals)
 
 
 def load_exported(export: Mapping[str, Any]) -> torch.nn.Module:
@@ -288,9 +344,12 @@ class Detections(torch.nn.Module):
         super().__init__()
         self.net = net
 
+    def detect(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        return self.net(list(images))
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         rows = []
-        for p in self.net(list(images)):
+        for p in self.detect(images):
             found = torch.cat([p["boxes"], p["scores"][:, None], p["labels"][:, None].to(p["boxes"].dtype)], dim=1)
             found = found[p["scores"].argsort(descending=True)][:SERVED_DETECTIONS]
             padding = found.new_zeros(SERVED_DETECTIONS - len(found), 6)
@@ -299,9 +358,26 @@ class Detections(torch.nn.Module):
         return torch.stack(rows)
 
 
+class ProposalDetections(Detections):
+    """:class:`Detections` of R-CNN or Fast R-CNN: selective search (as prepare ran it) on each
+    image first, so the served model takes images alone."""
+
+    def __init__(self, net: torch.nn.Module, strategy: str, upscale: int):
+        super().__init__(net)
+        self.strategy, self.upscale = strategy, upscale
+
+    def detect(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        proposals = [torch.from_numpy(selective_search(p, self.strategy, self.upscale)).to(images.device)
+                     for p in pixels]
+        return self.net(list(images), proposals)
+
+
 def serving_model(export: Mapping[str, Any]) -> ServedModel:
     """The :class:`Detections` of a trained detector (components/model_logging.py): NMS makes the
     output's size depend on the data, so it is pickled rather than exported."""
     size = export["image_size"]
     example = torch.rand(2, export["in_channels"], size, size, generator=torch.Generator().manual_seed(0))
-    return ServedModel(Detections(load_exported(export)).eval(), example, traceable=False)
+    net = load_exported(export)
+    served = Detections(net) if not export.get("proposals") else ProposalDetections(net, **export["proposals"])
+    return ServedModel(served.eval(), example, traceable=False)
