@@ -53,14 +53,16 @@ def main() -> None:
     items = [val[i] for i in range(args.images)]
     proposals, _ = read_proposals(DATA, "val")
     pixels = [(image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy() for image, _ in items]
-    search_s = time_per_image(lambda p: selective_search(p, "fast", 2), pixels, args.repeats)
+    search = torch.load(Path("models/detection/rcnn/model.pt"), weights_only=False)["proposals"]
+    search_s = time_per_image(lambda p: selective_search(p, **search), pixels, args.repeats)
 
     rows = {}
     for model in MODELS:
         export = torch.load(Path("models/detection") / model / "model.pt", weights_only=False)
         net = load_exported(export)
-        if model in PROPOSAL_MODELS and export["proposals"] != {"strategy": "fast", "upscale": 2}:
-            print(f"note: {model} was trained on proposals {export['proposals']}; timed on the cached ones")
+        if model in PROPOSAL_MODELS and export["proposals"] != search:
+            print(f"note: {model} was trained on proposals {export['proposals']}, R-CNN on {search}; "
+                  "both are timed on the cached ones")
 
         def run(indices, net=net, model=model):
             images = [items[i][0] for i in indices]
@@ -91,7 +93,7 @@ def main() -> None:
               f"{1000 * r['detector_s']:.2f} ({one / r['detector_s']:.1f}x) | "
               f"{1000 * r['batched_s']:.2f} ({batched / r['batched_s']:.1f}x) | "
               f"{1000 * r['search_s']:.1f} | {1000 * total:.1f} |")
-    print(f"\nproposals per image (val, cached): {np.mean([len(p) for p in proposals]):.1f}")
+    print(f"\nproposals per image (val, cached): {np.mean([len(p) for p in proposals]):.1f}; selective search {search}")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def _build(name: str, root: Path, builder, keep: tuple[Path, ...], proposals: Pr
         meta = builder(tmp)
         if proposals is not None and name in proposals.datasets:
             searched = time.perf_counter()
-            mean = write_proposals(tmp, proposals.strategy, proposals.upscale)
+            mean = write_proposals(tmp, proposals.search())
             per_split = ", ".join(f"{split} {n:.1f}" for split, n in mean.items())
             print(f"prepare: {name}: selective search ({proposals.strategy}, x{proposals.upscale}): "
                   f"{per_split} proposals per image ({time.perf_counter() - searched:.1f}s)", flush=True)

@@ -138,8 +138,14 @@ class ProposalsConfig(Section):
     detection datasets R-CNN and Fast R-CNN train on."""
 
     datasets: list[Literal["scenes", "coco", "voc_detection"]]  # each gets <dataset>/proposals/<split>.npz
-    strategy: Literal["fast", "quality"]  # OpenCV's diversification (quality: more, slower)
+    strategy: Literal["lab", "fast", "quality"]  # lab: Lab colour + `scales`; fast / quality: OpenCV's presets
+    scales: Annotated[list[PositiveInt], Field(min_length=1)]  # lab: Felzenszwalb segmentation scales (k)
+    sigma: Annotated[float, Field(gt=0)]  # lab: the segmentation's Gaussian smoothing
     upscale: Annotated[int, Field(ge=1, le=8)]  # search an image this many times larger (small images)
+
+    def search(self) -> dict:
+        """:func:`components.data.proposals.selective_search`'s keyword arguments."""
+        return self.model_dump(exclude={"datasets"})
 
 
 class DataConfig(Section):

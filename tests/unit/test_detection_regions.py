@@ -100,9 +100,14 @@ def _scenes(n: int = 120) -> tuple[np.ndarray, list[np.ndarray]]:
     return images, [s.boxes.astype(np.float32) for s in scenes]
 
 
-def test_selective_search_covers_90_percent_of_the_scenes_boxes_at_iou_half():
+def _default_search() -> dict:
+    return {k: v for k, v in tiny_params_dict()["data"]["proposals"].items() if k != "datasets"}
+
+
+@pytest.mark.parametrize("search", [_default_search(), {"strategy": "fast", "upscale": 2}], ids=["default", "fast"])
+def test_selective_search_covers_90_percent_of_the_scenes_boxes_at_iou_half(search):
     images, gt_boxes = _scenes()
-    proposals, seconds = compute_proposals(images, "fast", 2, workers=1)
+    proposals, seconds = compute_proposals(images, search, workers=1)
     hits = total = 0
     for gt, boxes in zip(gt_boxes, proposals, strict=True):
         gt = torch.from_numpy(gt)
@@ -110,7 +115,7 @@ def test_selective_search_covers_90_percent_of_the_scenes_boxes_at_iou_half():
         hits += int((iou.max(dim=1).values >= 0.5).sum())
         total += len(gt)
     recall = hits / total
-    print(f"selective search (fast, x2): recall {recall:.3f} of {total} boxes at IoU 0.5, "
+    print(f"selective search {search}: recall {recall:.3f} of {total} boxes at IoU 0.5, "
           f"{np.mean([len(p) for p in proposals]):.1f} proposals per image, {1000 * seconds:.1f} ms per image")
     assert recall >= 0.90
     for boxes in proposals:  # xyxy inside the image, distinct
@@ -120,10 +125,10 @@ def test_selective_search_covers_90_percent_of_the_scenes_boxes_at_iou_half():
 
 def test_selective_search_is_the_same_in_one_process_or_two():
     images, _ = _scenes(8)
-    one, _ = compute_proposals(images, "fast", 2, workers=1)
-    two, _ = compute_proposals(images, "fast", 2, workers=2)
+    one, _ = compute_proposals(images, _default_search(), workers=1)
+    two, _ = compute_proposals(images, _default_search(), workers=2)
     assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
-    assert np.array_equal(one[0], selective_search(images[0], "fast", 2))
+    assert np.array_equal(one[0], selective_search(images[0], **_default_search()))
 
 
 def test_cached_proposals_round_trip_and_a_missing_cache_names_the_path_and_key(tmp_path):
@@ -135,7 +140,7 @@ def test_cached_proposals_round_trip_and_a_missing_cache_names_the_path_and_key(
         '"channels": 1, "sizes": {"train": 6}}')
     with pytest.raises(UserError, match=r"proposals/train.npz.*data.proposals.datasets"):
         DetectionDataset(tmp_path, "train", proposals=True)
-    write_proposals(tmp_path, "fast", 2, workers=1)
+    write_proposals(tmp_path, _default_search(), workers=1)
     boxes, seconds = read_proposals(tmp_path, "train")
     assert len(boxes) == 6 and seconds > 0
     _, target = DetectionDataset(tmp_path, "train", proposals=True)[2]

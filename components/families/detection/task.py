@@ -154,7 +154,7 @@ class DetectionTask(ModuleTask):
         self.meta = meta
         self.masks = model in MASK_MODELS
         self.proposals = model in PROPOSAL_MODELS
-        self.proposal_search = proposals.model_dump(exclude={"datasets"}) if proposals else None
+        self.proposal_search = proposals.search() if proposals else None
         self.arch = {k: v for k, v in config.model_dump().items() if k not in TRAINING_KEYS}
         self._datasets: dict[str, Dataset] | None = None
         self.evaluator: DetectionEvaluator | None = None  # the last evaluation (PR curves for figures)
@@ -362,13 +362,13 @@ class ProposalDetections(Detections):
     """:class:`Detections` of R-CNN or Fast R-CNN: selective search (as prepare ran it) on each
     image first, so the served model takes images alone."""
 
-    def __init__(self, net: torch.nn.Module, strategy: str, upscale: int):
+    def __init__(self, net: torch.nn.Module, search: Mapping[str, Any]):
         super().__init__(net)
-        self.strategy, self.upscale = strategy, upscale
+        self.search = dict(search)  # selective_search's keyword arguments
 
     def detect(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        proposals = [torch.from_numpy(selective_search(p, self.strategy, self.upscale)).to(images.device)
+        proposals = [torch.from_numpy(selective_search(p, **self.search)).to(images.device)
                      for p in pixels]
         return self.net(list(images), proposals)
 
@@ -379,5 +379,5 @@ def serving_model(export: Mapping[str, Any]) -> ServedModel:
     size = export["image_size"]
     example = torch.rand(2, export["in_channels"], size, size, generator=torch.Generator().manual_seed(0))
     net = load_exported(export)
-    served = Detections(net) if not export.get("proposals") else ProposalDetections(net, **export["proposals"])
+    served = Detections(net) if not export.get("proposals") else ProposalDetections(net, export["proposals"])
     return ServedModel(served.eval(), example, traceable=False)
