@@ -37,12 +37,21 @@ def dilate(boxes: Tensor, context: float) -> Tensor:
     return torch.cat([boxes[:, :2] - size, boxes[:, 2:] + size], dim=1)
 
 
+def region_rois(boxes: Sequence[Tensor], context: float) -> Tensor:
+    """Each image's boxes dilated by ``context``, as ``roi_align``'s (K, 5) rows: image index, box."""
+    return convert_boxes_to_roi_format([dilate(b, context) for b in boxes])
+
+
+def warp_rois(images: Tensor, rois: Tensor, size: int) -> Tensor:
+    """R-CNN's warp: each roi resized to ``size`` x ``size`` whatever its aspect ratio, bilinearly
+    (``roi_align``, 2x2 samples per output pixel); pixels outside the image read as 0.
+    ``images`` (N, C, H, W) in [0, 1] -> (K, C, size, size)."""
+    return roi_align(images, rois, output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)
+
+
 def warp_regions(images: Tensor, boxes: Sequence[Tensor], size: int, context: float) -> Tensor:
-    """R-CNN's warp: each image's boxes (dilated by ``context``) resized to ``size`` x ``size``
-    whatever their aspect ratio, bilinearly (``roi_align``, 2x2 samples per output pixel); pixels
-    outside the image read as 0. ``images`` (N, C, H, W) in [0, 1] -> (sum R_i, C, size, size)."""
-    return roi_align(images, [dilate(b, context) for b in boxes], output_size=size, spatial_scale=1.0,
-                     sampling_ratio=2, aligned=True)
+    """:func:`warp_rois` of each image's ``boxes`` dilated by ``context``: (sum R_i, C, size, size)."""
+    return warp_rois(images, region_rois(boxes, context), size)
 
 
 class CropCNN(nn.Module):
@@ -105,16 +114,12 @@ class RegionClassifierDetector(nn.Module):
         self.cnn = CropCNN(in_channels, crop_size, channels, representation_size, num_classes, blocks)
         self.sampler = BalancedPositiveNegativeSampler(roi_samples, positive_fraction)
 
-    def warp(self, images: Tensor, regions: Sequence[Tensor]) -> Tensor:
-        return warp_regions(images, regions, self.crop_size, self.context)
-
     def features(self, images: Tensor, regions: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """:class:`CropCNN` outputs of every region of every image, warped and run ``CROP_CHUNK``
         crops at a time (warping all of a 100-image batch's crops at once made evaluation slower
         per image than one image at a time)."""
-        rois = convert_boxes_to_roi_format([dilate(b, self.context) for b in regions])  # (K, 5): image index, box
-        parts = [self.cnn(roi_align(images, rois[i: i + CROP_CHUNK], output_size=self.crop_size, spatial_scale=1.0,
-                                    sampling_ratio=2, aligned=True))
+        rois = region_rois(regions, self.context)
+        parts = [self.cnn(warp_rois(images, rois[i: i + CROP_CHUNK], self.crop_size))
                  for i in range(0, len(rois), CROP_CHUNK)]
         if not parts:
             return self.cnn(images.new_zeros(0, images.shape[1], self.crop_size, self.crop_size))
@@ -134,7 +139,7 @@ class RegionClassifierDetector(nn.Module):
 
     def train_losses(self, images: Tensor, regions: Sequence[Tensor], targets: Sequence[dict[str, Tensor]]):
         chosen, labels = self.sample(regions, targets)
-        _, _, logits = self.cnn(self.warp(images, chosen))
+        _, _, logits = self.features(images, chosen)
         return {"loss_classifier": F.cross_entropy(logits, labels)}
 
     def score(self, images: Tensor, regions: Sequence[Tensor]) -> tuple[Tensor, Tensor]:

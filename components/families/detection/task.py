@@ -253,7 +253,7 @@ class DetectionTask(ModuleTask):
         from components.families.detection.rcnn import fit_region_heads
 
         config = self.config
-        train = DetectionDataset(self.directory, "train", proposals=True)  # without augmentation
+        train = self.datasets()["train"]  # unaugmented: R-CNN's augment can only be "none"
         count = min(config.svm_images, len(train))
         step = 100
         batches = (self._to_device(*collate([train[i] for i in range(start, min(start + step, count))]))
