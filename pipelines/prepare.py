@@ -2,9 +2,10 @@
 
     python -m pipelines.prepare [--params params.yaml]
 
-Embedded datasets (``digits``, ``scenes``, ``grammar_en_de``) are generated from the seed; ``voc``,
-``voc_detection``, ``coco``, ``mnist``, ``cifar10`` and ``parallel`` are read from local paths when
-their ``data.<name>.root`` is set. With ``data.<name>.synthetic: true`` (root null), each is instead
+Embedded datasets (``digits``, ``scenes``, ``grammar_en_de``, then ``word_order`` from
+``grammar_en_de``'s English side) are generated from the seed; ``voc``, ``voc_detection``, ``coco``,
+``mnist``, ``cifar10``, ``parallel`` and ``labelled_text`` are read from local paths when their
+``data.<name>.root`` is set. With ``data.<name>.synthetic: true`` (root null), each is instead
 generated from the seed as a stand-in of the real dataset's size, in its loader's format
 (``components.data.synthetic``); with neither (the default) it is not built at all. Order: the
 real datasets (a wrong path fails before minutes of generation), the embedded datasets
@@ -25,6 +26,7 @@ from components.data.cifar10 import load_cifar10
 from components.data.coco import load_coco_instances
 from components.data.config import ProposalsConfig
 from components.data.digits import build_digits
+from components.data.labelled_text import load_labelled_text
 from components.data.mnist import load_mnist
 from components.data.proposals import write_proposals
 from components.data.scenes import build_scenes
@@ -39,6 +41,7 @@ from components.data.synthetic import (
 from components.data.translation import build_grammar_corpus, load_parallel_corpus
 from components.data.voc import load_voc_segmentation
 from components.data.voc_detection import load_voc_detection
+from components.data.word_order import build_word_order
 from components.errors import exit_on_user_error
 from components.io import atomic_directory
 from components.runtime import resolve
@@ -97,11 +100,18 @@ def main(argv: list[str] | None = None) -> None:
         build("parallel", builder=lambda out: load_parallel_corpus(
             resolve(pc.root), out, source_lang=pc.source_lang, target_lang=pc.target_lang, seed=seed,
             val_fraction=pc.val_fraction))
+    if data.labelled_text.root:
+        lt = data.labelled_text
+        build("labelled_text", builder=lambda out: load_labelled_text(
+            resolve(lt.root), out, seed=seed, text_column=lt.text_column, label_column=lt.label_column,
+            val_fraction=lt.val_fraction))
     build("digits", builder=lambda out: build_digits(out, seed=seed, **data.digits.model_dump()))
     build("scenes", builder=lambda out: build_scenes(
         out, seed=seed, val_fraction=data.digits.val_fraction, test_fraction=data.digits.test_fraction,
         **data.scenes.model_dump()))
     build("grammar_en_de", builder=lambda out: build_grammar_corpus(out, seed=seed, **data.grammar_en_de.model_dump()))
+    build("word_order", builder=lambda out: build_word_order(
+        out, root / "grammar_en_de", seed=seed, **data.word_order.model_dump()))
     # Stand-ins of real datasets last: at real scale they take the longest (minutes).
     if data.voc.synthetic:
         build("voc", builder=lambda out: build_synthetic_voc(

@@ -21,6 +21,7 @@ def tiny_params_dict() -> dict:
     params["data"]["scenes"].update(num_train=96, num_val=32, num_test=32)
     params["data"]["grammar_en_de"].update(num_train=300, num_val=40, num_test=40, max_words=20, num_longer=10,
                                            longer_max_words=26)
+    params["data"]["word_order"].update(num_train=100, num_val=20, num_test=20)
     for family in FAMILIES.values():  # each family's own rule, its sweep too (a test may enable a disabled one)
         family.shrink(params[family.name], params["tune"][family.name])
     # The e2e repro's sweep: two concurrent one-worker trials of 2 tiny epochs. Tiny data teaches

@@ -12,7 +12,7 @@ from components.runtime import resolve
 from components.schema import Fraction, NonNegativeInt, PositiveInt, Section, keyed_error
 
 # The real datasets read from a local folder: data.<name>.root
-SOURCES = ("voc", "mnist", "coco", "voc_detection", "parallel", "cifar10")
+SOURCES = ("voc", "mnist", "coco", "voc_detection", "parallel", "cifar10", "labelled_text")
 # The real datasets with a generated stand-in (components/data/synthetic/): data.<name>.synthetic
 SYNTHETIC = ("voc", "mnist", "coco", "voc_detection", "parallel", "cifar10")
 
@@ -133,6 +133,24 @@ class ParallelConfig(Section):
     synthetic_fraction: Share  # of the real pair counts the stand-in draws
 
 
+class WordOrderConfig(Section):
+    """The embedded grammaticality dataset: grammar_en_de's English sentences, half with two adjacent words swapped."""
+
+    num_train: PositiveInt  # sentences drawn from grammar_en_de's train split (half swapped)
+    num_val: PositiveInt
+    num_test: PositiveInt
+    min_words: PositiveInt  # word tokens (punctuation not counted)
+
+
+class LabelledTextConfig(Section):
+    """Labelled text from local files: <root>/{train,val,test}.{csv,tsv}, a header row."""
+
+    root: str | None  # None = not used
+    text_column: str
+    label_column: str
+    val_fraction: Fraction  # of train, when there is no val file
+
+
 class ProposalsConfig(Section):
     """Selective-search region proposals (components/data/proposals.py), cached by prepare for the
     detection datasets R-CNN and Fast R-CNN train on."""
@@ -159,6 +177,8 @@ class DataConfig(Section):
     voc_detection: VocDetectionConfig
     grammar_en_de: GrammarEnDeConfig
     parallel: ParallelConfig
+    word_order: WordOrderConfig
+    labelled_text: LabelledTextConfig
     proposals: ProposalsConfig
 
     def source_roots(self) -> dict[str, Path]:

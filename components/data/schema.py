@@ -9,6 +9,8 @@ family never knows where its data came from:
   are empty lists (e.g. PASCAL VOC segmentation has no captions).
 - ``PARALLEL``: one sentence pair per row for translation, natural text in both languages
   (``The small dog sees the cat.`` / ``Der kleine Hund sieht die Katze.``); see ``text.tokenize``.
+- ``TEXT_CLASSIFICATION``: one natural-text string and one integer label per row (``word_order``,
+  ``labelled_text``); ``meta.class_names`` names the labels.
 
 Images and masks are stored as raw ``uint8`` bytes in row-major ``H x W x C`` (images) and
 ``H x W`` (masks) order beside their shape, which keeps the files byte-identical for the same
@@ -29,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components.errors import UserError
-from components.io import atomic_write_bytes, atomic_write_text
+from components.io import atomic_directory, atomic_write_bytes, atomic_write_text
 
 SPLITS = ("train", "val", "test")
 
@@ -73,13 +75,21 @@ PARALLEL = pa.schema(
     ]
 )
 
+TEXT_CLASSIFICATION = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("text", pa.string()),  # natural text (see ``text.tokenize``)
+        ("label", pa.int64()),  # index into meta.class_names
+    ]
+)
+
 
 @dataclass
 class DatasetMeta:
     """What a model needs to know about a dataset directory (stored as ``meta.json``)."""
 
     name: str
-    task: str  # "classification", "dense" or "parallel"
+    task: str  # "classification", "dense", "parallel" or "text_classification"
     class_names: list[str]  # index -> name; for dense data index 0 is "background"
     height: int
     width: int
@@ -194,6 +204,18 @@ def classification_columns(ids: np.ndarray, images: np.ndarray, labels: np.ndarr
         "channels": [c] * n,
         "label": [int(y) for y in labels],
     }
+
+
+def write_text_classification(out: Path, splits: dict[str, list[tuple[int, str, int]]], meta: DatasetMeta) -> None:
+    """Write ``splits`` (per split its (id, text, label) rows) to ``out`` as ``{train,val,test}.parquet``
+    (``TEXT_CLASSIFICATION``) and ``meta.json``; ``out`` is replaced whole."""
+    with atomic_directory(out) as tmp:
+        for split in SPLITS:
+            rows = splits[split]
+            columns = {"id": [int(r[0]) for r in rows], "text": [r[1] for r in rows],
+                       "label": [int(r[2]) for r in rows]}
+            write_split(columns, TEXT_CLASSIFICATION, tmp / f"{split}.parquet")
+        write_meta(meta, tmp)
 
 
 def dense_row(

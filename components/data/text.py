@@ -5,9 +5,20 @@ sentencepiece's BPE (Sennrich et al. 2016's subword units) trained on a corpus. 
 :class:`Vocabulary` carries the tokenizer its tokens came from, so text <-> ids needs only it.
 
 Tokens are words (Unicode ``\\w+``, so German umlauts and ``ß`` stay inside words) and single
-punctuation marks. ``detokenize`` joins tokens with spaces but attaches ``. , ; : ! ? )`` to the
-previous token and ``(`` to the next one, so ``detokenize(tokenize(s)) == s`` for text written in
-that style (``Der Mann sieht den Hund, weil die Frau schläft.``).
+punctuation marks. Their spacing follows a default rule: a space between tokens, but none before
+``. , ; : ! ? )`` and none after ``(``. Text written in that style (``Der Mann sieht den Hund,
+weil die Frau schläft.``) tokenizes to bare tokens, exactly as before: ``Der``, ``Mann``, ...,
+``Hund``, ``,``, ..., ``.``. Where the text departs from the rule, the punctuation mark at that
+boundary carries a marker, as OpenNMT's tokenizer annotates joiners (and spacers): ``￭`` (U+FFED,
+the joiner) = glued although the rule puts a space, ``▁`` (U+2581, OpenNMT's spacer) = a space
+although the rule glues; before the mark (``￭-``) for its left side, after it (``-￭``) for its
+right side. So ``T-Shirt`` -> ``T ￭-￭ Shirt``, ``3,50`` -> ``3 ,￭ 50``, ``geht's`` -> ``geht ￭'￭
+s``, ``"Hallo"`` -> ``"￭ Hallo ￭"``, ``a , b`` -> ``a ▁, b``. Words never carry a marker (two
+words always have whitespace between them), so the vocabulary keeps one entry per word and the
+number of tokens is the same as without markers (``tokenize`` still measures length in words and
+marks). ``detokenize(tokenize(s)) == " ".join(s.split())`` for any text ``s``, and ``detokenize``
+of bare tokens (``["Der", "Hund", ",", ...]``, as the grammar corpus builds sentences) applies
+the default rule alone. :func:`plain_tokens` gives the tokens without markers.
 """
 
 from __future__ import annotations
@@ -19,28 +30,78 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 TOKEN_PATTERN = re.compile(r"\w+|[^\w\s]")
+WORD_PATTERN = re.compile(r"\w+")
 ATTACH_LEFT = frozenset(".,;:!?)")  # glued to the previous token
 ATTACH_RIGHT = frozenset("(")  # glued to the next token
+JOINER = "\uffed"  # ￭: glued to its neighbour on that side, although the default rule puts a space
+SPACER = "\u2581"  # ▁: a space on that side, although the default rule glues
+MARKERS = frozenset((JOINER, SPACER))
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(len(SPECIALS))  # 0, 1, 2, 3
 
 
-def tokenize(text: str) -> list[str]:
-    """Split ``text`` into words and single punctuation marks; whitespace is dropped."""
+def plain_tokens(text: str) -> list[str]:
+    """Words and single punctuation marks of ``text`` without spacing markers; whitespace is dropped."""
     return TOKEN_PATTERN.findall(text)
 
 
+def _default_glue(previous: str, token: str) -> bool:
+    """Whether the default rule writes no space between two bare tokens."""
+    return token in ATTACH_LEFT or previous in ATTACH_RIGHT
+
+
+def tokenize(text: str) -> list[str]:
+    """Split ``text`` into words and single punctuation marks; whitespace is dropped, and a mark whose
+    spacing departs from the default rule carries ``￭`` / ``▁`` on that side (module docstring), so
+    :func:`detokenize` restores the text. As many tokens as :func:`plain_tokens`."""
+    matches = list(TOKEN_PATTERN.finditer(text))
+    bare = [m.group() for m in matches]
+    left, right = [""] * len(bare), [""] * len(bare)
+    glued = [False] + [matches[i - 1].end() == matches[i].start() for i in range(1, len(bare))]
+    for i in range(1, len(bare)):
+        if glued[i] != _default_glue(bare[i - 1], bare[i]):
+            marker = JOINER if glued[i] else SPACER
+            if WORD_PATTERN.fullmatch(bare[i]):  # two words never touch: the previous token is a mark
+                right[i - 1] = marker
+            else:
+                left[i] = marker
+    tokens = []
+    for i, token in enumerate(bare):
+        if token in MARKERS and (left[i] or right[i]):  # a literal ￭ or ▁: mark both sides, unambiguously
+            left[i] = left[i] or (JOINER if glued[i] else SPACER)
+            right[i] = right[i] or (JOINER if i + 1 == len(bare) or glued[i + 1] else SPACER)
+        tokens.append(left[i] + token + right[i])
+    return tokens
+
+
+def split_markers(token: str) -> tuple[str, str, str]:
+    """``(left marker, bare token, right marker)`` of a token of :func:`tokenize` (markers may be ``""``)."""
+    left = token[0] if len(token) > 1 and token[0] in MARKERS else ""
+    rest = token[len(left) :]
+    right = rest[-1] if len(rest) > 1 and rest[-1] in MARKERS else ""
+    return left, rest[: len(rest) - len(right)], right
+
+
 def detokenize(tokens: Sequence[str]) -> str:
-    """Join tokens into natural text: spaces between words, none before ``.,;:!?)`` or after ``(``."""
+    """Join tokens into natural text: the inverse of :func:`tokenize` (``￭`` glues, ``▁`` spaces); between
+    bare tokens a space, but none before ``.,;:!?)`` or after ``(``."""
     parts: list[str] = []
-    glue_next = True  # no space before the first token
+    previous, previous_right = None, ""
     for token in tokens:
-        if not (glue_next or token in ATTACH_LEFT):
-            parts.append(" ")
-        parts.append(token)
-        glue_next = token in ATTACH_RIGHT
+        left, bare, right = split_markers(token)
+        if previous is not None:
+            if JOINER in (previous_right, left):
+                glue = True
+            elif SPACER in (previous_right, left):
+                glue = False
+            else:
+                glue = _default_glue(previous, bare)
+            if not glue:
+                parts.append(" ")
+        parts.append(bare)
+        previous, previous_right = bare, right
     return "".join(parts)
 
 
@@ -63,8 +124,11 @@ WORDS = WordTokenizer()
 class SubwordTokenizer:
     """sentencepiece's BPE model: text -> subword pieces (``▁`` marks a word start) and back.
 
-    ``detokenize(tokenize(s)) == s`` up to whitespace normalisation; ``<unk>`` pieces decode to
-    ``⁇``. The model travels as its serialized bytes (``to_dict``: base64, JSON-able).
+    ``detokenize(tokenize(s))`` is ``s`` with runs of spaces collapsed to one and none at the ends:
+    models trained here keep every character as written (``normalization_rule_name="identity"``;
+    sentencepiece's default ``nmt_nfkc`` rewrites ``…`` as ``...`` and ``½`` as ``1⁄2``, so a perfect
+    translation would not match its reference). ``<unk>`` pieces decode to ``⁇``. The model travels
+    as its serialized bytes (``to_dict``: base64, JSON-able).
     """
 
     def __init__(self, model: bytes) -> None:
@@ -84,6 +148,7 @@ class SubwordTokenizer:
             sentence_iterator=iter(sentences), model_writer=out, model_type="bpe", vocab_size=vocab_size,
             hard_vocab_limit=False, character_coverage=1.0, num_threads=1, minloglevel=2,
             unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1,  # the Vocabulary adds its own specials
+            normalization_rule_name="identity",  # nmt_nfkc would decode "…" as "...", "½" as "1⁄2", NBSP as " "
         )
         return cls(out.getvalue())
 

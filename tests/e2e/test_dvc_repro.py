@@ -30,6 +30,8 @@ CAPTIONING = FAMILIES["captioning"].models
 ADVERSARIAL = FAMILIES["adversarial"].models
 VISUALIZATION = FAMILIES["visualization"].models
 SELFSUP = FAMILIES["selfsup"].models
+LANGUAGE = FAMILIES["language"].models
+TEXT_CLASSIFICATION = FAMILIES["text_classification"].models
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +75,13 @@ def test_repro_writes_every_metrics_file_and_report(repo):
             assert "tok:13a" in metrics["test/bleu_signature"]
             assert (root / "figures" / f"{family}-{model}" / "samples.png" if family == "translation"
                     else root / "figures" / f"{family}-{model}" / "captions.png").is_file()
+    for model in LANGUAGE:
+        metrics = read_stage_metrics(root, f"language-{model}")
+        scored = "val/mlm_accuracy" if model == "bert_mlm" else "val/bits_per_char"
+        assert metrics["headline_metric"] == "val/bits_per_char" and math.isfinite(metrics[scored])
+    for model in TEXT_CLASSIFICATION:
+        metrics = read_stage_metrics(root, f"text_classification-{model}")
+        assert metrics["headline_metric"] == "val/accuracy" and 0.0 <= metrics["test/macro_f1"] <= 1.0
     for model in ADVERSARIAL:
         metrics = read_stage_metrics(root, f"adversarial-{model}")
         assert metrics["headline_metric"] == "val/robust_accuracy" and 0.0 <= metrics["test/accuracy"] <= 1.0
@@ -98,9 +107,9 @@ def test_repro_writes_every_metrics_file_and_report(repo):
     page = (root / "reports" / "index.html").read_text()  # the HTML page: every model, every image copied in
     assert all(f">{model}<" in page for model in every_model)
     assert all((root / "reports" / src).is_file() for src in re.findall(r'<img[^>]* src="([^"]+)"', page))
-    trained = (MODELS + DETECTION + GENERATIVE + TRANSLATION + CAPTIONING + ADVERSARIAL
-               + VISUALIZATION + SELFSUP)  # each on the local path
-    local = re.findall(r"\[[a-z]+/([a-z_]+)\] training in this process", repo["repro"].stdout)  # not sweep trials
+    trained = (MODELS + DETECTION + GENERATIVE + TRANSLATION + CAPTIONING + LANGUAGE + TEXT_CLASSIFICATION
+               + ADVERSARIAL + VISUALIZATION + SELFSUP)  # each on the local path
+    local = re.findall(r"\[[a-z_]+/([a-z_]+)\] training in this process", repo["repro"].stdout)  # not sweep trials
     assert sorted(local) == sorted(trained)
 
 

@@ -16,7 +16,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from components.data.schema import decode_images, iter_split, read_split
-from components.data.text import Vocabulary, tokenize
+from components.data.text import Vocabulary, plain_tokens, tokenize
 from components.errors import UserError
 
 
@@ -71,11 +71,12 @@ CAPTION_DROPPED = frozenset(".!?\"'`")  # sentence-final marks and quotes
 
 
 def caption_tokens(caption: str) -> list[str]:
-    """A caption's tokens: its lower-cased words and punctuation marks (:func:`tokenize`) without
-    ``. ! ?`` and quotes, as COCO's evaluation tokenizer drops them (COCO's captions end in a full stop
-    or not, at random). The scenes' captions, stored space-tokenized in lower case (``two digits : a
-    small 3 left of a large 7``), come back as ``caption.split()``."""
-    return [token for token in tokenize(caption.lower()) if token not in CAPTION_DROPPED]
+    """A caption's tokens: its lower-cased words and punctuation marks (:func:`plain_tokens`, no
+    spacing markers: captions are scored space-joined) without ``. ! ?`` and quotes, as COCO's
+    evaluation tokenizer drops them (COCO's captions end in a full stop or not, at random). The
+    scenes' captions, stored space-tokenized in lower case (``two digits : a small 3 left of a
+    large 7``), come back as ``caption.split()``."""
+    return [token for token in plain_tokens(caption.lower()) if token not in CAPTION_DROPPED]
 
 
 IMAGE_COLUMNS = ["image", "height", "width", "channels"]

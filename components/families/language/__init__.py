@@ -1,0 +1,1 @@
+"""Language models (char-RNN, GPT, BERT) and text classification."""
