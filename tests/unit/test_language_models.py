@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
-from components.families.language.cells import best_cells, text_properties
+from components.families.language.cells import best_cells, clause_excerpt_start, text_properties
 from components.families.language.classification import scores
 from components.families.language.corpus import IGNORE, StreamChunks, StreamSampler, mask_tokens
 from components.families.language.models import GPT, CharRNN, detach_state
@@ -194,6 +194,8 @@ def test_text_properties_and_the_best_cell():
     activations[:, 3] = -props["line_position"] + 0.01 * rng.normal(size=len(text))
     unit, r = best_cells(activations, props)["line_position"]
     assert unit == 3 and r < -0.99
+    lines = "The cat sleeps.\nA dog runs.\nBefore the dog runs, a cat sleeps.\n"
+    assert lines[clause_excerpt_start(lines):].startswith("Before") and clause_excerpt_start("No.\n") == 0
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -52,3 +52,14 @@ def best_cells(activations: np.ndarray, properties: dict[str, np.ndarray]) -> di
         unit = int(np.argmax(np.abs(r)))
         found[name] = (unit, float(r[unit]))
     return found
+
+
+def clause_excerpt_start(text: str) -> int:
+    """Where the first line opening with a subordinate clause begins (0 if none): an excerpt from
+    there shows a ``comma_due`` stretch."""
+    start = 0
+    for line in text.split("\n"):
+        if line.split(" ", 1)[0] in CLAUSE_OPENERS:
+            return start
+        start += len(line) + 1
+    return 0

@@ -30,17 +30,18 @@ def text_figure(title: str, rows: Sequence[tuple[str, str]], width: int = 110):
 
 def cells_figure(text: str, activations: np.ndarray, best: dict[str, tuple[int, float]], width: int = 100):
     """Karpathy-style strips: for each property, the text with every character's background
-    coloured by the best-correlated unit's activation (blue negative, red positive)."""
+    coloured by the best-correlated unit's activation about its mean (blue below, red above)."""
     rows = [text[i:i + width] for i in range(0, len(text), width)]
     fig, axes = plt.subplots(len(best), 1, figsize=(12, 0.24 * len(rows) * len(best) + 0.6 * len(best)),
                              squeeze=False)
-    scale = np.abs(activations).max(axis=0) + 1e-9
+    centred = activations - activations.mean(axis=0)  # each unit about its mean: contrast where it moves
+    scale = np.abs(centred).max(axis=0) + 1e-9
     for ax, (name, (unit, r)) in zip(axes[:, 0], best.items(), strict=True):
         ax.set_xlim(0, width)
         ax.set_ylim(len(rows), 0)
         ax.axis("off")
         ax.set_title(f"{name}: unit {unit}, r = {r:+.2f}", loc="left", fontsize=9)
-        values = activations[:, unit] / scale[unit]
+        values = centred[:, unit] / scale[unit]
         for i, ch in enumerate(text):
             row, col = divmod(i, width)
             v = float(np.clip(values[i], -1, 1))

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from components.config import Params, model_trainer
 from components.data.text import Vocabulary
-from components.families.language.cells import best_cells, text_properties
+from components.families.language.cells import best_cells, clause_excerpt_start, text_properties
 from components.families.language.config import BertConfig, CharRNNConfig, LanguageConfig, LMBase
 from components.families.language.corpus import (
     IGNORE,
@@ -53,6 +53,7 @@ from components.train.task import ModuleTask, Wrap, unwrap
 TRAINING_KEYS = ("epochs", "lr", "weight_decay", "lr_schedule", "warmup_fraction", "grad_clip", "batch_size")
 CELL_OF = {"char_rnn": "rnn", "char_lstm": "lstm", "char_gru": "gru"}
 CELL_TEXT = 1200  # characters of val text the interpretable-cell analysis reads
+FIGURE_TEXT = 600  # characters the interpretable-cells figure colours
 
 
 def _all_reduce(values: Tensor) -> Tensor:
@@ -200,8 +201,11 @@ class CausalLMTask(LMTask):
             figures = {"samples": text_figure(f"{self.model_name}: samples", rows)}
             if self.cells:
                 with torch.no_grad():
-                    activations, best = self.interpretable_cells(net)
-                figures["interpretable_cells"] = cells_figure(self.val_text[:600], activations[:600], best)
+                    best = self.interpretable_cells(net)[1]
+                    start = clause_excerpt_start(self.val_text)  # so the comma_due strip has a clause to show
+                    text = self.val_text[start:start + FIGURE_TEXT]
+                    activations = net.cell_activations(self.codec.encode(text).view(1, -1).to(self.device))[0]
+                figures["interpretable_cells"] = cells_figure(text, activations.float().cpu().numpy(), best)
             return figures
         finally:
             net.train()
