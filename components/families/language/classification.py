@@ -9,6 +9,7 @@ from-scratch control differs from the fine-tuned model only in its initial weigh
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ class TextClassificationTask(ModuleTask):
         else:
             self.vocab = word_vocabulary(self.texts["train"][0])
             self.max_words = section.max_words
-        self.collate_fn = lambda items: pad_words(items, self.vocab.pad_id)
+        self.collate_fn = functools.partial(pad_words, pad_id=self.vocab.pad_id)  # picklable for loader workers
         self.modules, self.optimizers, self.schedulers = {}, {}, {}
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:

@@ -11,6 +11,7 @@ half a context of history.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -222,7 +223,7 @@ class MaskedLMTask(LMTask):
         max_words = config.block_size - 1
         self.sequences = {split: [encode_words(self.vocab, s, max_words) for s in sentences] for split, sentences in
                           (("train", train), ("val", split_sentences(directory, "val", section.column)))}
-        self.collate_fn = lambda items: pad_words(items, self.vocab.pad_id)
+        self.collate_fn = functools.partial(pad_words, pad_id=self.vocab.pad_id)  # picklable for loader workers
         self.generator = torch.Generator().manual_seed(0)  # the masks; checkpointed (ModuleTask)
         self.modules, self.optimizers, self.schedulers = {}, {}, {}
 
