@@ -28,6 +28,15 @@ def iou_from_confusion(confusion: Tensor) -> Tensor:
     return torch.where(union > 0, true_positives / union, torch.full_like(union, torch.nan))
 
 
+def class_accuracy_from_confusion(confusion: Tensor) -> Tensor:
+    """Mean per-class accuracy (recall) of a (C, C) confusion matrix (rows: targets) over the classes
+    with target pixels, as float64."""
+    confusion = confusion.to(torch.float64)
+    totals = confusion.sum(dim=1)
+    present = totals > 0
+    return (confusion.diagonal()[present] / totals[present]).mean()
+
+
 class SegmentationMetrics:
     """Accumulates a confusion matrix over batches; ``compute()`` returns mIoU and pixel accuracy.
 
@@ -37,6 +46,8 @@ class SegmentationMetrics:
 
         {"miou": mean IoU over the classes with a non-empty union (0-dim float64 tensor),
          "pixel_accuracy": correctly labelled / counted pixels (0-dim float64 tensor),
+         "class_accuracy": mean over the classes present in the targets of the share of their pixels
+                           labelled right (0-dim float64 tensor; the FCN-score's per-class accuracy),
          "iou_per_class": (C,) float64 tensor, nan for classes absent from targets and predictions}
     """
 
@@ -77,5 +88,6 @@ class SegmentationMetrics:
         return {
             "miou": iou.nanmean(),
             "pixel_accuracy": correct / confusion.sum(),
+            "class_accuracy": class_accuracy_from_confusion(confusion),
             "iou_per_class": iou,
         }

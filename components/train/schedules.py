@@ -22,6 +22,17 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
     return factor
 
 
+def hold_then_linear(total_steps: int) -> Callable[[int], float]:
+    """pix2pix's and CycleGAN's schedule: the full rate for the first half of ``total_steps``, then
+    linearly to 0 at the end."""
+    half = total_steps // 2
+
+    def factor(step: int) -> float:
+        return 1.0 if step < half else max(0.0, 1.0 - (step - half) / max(1, total_steps - half))
+
+    return factor
+
+
 def constant() -> Callable[[int], float]:
     return lambda step: 1.0
 

@@ -32,6 +32,7 @@ VISUALIZATION = FAMILIES["visualization"].models
 SELFSUP = FAMILIES["selfsup"].models
 LANGUAGE = FAMILIES["language"].models
 TEXT_CLASSIFICATION = FAMILIES["text_classification"].models
+IMAGE_TRANSLATION = FAMILIES["image_translation"].models
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,12 @@ def test_repro_writes_every_metrics_file_and_report(repo):
     for model in TEXT_CLASSIFICATION:
         metrics = read_stage_metrics(root, f"text_classification-{model}")
         assert metrics["headline_metric"] == "val/accuracy" and 0.0 <= metrics["test/macro_f1"] <= 1.0
+    ceiling = read_stage_metrics(root, "image_translation-pix2pix")["val/fcn_miou_real"]
+    for model in IMAGE_TRANSLATION:
+        metrics = read_stage_metrics(root, f"image_translation-{model}")
+        assert metrics["headline_metric"] == "val/fcn_miou" and 0.0 <= metrics["test/fcn_miou"] <= 1.0
+        assert metrics["val/fcn_miou_real"] == ceiling  # one scorer on the same real scenes
+        assert (root / "figures" / f"image_translation-{model}" / "translations.png").is_file()
     for model in ADVERSARIAL:
         metrics = read_stage_metrics(root, f"adversarial-{model}")
         assert metrics["headline_metric"] == "val/robust_accuracy" and 0.0 <= metrics["test/accuracy"] <= 1.0
@@ -100,15 +107,15 @@ def test_repro_writes_every_metrics_file_and_report(repo):
         metrics = read_stage_metrics(root, f"selfsup_probe-{row}")
         assert metrics["headline_metric"] == "test/probe_accuracy_few" and 0.0 <= metrics["test/probe_accuracy"] <= 1.0
     report = (root / "reports" / "index.md").read_text()
-    every_model = (MODELS + DETECTION + RL_ALGOS + GENERATIVE + TRANSLATION + CAPTIONING + ADVERSARIAL + VISUALIZATION
-                   + SELFSUP)
+    every_model = (MODELS + DETECTION + RL_ALGOS + GENERATIVE + IMAGE_TRANSLATION + TRANSLATION + CAPTIONING
+                   + ADVERSARIAL + VISUALIZATION + SELFSUP)
     assert all(f"| {model} |" in report for model in every_model)
     assert "test BLEU and exact match by source length" in report
     page = (root / "reports" / "index.html").read_text()  # the HTML page: every model, every image copied in
     assert all(f">{model}<" in page for model in every_model)
     assert all((root / "reports" / src).is_file() for src in re.findall(r'<img[^>]* src="([^"]+)"', page))
-    trained = (MODELS + DETECTION + GENERATIVE + TRANSLATION + CAPTIONING + LANGUAGE + TEXT_CLASSIFICATION
-               + ADVERSARIAL + VISUALIZATION + SELFSUP)  # each on the local path
+    trained = (MODELS + DETECTION + GENERATIVE + IMAGE_TRANSLATION + TRANSLATION + CAPTIONING + LANGUAGE
+               + TEXT_CLASSIFICATION + ADVERSARIAL + VISUALIZATION + SELFSUP)  # each on the local path
     local = re.findall(r"\[[a-z_]+/([a-z_]+)\] training in this process", repo["repro"].stdout)  # not sweep trials
     assert sorted(local) == sorted(trained)
 

@@ -41,7 +41,8 @@ def test_the_profile_and_its_documented_variants_validate():
     p64 = parse_params(_profile(**{"data.cifar10.image_size": 64, "generative.backbone.stages": 4}))
     assert p64.data.cifar10.image_size == 64
     mnist = _profile(**{"generative.dataset": "mnist", "generative.backbone.stages": 2, "data.mnist.synthetic": True,
-                        "data.cifar10.synthetic": False})
+                        "data.cifar10.synthetic": False,
+                        "generative.models.sagan.attention_resolution": 14})  # 7, 14 or 28 px at 2 stages
     assert parse_params(mnist).generative.dataset == "mnist"
 
 

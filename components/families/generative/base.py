@@ -7,6 +7,10 @@ points with the same sample counts: the real-vs-real floor (as many train images
 the untrained generator (the same network at initialisation, same noise). Under DDP every rank
 scores its share of the samples and a strided shard of the real images; the metric states are
 summed across ranks, so the scores are those of the whole sample.
+
+A conditional model (cgan, cvae, sagan) also logs ``val/cond_accuracy``: the frozen evaluator's top-1
+accuracy on those samples against the (balanced) labels they were generated for, counted over every
+rank's share.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
@@ -30,6 +33,7 @@ from components.families.generative.figures import interpolation_figure, reconst
 from components.families.generative.inception import InceptionFeatures, check_inception_weights
 from components.metrics.generative import FeatureFID, PosteriorInceptionScore
 from components.runtime import resolve
+from components.train.ranks import rank_world, sum_over_ranks
 from components.train.task import ModuleTask, Wrap
 
 EVALUATOR_DIR = "models/evaluator"  # the evaluator stage's output, relative to the repository root
@@ -39,10 +43,30 @@ INTERPOLATION_PAIRS = 4
 INTERPOLATION_STEPS = 10
 
 
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+@torch.no_grad()
+def conditional_accuracy(classifier: nn.Module, images: Tensor, labels: Tensor, batch_size: int) -> float:
+    """Share of ``images`` (N, C, S, S) that ``classifier`` puts in the class ``labels`` (N,) asked
+    for (top-1), over the images of every rank."""
+    labels = labels.to(images.device)
+    correct = sum(int((classifier(chunk).argmax(1) == wanted).sum())
+                  for chunk, wanted in zip(images.split(batch_size), labels.split(batch_size), strict=True))
+    counts = sum_over_ranks(torch.tensor([float(correct), float(len(images))], dtype=torch.float64,
+                                          device=images.device))
+    return float(counts[0] / counts[1])
+
+
+@torch.no_grad()
+def class_variance(images: Tensor, labels: Tensor, num_classes: int) -> float:
+    """The diversity of class-conditional samples: for each class, the variance of each pixel over that
+    class's samples (unbiased), averaged over pixels; then averaged over the classes that have at least
+    two samples. Counts, sums and squared sums are added over ranks (float64), so it is the whole sample's."""
+    flat = images.flatten(1).double()
+    one_hot = torch.nn.functional.one_hot(labels.to(images.device), num_classes).double()  # (N, K)
+    stats = sum_over_ranks(torch.cat([one_hot.sum(0)[:, None], one_hot.T @ flat, one_hot.T @ flat.square()], dim=1))
+    counts, sums, squares = stats[:, :1], stats[:, 1 : 1 + flat.shape[1]], stats[:, 1 + flat.shape[1] :]
+    present = counts[:, 0] >= 2
+    variance = (squares - sums.square() / counts.clamp(min=1)) / (counts - 1).clamp(min=1)
+    return float(variance[present].mean())
 
 
 class GenerativeTask(ModuleTask):
@@ -81,7 +105,7 @@ class GenerativeTask(ModuleTask):
 
     def setup(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
         self.device = device
-        self.rank, self.world = _rank_world()
+        self.rank, self.world = rank_world()
         self._build(device, wrap, steps_per_epoch)
         latent = self.section.backbone.latent_dim
         codes = torch.Generator().manual_seed(self.seed)
@@ -180,10 +204,18 @@ class GenerativeTask(ModuleTask):
         fid_value, is_value = self._score(self._evaluator_fid, fakes)
         out = {"fid_evaluator": fid_value, "is_evaluator": is_value}
         out.update(self._references)
+        if self.conditional:
+            out.update(self._conditional_metrics(fakes, labels))
         if self.inception is not None:
             out["fid_inception"] = self._score(self._inception_fid, fakes, inception_score=False)[0]
         out.update(self._evaluate_extra(batches))
         return out
+
+    def _conditional_metrics(self, fakes: Tensor, labels: Tensor) -> dict[str, float]:
+        """A conditional model's scores of this rank's samples ``fakes`` generated for ``labels``:
+        ``cond_accuracy``, whole-sample (every rank's counts)."""
+        return {"cond_accuracy": conditional_accuracy(self.evaluator, fakes, labels,
+                                                      self.section.trainer.eval_batch_size)}
 
     def _evaluate_extra(self, batches: list[tuple[Tensor, Tensor]]) -> dict[str, float]:
         """Family-specific metrics on this rank's reference batches (images on the device, labels)."""

@@ -83,6 +83,16 @@ class CGANConfig(GANBase):
     pass
 
 
+class SAGANConfig(GANBase):
+    """The class-conditional SAGAN/BigGAN recipe on the backbone's widths: conditional batch norm in G,
+    a projection D, hinge loss, spectral normalisation (D always, G optionally), a self-attention block
+    in both, and samples scored at each truncation threshold (sagan.py)."""
+
+    attention_resolution: PositiveInt | None  # side (px) of the self-attention block in G and D; None: none
+    g_spectral_norm: bool  # spectral normalisation in G too (SAGAN's; D always has it)
+    truncation: list[PositiveFloat]  # thresholds t: samples from N(0, I) truncated to [-t, t], scored each
+
+
 class ProGANConfig(GANBase):
     """Progressive growing: ``level_epochs`` at each resolution below the top, ``fade_epochs`` fading
     each next one in, the rest of ``epochs`` at the top (``family.check_sizes`` checks the sum)."""
@@ -164,6 +174,7 @@ class GenerativeModels(Section):
     lsgan: LSGANConfig
     sngan: SNGANConfig
     cgan: CGANConfig
+    sagan: SAGANConfig
     vae: VAEConfig
     cvae: VAEConfig
     autoencoder: AutoencoderConfig

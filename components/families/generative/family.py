@@ -32,7 +32,8 @@ def dcgan_stages(side: int) -> int | None:
 def check_sizes(params: Params) -> None:
     """``generative.backbone.stages`` (G doubles a start that many times, D halves the image) and the
     evaluator's stages (one 2x2 max-pool per ``generative.evaluator.channels`` entry) must divide the
-    dataset's image side into whole pixels. Raises ``ValueError("<key>: ...")``."""
+    dataset's image side into whole pixels, and SAGAN's attention block must sit at a side the networks
+    pass through. Raises ``ValueError("<key>: ...")``."""
     side, key = image_side(params)
     section = params.generative
     stages, name = section.backbone.stages, section.dataset
@@ -41,6 +42,12 @@ def check_sizes(params: Params) -> None:
         hint = f"set it to {fit} (G starts at {side // 2**fit}x{side // 2**fit})" if fit else "lower it"
         raise ValueError(f"generative.backbone.stages: {stages} halvings of the {side}-px {name} images need a side "
                          f"divisible by {2**stages}; {hint}, or change {key}")
+    attention = section.models.sagan.attention_resolution
+    sides = [side // 2**k for k in range(stages, -1, -1)]  # G's, from its start up (D's in reverse)
+    if attention is not None and attention not in sides:
+        raise ValueError(f"generative.models.sagan.attention_resolution: {attention} px is no side the networks "
+                         f"pass through ({stages} backbone.stages on the {side}-px {name} images); allowed: "
+                         f"{', '.join(map(str, sides))} or null")
     pools = len(section.evaluator.channels)
     if side % 2**pools:
         raise ValueError(f"generative.evaluator.channels: {pools} widths max-pool the {side}-px {name} images "
@@ -104,7 +111,8 @@ FAMILIES = (
         config=GenerativeConfig, sweep_config=SweepConfig,
         task_module="components.families.generative.task",
         headline="val/fid_evaluator",
-        higher_is_better=frozenset({"is_evaluator", "is_inception"}),  # Inception Score
+        higher_is_better=frozenset({"is_evaluator", "is_inception",  # Inception Score
+                                    "cond_accuracy"}),  # conditional models: samples classified as asked
         lower_is_better=frozenset({"fid_evaluator", "fid_inception", "recon", "recon_mse", "prior_nll"}),
         references=(("floor (real vs real)", "val/fid_evaluator_floor"),
                     ("untrained", "val/fid_evaluator_untrained")),

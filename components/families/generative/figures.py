@@ -39,6 +39,14 @@ def interpolation_figure(frames: torch.Tensor):
     return image_grid(frames.flatten(0, 1), steps, f"linear interpolation between {pairs} pairs of codes")
 
 
+def truncation_figure(samples: torch.Tensor, ncols: int, blocks: list[str], rows_per_block: int):
+    """Class-conditional samples at each truncation threshold: ``samples`` (N, C, H, W) row by row, a block
+    of ``rows_per_block`` rows per entry of ``blocks`` (its name labels the block's middle row), one
+    class per column; row r of every block decodes the same base noise."""
+    labels = [name if row == rows_per_block // 2 else "" for name in blocks for row in range(rows_per_block)]
+    return image_grid(samples, ncols, f"truncation t: {rows_per_block} noises per t, one class per column", labels)
+
+
 def reconstruction_figure(images: torch.Tensor, reconstructions: torch.Tensor, ncols: int):
     """Inputs above their reconstructions, row by row: both (N, C, H, W) with N a multiple of ``ncols``."""
     rows = [t for i in range(0, len(images), ncols) for t in (images[i : i + ncols], reconstructions[i : i + ncols])]

@@ -25,14 +25,15 @@ from components.train.task import Wrap, unwrap
 
 GAN_LOSS = {"dcgan": "nonsaturating", "wgan": "wasserstein", "wgan_gp": "wasserstein",
             "lsgan": "least_squares", "sngan": "hinge", "cgan": "nonsaturating", "progan": "wasserstein",
-            "stylegan": "nonsaturating"}
-CONDITIONAL_GANS = {"cgan"}  # class-conditional G (one-hot code entries) and projection D
+            "stylegan": "nonsaturating", "sagan": "hinge"}
+# Class-conditional G and projection D: cgan's G reads one-hot code entries, sagan's conditional batch norms.
+CONDITIONAL_GANS = {"cgan", "sagan"}
 
 class GANTask(GenerativeTask):
     """One GAN formulation on the shared backbones: ``n_critic`` D steps per G step, optional G EMA.
 
-    The conditional GAN (``cgan``) feeds the real batch's labels to D with the real images and to G
-    (and D) for the fakes, so generated classes follow the data's class frequencies.
+    The conditional GANs (``cgan``, ``sagan``) feed the real batch's labels to D with the real images and
+    to G (and D) for the fakes, so generated classes follow the data's class frequencies.
     """
 
     config: GANBase

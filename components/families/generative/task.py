@@ -19,13 +19,14 @@ from components.families.generative.evaluator import evaluator_path, file_sha256
 from components.families.generative.gan import GANTask
 from components.families.generative.models import VAE, AutoEncoder, Generator
 from components.families.generative.progan import ProGANTask, ProGenerator
+from components.families.generative.sagan import ConditionalGenerator, SAGANTask
 from components.families.generative.stylegan import StyleGANTask, StyleGenerator
 from components.families.generative.vqvae import VQVAETask
 from components.model_logging import ServedModel
 from components.runtime import resolve
 
 TASKS = {"autoencoder": AutoencoderTask, "vqvae": VQVAETask, "progan": ProGANTask,
-         "stylegan": StyleGANTask}  # the rest: VAETask or GANTask
+         "stylegan": StyleGANTask, "sagan": SAGANTask}  # the rest: VAETask or GANTask
 
 
 def build_task(model: str, params: Params) -> GenerativeTask:
@@ -61,6 +62,9 @@ def _network(export: Mapping[str, Any]) -> nn.Module:
     if kind == "stylegan":
         return StyleGenerator(b["latent_dim"], channels, side, export["width"], b["stages"], b["leak"],
                               export["mapping_layers"], export["mapping_lr_mul"])
+    if kind == "sagan":
+        return ConditionalGenerator(b["latent_dim"], classes, channels, side, b["g_channels"], b["stages"],
+                                    export["attention_resolution"], export["g_spectral_norm"])
     if kind == "gan":
         return Generator(b["latent_dim"] + classes, channels, side, b["g_channels"], b["stages"])
     if kind == "autoencoder":
@@ -70,8 +74,9 @@ def _network(export: Mapping[str, Any]) -> nn.Module:
 
 def load_exported(export: Mapping[str, Any]) -> nn.Module:
     """Rebuild the trained sampling network from ``model.pt``, in eval mode: a :class:`Generator`
-    (GANs: codes (N, latent_dim) to image logits), a ProGAN generator at its last level, a
-    :class:`VAE`, an :class:`AutoEncoder` (with its fitted code Gaussian) or a VQ-VAE with its prior."""
+    (GANs: codes (N, latent_dim) to image logits), SAGAN's :class:`ConditionalGenerator` (z and labels
+    to image logits), a ProGAN generator at its last level, a :class:`VAE`, an :class:`AutoEncoder`
+    (with its fitted code Gaussian) or a VQ-VAE with its prior."""
     net = _network(export)
     net.load_state_dict(export["state_dict"])
     return net.eval()
@@ -80,7 +85,9 @@ def load_exported(export: Mapping[str, Any]) -> nn.Module:
 class Sampler(nn.Module):
     """What MLflow serves for a generative model: codes (N, D) -> images (N, C, S, S) in [0, 1]. D is
     the latent size (the autoencoder's: its code size, standard-normal noise it maps through the
-    Gaussian fitted to its codes); a conditional model's codes end with the class's one-hot (K columns)."""
+    Gaussian fitted to its codes); a conditional model's codes end with the class's one-hot (K columns;
+    SAGAN's generator takes the class as a label: the column of the largest entry). Truncation is the
+    caller's: SAGAN's samples of the truncation metrics decode z drawn from N(0, I) within [-t, t]."""
 
     def __init__(self, net: nn.Module, kind: str):
         super().__init__()
@@ -89,6 +96,9 @@ class Sampler(nn.Module):
     def forward(self, codes: Tensor) -> Tensor:
         if self.kind in ("gan", "progan", "stylegan"):
             return torch.sigmoid(self.net(codes))
+        if self.kind == "sagan":
+            latent = self.net.latent_dim
+            return torch.sigmoid(self.net(codes[:, :latent], codes[:, latent:].argmax(1)))
         if self.kind == "autoencoder":
             return torch.sigmoid(self.net.decode_noise(codes))
         if self.kind == "vqvae":  # noise -> Phi -> the prior's inverse CDFs -> code indices -> decoder
