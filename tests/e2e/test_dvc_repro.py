@@ -116,7 +116,7 @@ def test_repro_writes_every_metrics_file_and_report(repo):
     assert all((root / "reports" / src).is_file() for src in re.findall(r'<img[^>]* src="([^"]+)"', page))
     trained = (MODELS + DETECTION + GENERATIVE + IMAGE_TRANSLATION + TRANSLATION + CAPTIONING + LANGUAGE
                + TEXT_CLASSIFICATION + ADVERSARIAL + VISUALIZATION + SELFSUP)  # each on the local path
-    local = re.findall(r"\[[a-z_]+/([a-z_]+)\] training in this process", repo["repro"].stdout)  # not sweep trials
+    local = re.findall(r"\[[a-z_]+/([a-z0-9_]+)\] training in this process", repo["repro"].stdout)  # not sweep trials
     assert sorted(local) == sorted(trained)
 
 
