@@ -29,6 +29,11 @@ def dcgan_stages(side: int) -> int | None:
     return max(fits, default=None)
 
 
+def resolutions(image_size: int, stages: int) -> list[int]:
+    """The sides (px) the networks pass through: G from ``image_size / 2**stages`` up, D back down."""
+    return [image_size // 2**k for k in range(stages, -1, -1)]
+
+
 def check_sizes(params: Params) -> None:
     """``generative.backbone.stages`` (G doubles a start that many times, D halves the image) and the
     evaluator's stages (one 2x2 max-pool per ``generative.evaluator.channels`` entry) must divide the
@@ -43,7 +48,7 @@ def check_sizes(params: Params) -> None:
         raise ValueError(f"generative.backbone.stages: {stages} halvings of the {side}-px {name} images need a side "
                          f"divisible by {2**stages}; {hint}, or change {key}")
     attention = section.models.sagan.attention_resolution
-    sides = [side // 2**k for k in range(stages, -1, -1)]  # G's, from its start up (D's in reverse)
+    sides = resolutions(side, stages)
     if attention is not None and attention not in sides:
         raise ValueError(f"generative.models.sagan.attention_resolution: {attention} px is no side the networks "
                          f"pass through ({stages} backbone.stages on the {side}-px {name} images); allowed: "

@@ -36,16 +36,12 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from components.families.generative.base import GRID_SIDE, class_variance
 from components.families.generative.config import SAGANConfig
+from components.families.generative.family import resolutions
 from components.families.generative.figures import truncation_figure
 from components.families.generative.gan import GANTask
 from components.families.generative.models import Discriminator, _start_size
 
 TRUNCATION_FIGURE_NOISES = 3  # rows per threshold in the truncation figure: base noises, each across every class
-
-
-def resolutions(image_size: int, stages: int) -> list[int]:
-    """The sides (px) the networks pass through: G from ``image_size / 2**stages`` up, D back down."""
-    return [image_size // 2**k for k in range(stages, -1, -1)]
 
 
 def threshold_key(threshold: float) -> str:

@@ -109,6 +109,7 @@ class TranslationTask(ModuleTask):
         """``train``: pairs (pix2pix) or unpaired halves (CycleGAN); ``val``: pairs, for scoring."""
         if self._datasets is None:
             pairs = load_pairs(self.directory, "train")
+            self._train_scenes = pairs.tensors[1]  # every train scene, for the real-vs-real FID floor
             self._datasets = {"train": unpaired(pairs) if self.cycle else pairs,
                               "val": load_pairs(self.directory, "val")}
         return self._datasets
@@ -238,7 +239,8 @@ class TranslationTask(ModuleTask):
 
     def _floor_scenes(self, count: int) -> Tensor:
         """This rank's share of ``count`` train scenes (a fixed random subset): the real-vs-real FID."""
-        scenes = load_pairs(self.directory, "train").tensors[1] if self.cycle else self.datasets()["train"].tensors[1]
+        self.datasets()
+        scenes = self._train_scenes
         chosen = torch.randperm(len(scenes), generator=torch.Generator().manual_seed(self.seed))[:count]
         return to_rgb(scenes[chosen[self.rank :: self.world]]).to(self.device)
 
@@ -339,9 +341,8 @@ def evaluate_test(export: Mapping[str, Any], params: Params) -> dict[str, Any]:
     task = build_task(export["model"], params)
     task.prepare_scoring(torch.device("cpu"))
     task.modules = {"generator": load_exported(export)}
-    torch.manual_seed(params.seed)  # the untrained reference: the generator as the stage first built it
-    task._untrained = task.build_generator().eval()
-    init_weights(task._untrained)
+    torch.manual_seed(params.seed)  # the untrained reference: the generator as the stage built it (after seeding)
+    task._untrained = task._networks()["generator"].eval()
     trainer = model_trainer(params, "image_translation", export["model"])
     loader = DataLoader(load_pairs(task.directory, "test"), batch_size=trainer.eval_batch_size)
     return {"metrics": {f"test/{k}": v for k, v in task.evaluate(loader).items()}}
