@@ -5,7 +5,8 @@
 Runs ``dvc repro [TARGET ...]`` in the current repository (or, with ``--log``, reads the output of
 one run whose every line starts with the seconds since it began, as ``make repro | <timestamper>``
 writes it) and times each stage from its ``Running stage '<name>':`` line to the next stage's (or
-the end): the stage's command and DVC's own hashing and caching of its outputs. Stages DVC skipped
+the end): the stage's command and DVC's own hashing and caching of its outputs; a stage without
+DVC's ``Updating lock file`` line (a run stopped mid-stage) is left out. Stages DVC skipped
 (unchanged) take no time. Prints, per family (its tune, train and extra stages, from the registry),
 the stages run, their total and the slowest, then the pipeline's total, with every stage over the
 per-stage budget named (train and rl stages: ``<stage>@<model>``). ARCHITECTURE.md's embedded
@@ -31,6 +32,7 @@ from components.families import FAMILIES
 STAGE_BUDGET_S = 180.0
 PIPELINE_BUDGET_S = 60 * 60.0
 RUNNING = re.compile(r"Running stage '([^']+)'")
+LOCKED = "Updating lock file"  # DVC's line once a stage has finished
 PIPELINE = "pipeline"  # prepare and report: no family's
 
 
@@ -47,18 +49,20 @@ def owners() -> dict[str, str]:
 
 def stage_times(lines: Iterable[tuple[float, str]]) -> tuple[dict[str, float], float]:
     """``({stage: seconds}, total seconds)`` from ``(seconds since start, line)`` pairs; the total
-    runs from the first stage's start to the last line (not ``make``'s venv before it)."""
+    runs from the first stage's start to the last line (not ``make``'s venv before it). A stage
+    counts once DVC has written its lock entry: a run stopped mid-stage leaves that stage out."""
     times: dict[str, float] = {}
-    current, first, started, last = None, None, 0.0, 0.0
+    current, first, started, last, finished = None, None, 0.0, 0.0, False
     for at, line in lines:
-        last = at
         match = RUNNING.search(line)
         if match:
-            if current is not None:
+            if current is not None and finished:
                 times[current] = at - started
-            current, started = match.group(1), at
+            current, started, finished = match.group(1), at, False
             first = at if first is None else first
-    if current is not None:
+        finished = finished or LOCKED in line
+        last = at
+    if current is not None and finished:
         times[current] = last - started
     return times, last - (first or 0.0)
 

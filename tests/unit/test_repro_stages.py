@@ -11,12 +11,16 @@ LOG = """\
 0 python -m venv .venv
 3 Running stage 'prepare':
 3 > python -m pipelines.prepare
+11 Updating lock file 'dvc.lock'
 12 Running stage 'train_image_translation@pix2pix':
 100 (continued output)
+149 Updating lock file 'dvc.lock'
 150 Running stage 'selfsup_probe@rotation':
+160 Updating lock file 'dvc.lock'
 170 Running stage 'rl@dqn':
 400 Updating lock file 'dvc.lock'
 410 Running stage 'report':
+414 Updating lock file 'dvc.lock'
 415 Use `dvc push` to send your updates to remote storage.
 """
 
@@ -28,6 +32,13 @@ def test_each_stage_lasts_until_the_next_one_starts(tmp_path):
     assert times == {"prepare": 9, "train_image_translation@pix2pix": 138, "selfsup_probe@rotation": 20,
                      "rl@dqn": 240, "report": 5}
     assert total == 412  # from the first stage on: make's venv is not the pipeline's
+
+
+def test_a_stage_stopped_before_its_lock_entry_is_left_out():
+    lines = [(0.0, "Running stage 'prepare':"), (9.0, "Updating lock file 'dvc.lock'"),
+             (10.0, "Running stage 'train_language@char_lstm':"), (70.0, "[language/char_lstm] epoch 1/2")]
+    times, total = repro_stages.stage_times(lines)
+    assert times == {"prepare": 10.0} and total == 70.0
 
 
 def test_stages_belong_to_the_family_that_declares_them():
