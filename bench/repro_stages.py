@@ -42,7 +42,7 @@ def owners() -> dict[str, str]:
     for family in FAMILIES.values():
         owned[family.stage] = family.name
         owned[f"tune_{family.name}"] = family.name
-        for stage in getattr(family, "extra_stages", ()):
+        for stage in family.extra_stages:
             owned[stage.name] = family.name
     return owned
 
@@ -100,7 +100,7 @@ def table(times: dict[str, float], total: float) -> list[str]:
     families: dict[str, list[tuple[str, float]]] = {}
     for stage, seconds in times.items():
         families.setdefault(owned.get(stage.split("@")[0], PIPELINE), []).append((stage, seconds))
-    today, machine = date.today().isoformat(), f"{platform.machine()}, {_cores()} cores"
+    today, machine = date.today().isoformat(), f"{platform.machine()}, {os.cpu_count()} cores"
     rows = []
     for family, stages in sorted(families.items(), key=lambda item: -sum(s for _, s in item[1])):
         slowest = max(stages, key=lambda item: item[1])
@@ -111,10 +111,6 @@ def table(times: dict[str, float], total: float) -> list[str]:
     rows.append(f"| {today} | **all** | {len(times)} | **{total / 60:.1f}** | | {verdict} the 60-minute budget "
                 f"| {machine} |")
     return rows
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
 
 
 def main(argv: list[str] | None = None) -> None:
