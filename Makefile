@@ -1,5 +1,8 @@
 # courselab: every target bootstraps the virtual environment it needs.
-#   make repro      create .venv if missing, then `dvc repro` (the whole embedded pipeline)
+#   make repro      create .venv if missing, then `dvc repro` (the embedded pipeline: the models params.yaml's
+#                   pipeline section lists, each family's headline ones)
+#   make repro-all  the same with every model of every family listed (`dvc exp run -S pipeline.<family>=[...]`;
+#                   needs a git identity, and writes the lists into params.yaml as any `dvc exp run -S` does)
 #   make test       create .venv if missing, then the whole test suite (unit, slow, e2e, browser), in
 #                   TEST_WORKERS pytest-xdist processes (2; 0 = one process), one test file per process
 #   make dvc-yaml   regenerate dvc.yaml from the family descriptors (after adding a model or a family)
@@ -34,7 +37,7 @@ export DVC_NO_ANALYTICS := 1
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv repro test test-fast dvc-yaml dashboard browser lint bench clean
+.PHONY: venv repro repro-all test test-fast dvc-yaml dashboard browser lint bench clean
 
 venv: $(STAMP)
 
@@ -55,6 +58,9 @@ $(STAMP): pyproject.toml Makefile
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
+
+repro-all: $(STAMP)
+	$(BIN)/dvc exp run $$($(BIN)/python -m tools.all_models)
 
 test: $(STAMP) browser
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(XDIST) -m "not gpu" --durations=15

@@ -19,7 +19,7 @@ from components import tracking
 from components.config import Params, flatten, params_hash
 from components.errors import UserError
 from components.io import atomic_directory
-from components.metrics_files import write_stage_metrics
+from components.metrics_files import write_row_folder, write_stage_metrics
 from components.runtime import git_commit
 
 
@@ -58,12 +58,14 @@ def model_digest(root: Path, folders: tuple[str, ...]) -> dict[str, str]:
 @dataclass
 class StageRun:
     """One analysis stage's MLflow run and outputs: figures collect into ``figures/<stage>`` (written
-    at once), each row's metrics into ``metrics/<stage>-<row>.json``."""
+    at once), each row's metrics into ``metrics/<stage>-<row>.json``, or, for a stage whose rows follow
+    the pipeline's lists (``row_folder``), ``metrics/<stage>/<row>.json`` (each folder written at once)."""
 
     root: Path
     stage: str
     digest: str
     tags: dict[str, str]
+    row_folder: bool = False
     run_id: str = ""
     figures: dict[str, Any] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
@@ -80,12 +82,15 @@ class StageRun:
             for name, text in self.texts.items():
                 (tmp / name).write_text(text)
         wall_s = round(time.perf_counter() - self.started, 1)
+        details = {row: {**metrics, "train_wall_s": wall_s, "params_hash": self.digest,
+                         "git_commit": self.tags[tracking.GIT_COMMIT_TAG], "mlflow_run_id": self.run_id,
+                         "headline_metric": headline} for row, metrics in rows.items()}
+        if self.row_folder:
+            paths = write_row_folder(self.root, self.stage, details)
+        else:
+            paths = {row: write_stage_metrics(self.root, f"{self.stage}-{row}", d) for row, d in details.items()}
         for row, metrics in rows.items():
-            summary = {**metrics, "train_wall_s": wall_s, "params_hash": self.digest,
-                       "git_commit": self.tags[tracking.GIT_COMMIT_TAG], "mlflow_run_id": self.run_id,
-                       "headline_metric": headline}
-            path = write_stage_metrics(self.root, f"{self.stage}-{row}", summary)
-            mlflow.log_artifact(str(path))
+            mlflow.log_artifact(str(paths[row]))
             mlflow.log_metrics({f"{row}/{key.removeprefix('test/')}": value for key, value in metrics.items()})
         mlflow.log_artifacts(str(folder), "figures")
 
@@ -103,5 +108,6 @@ def stage_run(params: Params, root: Path, family: str, stage: str, model: str, i
     tags = {tracking.GIT_COMMIT_TAG: git_commit(root), tracking.STAGE_TAG: os.environ.get("DVC_STAGE", stage),
             tracking.PARAMS_HASH_TAG: digest, "courselab.family": family, "courselab.model": model}
     experiment = get_family(family).experiment
+    row_folder = any(s.name == stage and s.row_folder for s in get_family(family).extra_stages)
     with tracking.training_run(experiment, f"{model}-{digest}", model, flatten(identity), tags) as run:
-        yield StageRun(root, stage, digest, tags, run.info.run_id)
+        yield StageRun(root, stage, digest, tags, row_folder, run.info.run_id)

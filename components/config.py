@@ -67,11 +67,17 @@ class _WithTrainerDefaults(Section):
         return merged
 
 
-# The whole file: seed, runtime, data, the trainer's defaults, one section per family (in the
-# course's order), tune.
+# pipeline.<family>: the models (RL: algorithms) `dvc repro` trains, in order; dvc.yaml's train matrices
+# read these lists, so `dvc exp run -S 'pipeline.<family>=[...]'` adds or drops stages
+PipelineSection = create_model(
+    "PipelineSection", __base__=Section, **{name: (list[str], ...) for name in FAMILIES},
+)
+
+# The whole file: seed, runtime, data, the trainer's defaults, the pipeline's models, one section per
+# family (in the course's order), tune.
 Params = create_model(
     "Params", __base__=_WithTrainerDefaults, seed=(NonNegativeInt, ...), runtime=(RuntimeConfig, ...),
-    data=(DataConfig, ...), trainer=(TrainerConfig, ...),
+    data=(DataConfig, ...), trainer=(TrainerConfig, ...), pipeline=(PipelineSection, ...),
     **{name: (family.config, ...) for name, family in FAMILIES.items()}, tune=(TuneSection, ...),
 )
 
@@ -119,8 +125,54 @@ def _check_sweep(params: Params, family: str) -> None:
                 ) from None
 
 
+_MODEL_INPUT = re.compile(r"models/(?P<family>[a-z_]+)/(?P<model>[^/]+)$")
+_TEMPLATE = re.compile(r"\$\{([^}]+)\}")
+
+
+def _resolve(path: str, params: Params) -> str:
+    """A dvc.yaml path with its ``${a.b}`` params filled in (``models/segmentation/${image_translation.scorer}``)."""
+    def value(match: re.Match[str]) -> str:
+        node: Any = params
+        for part in match.group(1).split("."):
+            node = getattr(node, part)
+        return str(node)
+
+    return _TEMPLATE.sub(value, path)
+
+
+def _check_pipeline(params: Params) -> None:
+    """``pipeline.<family>``: known models, each once, at least one; every trained model a stage reads
+    (its deps ``models/<family>/<model>``) is in its family's list.
+    Raises ``ValueError("<full key>: <message>")``."""
+    for name, family in FAMILIES.items():
+        listed, key = getattr(params.pipeline, name), f"pipeline.{name}"
+        unknown = [m for m in listed if m not in family.models]
+        if unknown:
+            raise ValueError(f"{key}: unknown {name} model {unknown[0]!r}; known: {', '.join(family.models)}")
+        if not listed:
+            raise ValueError(f"{key}: empty; list at least one of {', '.join(family.models)}")
+        twice = [m for m in listed if listed.count(m) > 1]
+        if twice:
+            raise ValueError(f"{key}: {twice[0]!r} is listed twice")
+    for family in FAMILIES.values():
+        readers = [(family.stage, path) for path in family.inputs]
+        readers += [(stage.name, path) for stage in family.extra_stages for path in stage.inputs]
+        for stage, path in readers:
+            match = _MODEL_INPUT.match(_resolve(path, params))
+            if not match or match["family"] not in FAMILIES:
+                continue
+            owner, model = match["family"], match["model"]
+            if model not in getattr(params.pipeline, owner):
+                raise ValueError(f"pipeline.{owner}: {model} must be listed: stage {stage} reads {match.group(0)}")
+
+
 def check_families(params: Params, source: str = PARAMS_FILE) -> None:
-    """Each family's checks of its section against the rest of the file (``Family.check``); UserError."""
+    """``pipeline`` against the families, then each family's checks of its section against the rest of
+    the file (``Family.check``); UserError."""
+    try:
+        _check_pipeline(params)
+    except ValueError as err:
+        raise UserError(f"{source}: {err}") from None
     for family in FAMILIES.values():
         if family.check is not None:
             try:

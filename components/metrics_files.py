@@ -7,9 +7,11 @@
   (``git_commit``, ``mlflow_run_id``, ``params_hash``, ``headline_metric``, the environment...).
   The report, the transfer stages and MLflow's ``summary.json`` read this one.
 
-``<name>`` is ``<stage>-<row>`` (``detection-faster_rcnn``, ``selfsup_probe-pixels``) or
-``tune-<family>``. The details file is written first: a summary never names a run whose details
-are missing.
+``<name>`` is ``<stage>-<row>`` (``detection-faster_rcnn``, ``visualization_units-trained``),
+``tune-<family>``, or ``<stage>/<row>`` for a stage whose rows follow the pipeline's lists (its
+``row_folder``: ``selfsup_probe/pixels``), whose folders ``metrics/<stage>/`` and
+``metrics/details/<stage>/`` are written whole. The details file is written first: a summary never
+names a run whose details are missing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from components.families import FAMILIES
-from components.io import atomic_write_text
+from components.io import atomic_directory, atomic_write_text
 
 METRICS_DIR = "metrics"
 DETAILS_DIR = "details"
@@ -80,9 +82,31 @@ def summarise(name: str, details: Mapping[str, Any]) -> dict[str, Any]:
         summary = {k: details[k] for k in TUNE_COLUMNS if number(details.get(k)) is not None}
         best = {k: v for k, v in (details.get("best_config") or {}).items() if number(v) is not None}
         return {**summary, **({"best_config": best} if best else {})}
-    stage = name.partition("-")[0]
+    stage = stage_of(name)
     keys = summary_keys(stage, str(details.get("headline_metric", "")))
     return {k: details[k] for k in keys if number(details.get(k)) is not None}
+
+
+def stage_of(name: str) -> str:
+    """The stage (or family) a metrics name belongs to: ``detection-ssd`` -> ``detection``,
+    ``selfsup_probe/pixels`` -> ``selfsup_probe``."""
+    folder, slash, _ = name.partition("/")
+    return folder if slash else name.partition("-")[0]
+
+
+def write_row_folder(root: Path, stage: str, rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Path]:
+    """A row-folder stage's files: ``metrics/details/<stage>/<row>.json`` for every row, then
+    ``metrics/<stage>/<row>.json``, each folder replacing the last whole (a row no longer listed
+    goes with it); returns ``{row: details path}``."""
+    paths = {}
+    with atomic_directory(Path(root) / METRICS_DIR / DETAILS_DIR / stage) as tmp:
+        for row, details in rows.items():
+            (tmp / f"{row}.json").write_text(json.dumps(dict(details), indent=2, sort_keys=True) + "\n")
+            paths[row] = details_path(root, f"{stage}/{row}")
+    with atomic_directory(Path(root) / METRICS_DIR / stage) as tmp:
+        for row, details in rows.items():
+            (tmp / f"{row}.json").write_text(json.dumps(summarise(f"{stage}/{row}", details), indent=2) + "\n")
+    return paths
 
 
 def write_stage_metrics(root: Path, name: str, details: Mapping[str, Any]) -> Path:

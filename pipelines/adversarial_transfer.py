@@ -2,10 +2,10 @@
 
     python -m pipelines.adversarial_transfer [--params params.yaml]
 
-FGSM at ``adversarial.attacks.transfer_epsilon`` is crafted on each trained model of the
-adversarial family (white-box on the source) and every model is scored on those test images; the
-control row adds random sign noise of the same size. Writes (each atomically):
-    metrics/adversarial_transfer-<source>.json    one row of the matrix: test/accuracy_of/<model>,
+FGSM at ``adversarial.attacks.transfer_epsilon`` is crafted on each model ``pipeline.adversarial``
+lists (white-box on the source) and every listed model is scored on those test images; the control
+row adds random sign noise of the same size. Writes (each folder atomically):
+    metrics/adversarial_transfer/<source>.json    one row of the matrix: test/accuracy_of/<model>,
                                                   test/transfer_accuracy (mean over the other models)
     figures/adversarial_transfer/transfer.png     the matrix
 and one MLflow run ``transfer`` in the ``adversarial`` experiment.
@@ -27,20 +27,20 @@ from components.data.tensors import load_classification_split
 from components.errors import UserError, exit_on_user_error
 from components.families import get_family
 from components.families.adversarial import attacks
-from components.families.adversarial.family import MODELS, RANDOM_SIGN
+from components.families.adversarial.family import RANDOM_SIGN
 from components.families.adversarial.figures import transfer_figure
 from components.families.adversarial.task import data_dir, load_exported
 from components.io import atomic_directory
-from components.metrics_files import write_stage_metrics
+from components.metrics_files import write_row_folder
 from components.runtime import git_commit, repo_root, seed_everything
 
 FIGURES = Path("figures") / "adversarial_transfer"
 
 
-def load_models(root: Path) -> dict[str, torch.nn.Module]:
-    """Every trained model of the family, from ``models/adversarial/<model>/model.pt``."""
+def load_models(root: Path, models: tuple[str, ...]) -> dict[str, torch.nn.Module]:
+    """The trained ``models`` (``pipeline.adversarial``), from ``models/adversarial/<model>/model.pt``."""
     nets = {}
-    for model in MODELS:
+    for model in models:
         path = root / "models" / "adversarial" / model / "model.pt"
         if not path.is_file():
             raise UserError(f"{path} not found: train it first (dvc repro train_adversarial@{model})")
@@ -78,11 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     root = repo_root()
     torch.set_num_threads(max(1, int(params.adversarial.trainer.cpus_per_worker)))
     seed_everything(params.seed)
-    nets = load_models(root)
+    models = tuple(params.pipeline.adversarial)
+    nets = load_models(root, models)
     images, labels = load_classification_split(data_dir(params), "test").tensors
 
     identity = {"seed": params.seed, "dataset": params.adversarial.dataset, "transfer_epsilon": config.transfer_epsilon,
-                "models": {m: tracking_digest(root, m) for m in MODELS}}
+                "models": {m: tracking_digest(root, m) for m in models}}
     digest = params_hash(flatten(identity))
     tracking.configure(params.runtime.mlflow_tracking_uri)
     tags = {tracking.GIT_COMMIT_TAG: git_commit(root),
@@ -97,18 +98,17 @@ def main(argv: list[str] | None = None) -> None:
         matrix = transfer_matrix(nets, images, labels, config.transfer_epsilon,
                                  torch.Generator().manual_seed(params.seed))
         sources = list(matrix)
-        figure = transfer_figure(np.array([[matrix[s][t] for t in MODELS] for s in sources]), sources, list(MODELS),
+        figure = transfer_figure(np.array([[matrix[s][t] for t in models] for s in sources]), sources, list(models),
                                  f"test accuracy on FGSM examples (epsilon {config.transfer_epsilon:g}) "
                                  "crafted on each row's model")
         with atomic_directory(root / FIGURES) as tmp:
             (tmp / "transfer.png").write_bytes(tracking.figure_png(figure))
         wall_s = time.perf_counter() - started
-        for source in sources:
-            summary = {**row_summary(source, matrix[source], clean), "epsilon": config.transfer_epsilon,
-                       "train_wall_s": round(wall_s, 1), "params_hash": digest,
-                       "git_commit": tags[tracking.GIT_COMMIT_TAG], "mlflow_run_id": run.info.run_id,
-                       "headline_metric": "test/transfer_accuracy"}
-            path = write_stage_metrics(root, f"adversarial_transfer-{source}", summary)
+        rows = {source: {**row_summary(source, matrix[source], clean), "epsilon": config.transfer_epsilon,
+                         "train_wall_s": round(wall_s, 1), "params_hash": digest,
+                         "git_commit": tags[tracking.GIT_COMMIT_TAG], "mlflow_run_id": run.info.run_id,
+                         "headline_metric": "test/transfer_accuracy"} for source in sources}
+        for source, path in write_row_folder(root, "adversarial_transfer", rows).items():
             mlflow.log_artifact(str(path))
             mlflow.log_metrics({f"transfer/{source}/{target}": value for target, value in matrix[source].items()})
         mlflow.log_artifact(str(root / FIGURES / "transfer.png"), "figures")

@@ -2,13 +2,14 @@
 
     python -m pipelines.generative_latents [--params params.yaml]
 
-For each model of ``LATENT_MODELS`` (components/families/generative/family.py) the test images get
+For each model ``pipeline.generative`` lists with a latent space (``LATENT_MODELS``,
+components/families/generative/family.py) the test images get
 codes: the VAEs' posterior means (a trained encoder), the GANs' by optimising z
 (``generative.latents.steps`` Adam steps at ``lr``, components/families/generative/latents.py).
 Each row scores the decoded codes (per-pixel MSE against the images, FID of the inverted set and,
 beside it, of as many random samples, the evaluator's accuracy on them) and the arithmetic: every
 image moved to every other class (class-mean difference; conditional models: the label swapped),
-scored by the evaluator's accuracy at the target class. Writes metrics/generative_latents-<model>.json,
+scored by the evaluator's accuracy at the target class. Writes metrics/generative_latents/<model>.json,
 figures/generative_latents/ (inversions, arithmetic grids) and one MLflow run ``latents`` in ``generative``.
 """
 
@@ -22,7 +23,7 @@ from components.data.tensors import load_classification_split
 from components.errors import exit_on_user_error
 from components.families.generative.base import EVALUATOR_DIR
 from components.families.generative.evaluator import EvaluatorFeatures, load_evaluator
-from components.families.generative.family import LATENT_MODELS
+from components.families.generative.family import latent_models
 from components.families.generative.figures import arithmetic_figure, reconstruction_figure
 from components.families.generative.latents import (
     Decoder,
@@ -66,9 +67,10 @@ def main(argv: list[str] | None = None) -> None:
     images, labels = load_classification_split(root / params.data.root / section.dataset, "test").tensors
     evaluator = load_evaluator(root / EVALUATOR_DIR)
     features = EvaluatorFeatures(evaluator)
-    folders = tuple(f"models/generative/{model}" for model in LATENT_MODELS)
+    models = latent_models(params)
+    folders = tuple(f"models/generative/{model}" for model in models)
     exports = {model: analysis.load_export(root, folder, f"train_generative@{model}")
-               for model, folder in zip(LATENT_MODELS, folders, strict=True)}
+               for model, folder in zip(models, folders, strict=True)}
     identity = {"seed": params.seed, "dataset": section.dataset, "latents": config.model_dump()}
     num_classes = len(next(iter(exports.values()))["class_names"])
     shown = torch.stack([torch.nonzero(labels == k)[0, 0] for k in range(num_classes)])[:FIGURE_IMAGES]

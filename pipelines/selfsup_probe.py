@@ -9,7 +9,7 @@ training label and with ``selfsup.probe.labels_per_class`` per class (mean and s
 Three layers: the final features (128-d), the last conv stage's pooled maps and the first's (the
 mid-layer); the pixels are the same for all three. Each encoder's
 BatchNorm statistics are re-estimated on the training images first, without their labels (the
-pretext trained them on augmented, rotated views). Writes metrics/selfsup_probe-<row>.json,
+pretext trained them on augmented, rotated views). Writes metrics/selfsup_probe/<row>.json,
 figures/selfsup_probe/ (t-SNE of every encoder's test features) and one MLflow run ``probe`` in ``selfsup``.
 """
 
@@ -22,7 +22,7 @@ from components import analysis
 from components.data.tensors import load_classification_split
 from components.errors import exit_on_user_error
 from components.families.selfsup.encoders import trained_and_untrained
-from components.families.selfsup.family import METHODS
+from components.families.selfsup.family import listed_methods
 from components.families.selfsup.figures import tsne_grid
 from components.families.selfsup.models import PROBE_LAYERS, probe_features, reestimate_batch_norm
 from components.families.selfsup.probe import Split, probe_all
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     nets: dict[str, torch.nn.Module | None] = {**trained_and_untrained(root, params), "pixels": None}
 
     identity = {"seed": params.seed, "encoder": params.selfsup.encoder.model_dump(), "probe": config.model_dump()}
-    folders = tuple(f"models/selfsup/{method}" for method in METHODS)
+    folders = tuple(f"models/selfsup/{method}" for method in listed_methods(params))
     with analysis.stage_run(params, root, "selfsup", STAGE, "probe", identity, folders) as run:
         rows, points = {}, {}
         for name, net in nets.items():

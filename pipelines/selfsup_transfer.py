@@ -2,15 +2,15 @@
 
     python -m pipelines.selfsup_transfer [--params params.yaml]
 
-The course's transfer evaluation: each encoder of the self-supervised family (models/selfsup/<method>/)
+The course's transfer evaluation: each encoder ``pipeline.selfsup`` lists (models/selfsup/<method>/)
 initialises the conv stages of a segmentation network (components/families/selfsup/transfer.py: an
 FCN-style decoder over the stages), and the whole network is fine-tuned on ``selfsup.transfer.
 label_fraction`` of the training scenes' masks (the scenes shrunk by ``downscale`` to the digits'
 scale); the ``scratch`` row trains the same network from seeded random weights. Test mIoU and pixel
 accuracy at the masks' resolution, mean and std over ``draws`` seeded label subsets (each the same for
 every row). Each row also carries the same encoder's linear-probe accuracies (final layer, 10 labels
-per class and all labels, from metrics/details/selfsup_probe-<row>.json; ``scratch``: the untrained encoder's),
-so one table has the course's layout. Writes metrics/selfsup_transfer-<row>.json,
+per class and all labels, from metrics/details/selfsup_probe/<row>.json; ``scratch``: the untrained encoder's),
+so one table has the course's layout. Writes metrics/selfsup_transfer/<row>.json,
 figures/selfsup_transfer/ and one MLflow run ``transfer`` in ``selfsup``.
 """
 
@@ -27,7 +27,7 @@ from components.data.schema import read_meta
 from components.errors import UserError, exit_on_user_error
 from components.families.segmentation.task import load_split
 from components.families.selfsup.encoders import trained_and_untrained
-from components.families.selfsup.family import METHODS
+from components.families.selfsup.family import listed_methods
 from components.families.selfsup.figures import transfer_figure
 from components.families.selfsup.transfer import SegmentationTransfer, evaluate, fine_tune, label_subset
 from components.metrics_files import details_path
@@ -43,7 +43,7 @@ PROBE_COLUMNS = ("test/probe_accuracy_few", "test/probe_accuracy")  # the course
 def probe_columns(root: Path, row: str) -> dict[str, float]:
     """The linear probe's final-layer accuracies of the same encoder (stage selfsup_probe's row), so one
     table holds the course's layout: method x (probe with 10 labels per class, with all, transfer)."""
-    path = details_path(root, f"selfsup_probe-{row}")
+    path = details_path(root, f"selfsup_probe/{row}")
     if not path.is_file():
         raise UserError(f"{path} not found: run the probe first (dvc repro selfsup_probe)")
     probe = json.loads(path.read_text())
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
                for d in range(config.draws)]
 
     identity = {"seed": params.seed, "encoder": params.selfsup.encoder.model_dump(), "transfer": config.model_dump()}
-    folders = tuple(f"models/selfsup/{method}" for method in METHODS)
+    folders = tuple(f"models/selfsup/{method}" for method in listed_methods(params))
     with analysis.stage_run(params, root, "selfsup", STAGE, "transfer", identity, folders) as run:
         rows, curves, examples = {}, {}, {}
         for name, encoder in nets.items():

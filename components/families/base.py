@@ -65,6 +65,9 @@ class Stage:
     # the numbers of metrics/<name>-<row>.json besides the headline and its references (None: the
     # columns and the report's shared ones; components/metrics_files.py)
     summary: tuple[str, ...] | None = None
+    # True: the rows follow the pipeline's lists (one per listed model, say), so their files share a
+    # folder, metrics/<name>/<row>.json, which is the DVC output (``metrics`` is then empty)
+    row_folder: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,10 @@ class Family:
     def models(self) -> tuple[str, ...]:
         """The models params.yaml must configure (the fields of ``<name>.<models_key>``)."""
         return tuple(self.config.model_fields[self.models_key].annotation.model_fields)
+
+    def listed(self, params: Params) -> tuple[str, ...]:
+        """The models ``dvc repro`` trains (``pipeline.<name>``; dvc.yaml's matrix reads the same list)."""
+        return tuple(getattr(params.pipeline, self.name))
 
     @property
     def panels(self) -> tuple[Curve, ...]:

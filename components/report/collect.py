@@ -202,10 +202,10 @@ class Report:
 
 
 def expected_stages(params: Params) -> dict[str, dict[str, str]]:
-    """``{family: {model: stage}}`` for every model params.yaml configures (DVC's stage names)."""
+    """``{family: {model: stage}}`` for every model ``pipeline.<family>`` lists (DVC's stage names)."""
     expected: dict[str, dict[str, str]] = {}
     for family in FAMILIES.values():
-        expected[family.name] = {model: family.stage_of(model) for model in family.model_sections(params)}
+        expected[family.name] = {model: family.stage_of(model) for model in family.listed(params)}
         for stage in family.extra_stages:
             if stage.rows is not None:
                 expected[stage.name] = {row: stage.name for row in stage.rows(params)}
@@ -315,11 +315,12 @@ def _rank(rows: list[Row], headline: str) -> list[Row]:
 
 
 def _read_metrics_dir(metrics_dir: Path, store: RunStore) -> tuple[dict[str, dict[str, dict]], dict[str, Sweep]]:
-    """``{family: {model: metrics}}`` from ``<family>-<model>.json`` and ``{family: Sweep}`` from
-    ``tune-<family>.json``."""
+    """``{family: {model: metrics}}`` from ``<family>-<model>.json`` and the row folders'
+    ``<stage>/<row>.json``, and ``{family: Sweep}`` from ``tune-<family>.json``."""
     raw: dict[str, dict[str, dict[str, Any]]] = {}
     sweeps: dict[str, Sweep] = {}
-    for path in sorted((Path(metrics_dir) / DETAILS_DIR).glob("*.json")):
+    details = Path(metrics_dir) / DETAILS_DIR
+    for path in sorted(details.glob("*.json")):
         data = _read_json(path)
         if path.stem.startswith(TUNE_PREFIX):
             sweep = parse_sweep(data, store)
@@ -327,6 +328,8 @@ def _read_metrics_dir(metrics_dir: Path, store: RunStore) -> tuple[dict[str, dic
         else:
             family, _, model = path.stem.partition("-")
             raw.setdefault(family, {})[model] = data
+    for path in sorted(details.glob("*/*.json")):  # a row folder: <stage>/<row>.json
+        raw.setdefault(path.parent.name, {})[path.stem] = _read_json(path)
     return raw, sweeps
 
 

@@ -14,25 +14,30 @@ import yaml
 
 from components.families import FAMILIES
 from components.families.adversarial.family import RANDOM_SIGN
+from components.families.generative.family import LATENT_MODELS
 from components.families.selfsup.family import REFERENCES as SELFSUP_REFERENCES
 from components.families.visualization.family import BASELINES, METHODS, NETWORKS
-from components.metrics_files import read_stage_metrics
+from components.metrics_files import read_stage_metrics, stage_of
+from tests.conftest import tiny_params_dict
 from tests.e2e.repository import reproduced, sh
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-MODELS = FAMILIES["segmentation"].models
-RL_ALGOS = FAMILIES["rl"].models
-GENERATIVE = FAMILIES["generative"].models
-DETECTION = FAMILIES["detection"].models
-TRANSLATION = FAMILIES["translation"].models
-CAPTIONING = FAMILIES["captioning"].models
-ADVERSARIAL = FAMILIES["adversarial"].models
-VISUALIZATION = FAMILIES["visualization"].models
-SELFSUP = FAMILIES["selfsup"].models
-LANGUAGE = FAMILIES["language"].models
-TEXT_CLASSIFICATION = FAMILIES["text_classification"].models
-IMAGE_TRANSLATION = FAMILIES["image_translation"].models
+# the models the pipeline trains: params.yaml's pipeline lists (the tiny params keep them)
+LISTED = tiny_params_dict()["pipeline"]
+MODELS = tuple(LISTED["segmentation"])
+RL_ALGOS = tuple(LISTED["rl"])
+GENERATIVE = tuple(LISTED["generative"])
+DETECTION = tuple(LISTED["detection"])
+TRANSLATION = tuple(LISTED["translation"])
+CAPTIONING = tuple(LISTED["captioning"])
+ADVERSARIAL = tuple(LISTED["adversarial"])
+VISUALIZATION = tuple(LISTED["visualization"])
+SELFSUP = tuple(LISTED["selfsup"])
+LANGUAGE = tuple(LISTED["language"])
+TEXT_CLASSIFICATION = tuple(LISTED["text_classification"])
+IMAGE_TRANSLATION = tuple(LISTED["image_translation"])
+LATENT = tuple(m for m in GENERATIVE if m in LATENT_MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +58,6 @@ def test_repro_writes_every_metrics_file_and_report(repo):
         assert metrics["headline_metric"] == "val/map" and 0.0 <= metrics["val/map"] <= 1.0
         assert "val/map_untrained" in metrics and "val/voc_map" in metrics
         assert (root / "figures" / f"detection-{model}" / "predictions.png").is_file()
-    assert "val/mask_map" in read_stage_metrics(root, "detection-mask_rcnn")
     for algo in RL_ALGOS:
         metrics = read_stage_metrics(root, f"rl-{algo}")
         assert metrics["headline_metric"] == "rl/greedy_return_mean"
@@ -83,7 +87,7 @@ def test_repro_writes_every_metrics_file_and_report(repo):
     for model in TEXT_CLASSIFICATION:
         metrics = read_stage_metrics(root, f"text_classification-{model}")
         assert metrics["headline_metric"] == "val/accuracy" and 0.0 <= metrics["test/macro_f1"] <= 1.0
-    ceiling = read_stage_metrics(root, "image_translation-pix2pix")["val/fcn_miou_real"]
+    ceiling = read_stage_metrics(root, f"image_translation-{IMAGE_TRANSLATION[0]}")["val/fcn_miou_real"]
     for model in IMAGE_TRANSLATION:
         metrics = read_stage_metrics(root, f"image_translation-{model}")
         assert metrics["headline_metric"] == "val/fcn_miou" and 0.0 <= metrics["test/fcn_miou"] <= 1.0
@@ -93,7 +97,7 @@ def test_repro_writes_every_metrics_file_and_report(repo):
         metrics = read_stage_metrics(root, f"adversarial-{model}")
         assert metrics["headline_metric"] == "val/robust_accuracy" and 0.0 <= metrics["test/accuracy"] <= 1.0
         assert (root / "figures" / f"adversarial-{model}" / "test_robustness.png").is_file()
-        transfer = read_stage_metrics(root, f"adversarial_transfer-{model}")
+        transfer = read_stage_metrics(root, f"adversarial_transfer/{model}")
         assert transfer[f"test/accuracy_of/{model}"] == pytest.approx(metrics["test/robust_accuracy/fgsm/eps_0.2"])
     assert (root / "figures" / "adversarial_transfer" / "transfer.png").is_file()
     for row in (*METHODS, *BASELINES):
@@ -104,7 +108,7 @@ def test_repro_writes_every_metrics_file_and_report(repo):
         assert metrics["headline_metric"] == "test/dissection_units" and metrics["test/dissection_units"] >= 0
     assert (root / "figures" / "visualization_units" / "dissection.md").is_file()
     for row in (*SELFSUP, "random_init", "pixels"):
-        metrics = read_stage_metrics(root, f"selfsup_probe-{row}")
+        metrics = read_stage_metrics(root, f"selfsup_probe/{row}")
         assert metrics["headline_metric"] == "test/probe_accuracy_few" and 0.0 <= metrics["test/probe_accuracy"] <= 1.0
     report = (root / "reports" / "index.md").read_text()
     every_model = (MODELS + DETECTION + RL_ALGOS + GENERATIVE + IMAGE_TRANSLATION + TRANSLATION + CAPTIONING
@@ -160,17 +164,22 @@ print(json.dumps(widths))
 
 
 def test_dvc_metrics_show_is_a_table_of_numbers_under_300_characters_per_stage(repo):
-    """`dvc metrics show metrics/<stage>-*.json` (each family's, each analysis stage's, the sweeps'):
-    numbers only, every line under 300 characters; the provenance lives in metrics/details/."""
+    """`dvc metrics show metrics/<stage>-*.json` (each family's, each analysis stage's, the sweeps') and
+    `metrics/<stage>/*.json` (a row folder): numbers only, every line under 300 characters; the
+    provenance lives in metrics/details/."""
     root = repo["root"]
     groups: dict[str, list[str]] = {}
-    for path in sorted((root / "metrics").glob("*.json")):
-        groups.setdefault(path.name.partition("-")[0], []).append(f"metrics/{path.name}")
+    summaries = [(p, p.stem) for p in sorted((root / "metrics").glob("*.json"))]
+    summaries += [(p, f"{p.parent.name}/{p.stem}") for p in sorted((root / "metrics").glob("*/*.json"))
+                  if p.parent.name != "details"]
+    for path, name in summaries:
+        groups.setdefault(stage_of(name), []).append(path.relative_to(root).as_posix())
         summary = json.loads(path.read_text())
         flat = [v for value in summary.values() for v in (value.values() if isinstance(value, dict) else [value])]
         assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in flat), path
-        assert flat or not read_stage_metrics(root, path.stem).get("enabled", True), path  # {}: a disabled sweep
-    assert {"segmentation", "detection", "rl", "generative", "tune", "selfsup_transfer"} <= set(groups)
+        assert flat or not read_stage_metrics(root, name).get("enabled", True), path  # {}: a disabled sweep
+    assert {"segmentation", "detection", "rl", "generative", "tune", "selfsup_transfer", "adversarial_transfer",
+            "generative_latents", "selfsup_probe"} <= set(groups)
     proc = sh(root, repo["env"], sys.executable, "-c", _METRICS_SHOW,
                json.dumps([{"name": name, "files": files} for name, files in groups.items()]))
     widths = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -183,6 +192,25 @@ def test_dvc_metrics_show_is_a_table_of_numbers_under_300_characters_per_stage(r
 def test_second_repro_is_a_noop(repo):
     proc = sh(repo["root"], repo["env"], "dvc", "repro")
     assert "Data and pipelines are up to date." in proc.stdout
+
+
+def test_listing_another_model_adds_its_stage_and_reruns_only_what_reads_the_list(repo):
+    """``pipeline.<family>`` is dvc.yaml's matrix: one more model is one more stage; the stages that read
+    the family's list (its transfer table, the report) rerun, nothing else."""
+    root, path = repo["root"], repo["root"] / "params.yaml"
+    original = path.read_text()
+    params = yaml.safe_load(original)
+    segmentation = next(m for m in FAMILIES["segmentation"].models if m not in MODELS)
+    adversarial = next(m for m in FAMILIES["adversarial"].models if m not in ADVERSARIAL)
+    params["pipeline"]["segmentation"].append(segmentation)
+    params["pipeline"]["adversarial"].append(adversarial)
+    try:
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+        status = json.loads(sh(root, repo["env"], "dvc", "status", "--json").stdout)
+    finally:
+        path.write_text(original)
+    assert set(status) == {f"train_segmentation@{segmentation}", f"train_adversarial@{adversarial}",
+                           "adversarial_transfer", "report"}
 
 
 def _sweep_children_and_tuned_param(root, summary: dict, param: str, tuned_file: str) -> tuple[int, list, list]:
@@ -242,7 +270,7 @@ def test_rl_sweep_ran_rllib_trials_and_rl_stage_applied_its_result(repo):
 
 
 def test_adversarial_models_then_their_transfer_matrix(repo):
-    """The four classifiers, then the transfer stage: its diagonal is each model's own FGSM accuracy."""
+    """The listed classifiers, then the transfer stage: its diagonal is each model's own FGSM accuracy."""
     from mlflow import MlflowClient
 
     prepared = repo["root"]  # what the integration tests called their prepared repository
@@ -257,10 +285,10 @@ def test_adversarial_models_then_their_transfer_matrix(repo):
         assert values["val/robust_accuracy"] == values["val/robust_accuracy/pgd/eps_0.2"]
         for name in ("fgsm_examples", "test_robustness", "test_universal"):
             assert (prepared / "figures" / f"adversarial-{model}" / f"{name}.png").is_file(), (model, name)
-    export = torch.load(prepared / "models" / "adversarial" / "cnn_pgd" / "model.pt", weights_only=True)
-    assert export["model"] == "cnn_pgd" and "state_dict" in export
+    export = torch.load(prepared / "models" / "adversarial" / "cnn" / "model.pt", weights_only=True)
+    assert export["model"] == "cnn" and "state_dict" in export
 
-    rows = {row: read_stage_metrics(prepared, f"adversarial_transfer-{row}")
+    rows = {row: read_stage_metrics(prepared, f"adversarial_transfer/{row}")
             for row in (*ADVERSARIAL, RANDOM_SIGN)}
     for source in ADVERSARIAL:  # white-box on the source itself: the train stage's own FGSM test accuracy
         assert rows[source][f"test/accuracy_of/{source}"] == pytest.approx(
@@ -280,7 +308,7 @@ def test_adversarial_models_then_their_transfer_matrix(repo):
 
 
 def test_selfsup_methods_then_probe_and_transfer(repo):
-    """Every method's encoder, the probes over them, an untrained one and the pixels, and the transfer."""
+    """Each listed method's encoder, the probes over them, an untrained one and the pixels, and the transfer."""
     from mlflow import MlflowClient
 
     prepared = repo["root"]  # what the integration tests called their prepared repository
@@ -293,7 +321,7 @@ def test_selfsup_methods_then_probe_and_transfer(repo):
     export = torch.load(prepared / "models" / "selfsup" / "simclr" / "model.pt", weights_only=True)
     assert export["model"] == "simclr" and not any(k.startswith("classifier") for k in export["state_dict"])
 
-    rows = {row: read_stage_metrics(prepared, f"selfsup_probe-{row}")
+    rows = {row: read_stage_metrics(prepared, f"selfsup_probe/{row}")
             for row in (*SELFSUP, *SELFSUP_REFERENCES)}
     for name, row in rows.items():
         for key in ("test/probe_accuracy", "test/probe_accuracy_few", "test/probe_accuracy_conv",
@@ -305,7 +333,7 @@ def test_selfsup_methods_then_probe_and_transfer(repo):
         "pixels"]["test/probe_accuracy"]
     assert (prepared / "figures" / "selfsup_probe" / "tsne.png").is_file()
 
-    transfer = {row: read_stage_metrics(prepared, f"selfsup_transfer-{row}")
+    transfer = {row: read_stage_metrics(prepared, f"selfsup_transfer/{row}")
                 for row in (*SELFSUP, "scratch")}
     for name, row in transfer.items():
         assert 0.0 <= row["test/transfer_miou"] <= 1.0 and row["test/labelled_scenes"] >= 1, name

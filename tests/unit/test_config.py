@@ -112,3 +112,29 @@ def test_the_repository_states_each_trainer_default_once():
         if isinstance(section, dict) and isinstance(section.get("trainer"), dict):
             same = {k for k, v in section["trainer"].items() if raw["trainer"].get(k) == v}
             assert not same, f"{name}.trainer repeats the defaults of {sorted(same)}"
+
+
+@pytest.mark.parametrize(("family", "listed", "message"), [
+    ("detection", ["faster_rcnn", "mask"], "pipeline.detection: unknown detection model 'mask'; known: faster_rcnn,"),
+    ("detection", [], "pipeline.detection: empty; list at least one of faster_rcnn,"),
+    ("rl", ["dqn", "dqn"], "pipeline.rl: 'dqn' is listed twice"),
+    # another family's stage reads the model
+    ("adversarial", ["cnn_b", "mlp"], "pipeline.adversarial: cnn must be listed: stage visualization_attribution "
+                                      "reads models/adversarial/cnn"),
+    ("segmentation", ["unet"], "pipeline.segmentation: fcn must be listed: stage train_image_translation reads "
+                               "models/segmentation/fcn"),  # image_translation.scorer, resolved
+    ("text_classification", ["lstm", "bert"], "pipeline.language: bert_mlm must be listed: "
+                                              "pipeline.text_classification lists bert"),
+    ("generative", ["wgan", "lsgan"], "pipeline.generative: stage generative_latents needs one of vae,"),
+    ("adversarial", ["cnn"], "pipeline.adversarial: stage adversarial_transfer needs two models"),
+])
+def test_the_pipeline_lists_are_checked_against_the_stages_that_read_them(tiny_params, family, listed, message):
+    tiny_params["pipeline"][family] = listed
+    assert message in _error(tiny_params)
+
+
+def test_every_model_may_be_listed(tiny_params):
+    from components.families import FAMILIES
+
+    tiny_params["pipeline"] = {name: list(family.models) for name, family in FAMILIES.items()}
+    parse_params(tiny_params)

@@ -21,12 +21,41 @@ def test_dvc_yaml_is_what_the_descriptors_generate():
     assert DVC_YAML.read_text() == render(), "dvc.yaml is stale: run `python -m tools.dvc_yaml` and commit it"
 
 
-def test_every_model_of_every_family_has_a_stage():
+def test_each_train_matrix_reads_its_familys_pipeline_list():
     for family in FAMILIES.values():
         stage = STAGES[family.stage]
-        assert stage["matrix"][family.matrix_key] == list(family.models)
+        assert stage["matrix"][family.matrix_key] == f"${{pipeline.{family.name}}}"
         assert [next(iter(out)) for out in STAGES[f"tune_{family.name}"]["outs"]] == [
             f"tuned/{family.name}.yaml", f"metrics/details/tune-{family.name}.json"]
+
+
+def _dvc_stages(tmp_path, pipeline: dict[str, list[str]]) -> set[str]:
+    """The stage names DVC resolves from the real dvc.yaml with params.yaml's ``pipeline`` replaced."""
+    tmp_path.mkdir()
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["pipeline"] = pipeline
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "dvc.yaml").write_text(DVC_YAML.read_text())
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    listed = subprocess.run([*dvc, "stage", "list", "--name-only"], cwd=tmp_path, check=True, capture_output=True,
+                            text=True).stdout
+    return set(listed.split())
+
+
+def test_the_pipeline_lists_decide_which_train_stages_exist(tmp_path):
+    """Every model listed (what make repro-all sets) gets its stage; the default lists only theirs."""
+    from tools.all_models import arguments
+
+    every = {arg.partition("=")[0].removeprefix("pipeline."): arg.partition("=")[2].strip("[]").split(",")
+             for arg in arguments() if arg != "-S"}
+    assert every == {name: list(family.models) for name, family in FAMILIES.items()}
+    stages = _dvc_stages(tmp_path / "all", every)
+    assert {family.stage_of(m) for family in FAMILIES.values() for m in family.models} <= stages
+    default = yaml.safe_load((REPO / "params.yaml").read_text())["pipeline"]
+    stages = _dvc_stages(tmp_path / "default", default)
+    trained = {s for s in stages if "@" in s}
+    assert trained == {FAMILIES[name].stage_of(m) for name, models in default.items() for m in models}
 
 
 @pytest.mark.parametrize("name", list(STAGES))

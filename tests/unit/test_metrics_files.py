@@ -46,3 +46,22 @@ def test_both_files_are_written_and_the_details_read_back(tmp_path):
     back = read_stage_metrics(tmp_path, "detection-faster_rcnn")
     assert back["git_commit"] == DETECTION["git_commit"] and back["val/ap/digit_3"] == 0.5
     assert details_of("metrics/detection-faster_rcnn.json") == "metrics/details/detection-faster_rcnn.json"
+
+
+def test_a_row_folder_is_replaced_whole_so_an_unlisted_row_goes(tmp_path):
+    """A stage whose rows follow the pipeline's lists writes metrics/<stage>/<row>.json; the next run's
+    folder replaces the last, so a model no longer listed leaves no stale row."""
+    from components.metrics_files import stage_of, write_row_folder
+
+    row = {"headline_metric": "test/transfer_accuracy", "test/transfer_accuracy": 0.3, "git_commit": "abc"}
+    paths = write_row_folder(tmp_path, "adversarial_transfer", {"cnn": row, "mlp": row})
+    assert paths["mlp"] == tmp_path / "metrics" / "details" / "adversarial_transfer" / "mlp.json"
+    assert json.loads((tmp_path / "metrics" / "adversarial_transfer" / "cnn.json").read_text()) == {
+        "test/transfer_accuracy": 0.3}
+    assert read_stage_metrics(tmp_path, "adversarial_transfer/cnn")["git_commit"] == "abc"
+    write_row_folder(tmp_path, "adversarial_transfer", {"cnn": row})
+    assert sorted(p.name for p in (tmp_path / "metrics" / "adversarial_transfer").iterdir()) == ["cnn.json"]
+    assert sorted(p.name for p in (tmp_path / "metrics" / "details" / "adversarial_transfer").iterdir()) == [
+        "cnn.json"]
+    assert [stage_of(n) for n in ("adversarial_transfer/cnn", "detection-faster_rcnn", "tune-rl")] == [
+        "adversarial_transfer", "detection", "tune"]

@@ -177,7 +177,8 @@ def test_missing_stages_are_listed(tmp_path):
     assert expected["segmentation"]["unet"] == "train_segmentation@unet" and expected["rl"]["dqn"] == "rl@dqn"
     report = build(write_inputs(tmp_path, {"segmentation-unet": METRICS["segmentation-unet"]}), params=params)
     assert "train_segmentation@unet" not in report.missing
-    assert {"train_segmentation@fcn", "train_detection@yolo", "evaluator", "rl@dqn"} <= set(report.missing)
+    assert {"train_segmentation@fcn", "train_detection@ssd", "evaluator", "rl@dqn"} <= set(report.missing)
+    assert "train_detection@yolo" not in report.expected  # not in pipeline.detection: not expected
     assert len(report.missing) == len(report.expected) - 1
     page = html_page.render(report)
     assert 'id="missing-stages"' in page and "<code>rl@dqn</code>" in page

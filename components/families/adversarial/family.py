@@ -34,13 +34,17 @@ def shrink(params: dict, sweep: dict) -> None:
 def transfer_rows(params: Params) -> dict[str, dict[str, Any]]:
     """The transfer table's rows: each model the examples are crafted on, and the random-sign control."""
     attacks = params.adversarial.attacks
-    rows = {model: {"crafted_on": model, "epsilon": attacks.transfer_epsilon} for model in MODELS}
+    rows = {model: {"crafted_on": model, "epsilon": attacks.transfer_epsilon} for model in params.pipeline.adversarial}
     rows[RANDOM_SIGN] = {"crafted_on": "random sign noise", "epsilon": attacks.transfer_epsilon}
     return rows
 
 
 def check_attacks(params: Params) -> None:
-    """The adversarially trained model must be trained adversarially, the others not."""
+    """The adversarially trained model must be trained adversarially, the others not; the transfer
+    stage needs two models to transfer between."""
+    if len(params.pipeline.adversarial) < 2:
+        raise ValueError(f"pipeline.adversarial: stage adversarial_transfer needs two models to transfer between "
+                         f"(got {', '.join(params.pipeline.adversarial)}); add one of {', '.join(MODELS)}")
     for model in MODELS:
         trained = getattr(params.adversarial.models, model).adversarial_training is not None
         if trained != (model == "cnn_pgd"):
@@ -52,10 +56,10 @@ def check_attacks(params: Params) -> None:
 TRANSFER = Stage(
     name="adversarial_transfer", entry="pipelines.adversarial_transfer",
     params=("seed", "runtime", "data.root", "data.${adversarial.dataset}", "adversarial.dataset",
-            "adversarial.attacks"),
-    inputs=("data/${adversarial.dataset}", *(f"models/adversarial/{model}" for model in MODELS)),
+            "adversarial.attacks", "pipeline.adversarial"),
+    inputs=("data/${adversarial.dataset}", "models/adversarial"),  # the listed models' folders
     outs=("figures/adversarial_transfer",),
-    metrics=tuple(f"metrics/adversarial_transfer-{row}.json" for row in (*MODELS, RANDOM_SIGN)),
+    metrics=(), row_folder=True,
     report_params=("adversarial.attacks.transfer_epsilon",),
     title="Transfer: FGSM examples crafted on one model, test accuracy of each model",
     headline="test/transfer_accuracy", references=(("clean accuracy (mean)", "test/clean_accuracy"),),

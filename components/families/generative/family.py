@@ -38,7 +38,8 @@ def check_sizes(params: Params) -> None:
     """``generative.backbone.stages`` (G doubles a start that many times, D halves the image) and the
     evaluator's stages (one 2x2 max-pool per ``generative.evaluator.channels`` entry) must divide the
     dataset's image side into whole pixels, and SAGAN's attention block must sit at a side the networks
-    pass through. Raises ``ValueError("<key>: ...")``."""
+    pass through; and ``pipeline.generative`` lists a model with a latent space. Raises
+    ``ValueError("<key>: ...")``."""
     side, key = image_side(params)
     section = params.generative
     stages, name = section.backbone.stages, section.dataset
@@ -58,6 +59,9 @@ def check_sizes(params: Params) -> None:
         raise ValueError(f"generative.evaluator.channels: {pools} widths max-pool the {side}-px {name} images "
                          f"{pools} times, which needs a side divisible by {2**pools}; list fewer widths, or change "
                          f"{key}")
+    if not latent_models(params):
+        raise ValueError(f"pipeline.generative: stage generative_latents needs one of {', '.join(LATENT_MODELS)} "
+                         f"(got {', '.join(params.pipeline.generative)})")
 
 
 def shrink(params: dict, sweep: dict) -> None:
@@ -92,20 +96,26 @@ EVALUATOR = Stage(
 
 # The models whose latent spaces stage generative_latents probes: the VAEs through their encoders,
 # the GANs by inversion; the conditional ones (cvae, cgan) move between classes by their label.
-LATENT_MODELS = ("vae", "cvae", "dcgan", "cgan", "progan", "stylegan")
+LATENT_MODELS = ("vae", "cvae", "dcgan", "cgan", "progan", "stylegan")  # those with a latent space to move in
+
+
+def latent_models(params: Params) -> tuple[str, ...]:
+    """The models of ``pipeline.generative`` whose latent space generative_latents explores."""
+    return tuple(m for m in params.pipeline.generative if m in LATENT_MODELS)
+
 
 LATENTS = Stage(
     name="generative_latents", entry="pipelines.generative_latents",
     params=("seed", "runtime", "data.root", "generative.dataset", "trainer.cpus_per_worker", "generative.trainer",
-            "generative.latents"),  # trainer: its threads
-    inputs=("data/${generative.dataset}", "models/evaluator", *(f"models/generative/{m}" for m in LATENT_MODELS)),
+            "generative.latents", "pipeline.generative"),  # trainer: its threads
+    inputs=("data/${generative.dataset}", "models/evaluator", "models/generative"),  # the listed models' folders
     outs=("figures/generative_latents",),
-    metrics=tuple(f"metrics/generative_latents-{model}.json" for model in LATENT_MODELS),
+    metrics=(), row_folder=True,
     report_params=("generative.latents.steps", "generative.latents.lr"),
     title="Latent spaces: test images encoded (VAEs) or inverted (GANs), then moved to every other class",
     headline="test/arithmetic_success", references=(("chance", "test/arithmetic_chance"),),
     rows=lambda params: {model: {"codes": "encoder" if model in ("vae", "cvae") else "inversion"}
-                         for model in LATENT_MODELS},
+                         for model in latent_models(params)},
     columns=("test/arithmetic_source", "test/inversion_mse", "test/inverted_accuracy", "test/fid_inverted",
              "test/fid_samples"),
 )

@@ -4,12 +4,19 @@
 LSTM, GRU) by truncated BPTT and a GPT-style decoder, compared by val bits per character on the
 same characters, and a BERT-style encoder by masked language modelling. ``text_classification``
 trains recurrent classifiers and fine-tunes that encoder (against the same encoder from scratch)
-on a labelled task; its stages read ``models/language/bert_mlm``.
+on a labelled task; its BERT models read ``models/language/bert_mlm``.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from components.families.base import Curve, Family
-from components.families.language.config import LanguageConfig, TextClassificationConfig
+from components.families.language.config import BertClassifierConfig, LanguageConfig, TextClassificationConfig
 from components.tune.config import SweepConfig
+
+if TYPE_CHECKING:
+    from components.config import Params
 
 
 def shrink_language(params: dict, sweep: dict) -> None:
@@ -36,6 +43,15 @@ def shrink_classification(params: dict, sweep: dict) -> None:
     sweep.update(num_samples=2, trial_epochs=1)
 
 
+def check_pretrained(params: Params) -> None:
+    """A listed BERT classifier (fine-tuned or its from-scratch control) reads bert_mlm's export."""
+    section = params.text_classification.models
+    berts = [m for m in params.pipeline.text_classification if isinstance(getattr(section, m), BertClassifierConfig)]
+    if berts and "bert_mlm" not in params.pipeline.language:
+        raise ValueError(f"pipeline.language: bert_mlm must be listed: pipeline.text_classification lists "
+                         f"{', '.join(berts)}, which read{'s' if len(berts) == 1 else ''} models/language/bert_mlm")
+
+
 FAMILIES = (
     Family(
         name="language", order=52, title="Language models: char-RNNs, GPT (bits per character), BERT (masked LM)",
@@ -56,7 +72,8 @@ FAMILIES = (
         task_module="components.families.language.classification",
         headline="val/accuracy", higher_is_better=frozenset({"accuracy", "macro_f1"}),
         stage_params=("max_words",),
-        inputs=("models/language/bert_mlm",),
+        inputs=("models/language",),  # bert_mlm's folder, for the BERT classifiers (check_pretrained)
+        check=check_pretrained,
         shrink=shrink_classification,
         curves=(Curve("val/accuracy", "accuracy (val)"), Curve("train/loss", "training loss")),
         columns=("val/macro_f1", "test/accuracy", "test/macro_f1"),

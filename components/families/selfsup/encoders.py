@@ -10,16 +10,17 @@ from torch import nn
 from components import analysis
 from components.config import Params
 from components.data.schema import read_meta
-from components.families.selfsup.family import METHODS
+from components.families.selfsup.family import listed_methods
 from components.families.selfsup.models import build_encoder
 from components.families.selfsup.task import data_dir, load_exported
 
 
 def trained_and_untrained(root: Path, params: Params) -> dict[str, nn.Module]:
-    """Every method's pretrained encoder (models/selfsup/<method>/, in eval mode), then ``random_init``:
+    """The pretrained encoder of each method ``pipeline.selfsup`` lists (models/selfsup/<method>/, in
+    eval mode), then ``random_init``:
     the same architecture with seeded random weights."""
     nets = {method: load_exported(analysis.load_export(root, f"models/selfsup/{method}", f"train_selfsup@{method}"))
-            for method in METHODS}
+            for method in listed_methods(params)}
     meta = read_meta(data_dir(params))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(params.seed)

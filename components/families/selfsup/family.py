@@ -31,17 +31,22 @@ def shrink(params: dict, sweep: dict) -> None:
     sweep.update(num_samples=2, trial_epochs=1)
 
 
+def listed_methods(params: Params) -> tuple[str, ...]:
+    """The encoders ``dvc repro`` trains (``pipeline.selfsup``), which the probe and transfer stages read."""
+    return tuple(params.pipeline.selfsup)
+
+
 def probe_rows(params: Params) -> dict[str, dict[str, Any]]:
-    return {name: {"encoder": name} for name in (*METHODS, *REFERENCES)}
+    return {name: {"encoder": name} for name in (*listed_methods(params), *REFERENCES)}
 
 
 PROBE = Stage(
     name="selfsup_probe", entry="pipelines.selfsup_probe",
     params=("seed", "runtime", "data.root", "trainer", "selfsup.trainer", "selfsup.dataset", "selfsup.encoder",
-            "selfsup.probe"),  # trainer: its threads
-    inputs=("data/${selfsup.dataset}", *(f"models/selfsup/{method}" for method in METHODS)),
+            "selfsup.probe", "pipeline.selfsup"),  # trainer: its threads
+    inputs=("data/${selfsup.dataset}", "models/selfsup"),  # the listed encoders' folders
     outs=("figures/selfsup_probe",),
-    metrics=tuple(f"metrics/selfsup_probe-{row}.json" for row in (*METHODS, *REFERENCES)),
+    metrics=(), row_folder=True,
     report_params=("selfsup.probe.labels_per_class", "selfsup.probe.draws"),
     title="Linear probes on frozen features: test accuracy with 10 labels per class and with every label",
     headline="test/probe_accuracy_few", references=(("random encoder", "test/probe_accuracy_few_random"),),
@@ -51,18 +56,18 @@ PROBE = Stage(
 )
 
 def transfer_rows(params: Params) -> dict[str, dict[str, Any]]:
-    return {name: {"init": name} for name in (*METHODS, "scratch")}
+    return {name: {"init": name} for name in (*listed_methods(params), "scratch")}
 
 
 TRANSFER = Stage(
     name="selfsup_transfer", entry="pipelines.selfsup_transfer",
     # trainer: its threads; selfsup.dataset: the untrained encoder is built for its images
-    params=("seed", "runtime", "data.root", "trainer", "selfsup.dataset", "selfsup.encoder", "selfsup.transfer"),
-    inputs=("data/${selfsup.transfer.dataset}", "data/${selfsup.dataset}",
-            *(f"models/selfsup/{method}" for method in METHODS),
-            *(f"metrics/details/selfsup_probe-{row}.json" for row in (*METHODS, "random_init"))),  # probe columns
+    params=("seed", "runtime", "data.root", "trainer", "selfsup.dataset", "selfsup.encoder", "selfsup.transfer",
+            "pipeline.selfsup"),
+    inputs=("data/${selfsup.transfer.dataset}", "data/${selfsup.dataset}", "models/selfsup",
+            "metrics/details/selfsup_probe"),  # the probe's columns
     outs=("figures/selfsup_transfer",),
-    metrics=tuple(f"metrics/selfsup_transfer-{row}.json" for row in (*METHODS, "scratch")),
+    metrics=(), row_folder=True,
     report_params=("selfsup.transfer.label_fraction", "selfsup.transfer.draws"),
     title="The course's table: transfer to few-label scene segmentation (test mIoU) beside the linear probes",
     headline="test/transfer_miou", references=(("from scratch", "test/transfer_miou_scratch"),),
