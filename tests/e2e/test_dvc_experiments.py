@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from components.metrics_files import read_stage_metrics
+from tests.conftest import tiny_params_dict
 from tests.e2e.repository import reproduced, sh
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -74,15 +75,16 @@ def test_changed_search_bound_reruns_the_sweep_and_the_tuned_model_only(repo):
 
 
 def test_exp_run_with_two_workers_takes_the_distributed_path(repo):
-    """`dvc exp run train_captioning@show_tell -S ++captioning.trainer.num_workers=2`: the model
+    """`dvc exp run train_captioning@<model> -S ++captioning.trainer.num_workers=2`: the model
     retrains on two Ray Train workers (DDP; the stage starts its own local Ray)."""
     root, env = repo["root"], repo["env"]
+    model = tiny_params_dict()["pipeline"]["captioning"][0]  # a model the pipeline trains
     sh(root, env, "git", "add", "-A")
     sh(root, env, "git", "commit", "-qm", "results before the two-worker run")
-    proc = sh(root, repo["repro_env"], "dvc", "exp", "run", "train_captioning@show_tell",
+    proc = sh(root, repo["repro_env"], "dvc", "exp", "run", f"train_captioning@{model}",
               "-S", "++captioning.trainer.num_workers=2", "-n", "captioning-ddp", timeout=900)
-    assert {stage for stage in _ran(proc) if stage.startswith("train_")} == {"train_captioning@show_tell"}
+    assert {stage for stage in _ran(proc) if stage.startswith("train_")} == {f"train_captioning@{model}"}
     assert "training on 2 Ray Train worker(s)" in proc.stdout
-    metrics = read_stage_metrics(root, "captioning-show_tell")
+    metrics = read_stage_metrics(root, f"captioning-{model}")
     assert metrics["ddp/param_max_abs_diff"] == 0.0 and metrics["ddp/num_nodes"] == 1  # only with >= 2 ranks
     assert 0.0 <= metrics["test/bleu"] <= 100.0
