@@ -25,18 +25,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 # the models the pipeline trains: params.yaml's pipeline lists (the tiny params keep them)
 LISTED = tiny_params_dict()["pipeline"]
-MODELS = tuple(LISTED["segmentation"])
-RL_ALGOS = tuple(LISTED["rl"])
-GENERATIVE = tuple(LISTED["generative"])
-DETECTION = tuple(LISTED["detection"])
-TRANSLATION = tuple(LISTED["translation"])
-CAPTIONING = tuple(LISTED["captioning"])
-ADVERSARIAL = tuple(LISTED["adversarial"])
-VISUALIZATION = tuple(LISTED["visualization"])
-SELFSUP = tuple(LISTED["selfsup"])
-LANGUAGE = tuple(LISTED["language"])
-TEXT_CLASSIFICATION = tuple(LISTED["text_classification"])
-IMAGE_TRANSLATION = tuple(LISTED["image_translation"])
+(MODELS, RL_ALGOS, GENERATIVE, DETECTION, TRANSLATION, CAPTIONING, ADVERSARIAL, VISUALIZATION, SELFSUP, LANGUAGE,
+ TEXT_CLASSIFICATION, IMAGE_TRANSLATION) = (tuple(LISTED[family]) for family in (
+    "segmentation", "rl", "generative", "detection", "translation", "captioning", "adversarial", "visualization",
+    "selfsup", "language", "text_classification", "image_translation"))
 LATENT = tuple(m for m in GENERATIVE if m in LATENT_MODELS)
 
 
