@@ -31,8 +31,9 @@ def test_dqn_trains_checkpoints_and_resumes(ray_session, tiny_params, tmp_path):
 
 def test_dqn_on_breakout_runs_a_few_iterations(ray_session, tiny_params, tmp_path):
     cfg = parse_params(tiny_params).rl.algos.dqn.model_copy(update={
-        # an iteration samples >= 1000 steps: two iterations, ~100 SGD updates on the conv net after 1900 steps
-        "env": BREAKOUT, "max_env_steps": 1200, "learning_starts": 1900, "hiddens": [64],
+        # an iteration samples >= 1000 steps: two iterations, SGD on the conv net after 1900 steps: 100 env steps
+        # x 4 replayed transitions each (the default 25.6 replays 2,560 through RLlib's episode buffer: ~55 s)
+        "env": BREAKOUT, "max_env_steps": 1200, "learning_starts": 1900, "hiddens": [64], "training_intensity": 4,
         "replay_capacity": 2000, "stop_at_threshold": False, "eval_episodes": 1, "checkpoint_every": 10,
         "replay_buffer": "episodes", "num_envs_per_env_runner": 1,  # RLlib's buffer: each frame stored once
     })
