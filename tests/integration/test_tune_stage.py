@@ -191,7 +191,7 @@ def test_asha_sweep_gives_the_same_trials_and_tuned_file_one_or_two_trials_at_a_
 
     outcomes = []
     for concurrency in (1, 2):
-        _set_sweep(prepared, "segmentation", num_samples=5, trial_epochs=3, metric="val/miou", scheduler="asha",
+        _set_sweep(prepared, "segmentation", num_samples=4, trial_epochs=2, metric="val/miou", scheduler="asha",
                    asha={"grace_period": 1, "reduction_factor": 2}, max_concurrent_trials=concurrency,
                    min_improvement=0.0, trial_trainer={"cpus_per_worker": 1},
                    search_space={"lr": {"distribution": "loguniform", "low": 0.0005, "high": 0.05}})
