@@ -18,7 +18,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 5000
 # make test: pytest-xdist processes, each running whole test files (--dist loadfile: a module's
 # fixtures, e.g. the e2e repository, are built once) with one torch/OpenMP thread, so two processes
-# share 2 cores without oversubscribing them. The e2e module is the largest piece (~16 min of ~24).
+# share 2 cores without oversubscribing them. The e2e module is the largest piece (~9 min of ~20).
 TEST_WORKERS ?= 2
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 HOST ?= 127.0.0.1
