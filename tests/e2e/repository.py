@@ -13,14 +13,22 @@ import yaml
 
 from tests.conftest import REPO, tiny_params_dict
 
+# What the pipeline writes (dvc.yaml's outputs and DVC's lock): a working copy's untracked results would
+# make the copy start from them (a stale row of another list, a metrics file a killed stage must not leave)
+PIPELINE_OUTPUTS = ("dvc.lock", "data", "models", "metrics", "plots", "figures", "tuned", "reports")
+
+
+def _git_files(*options: str) -> list[str]:
+    out = subprocess.run(["git", "ls-files", *options, "-z"], cwd=REPO, capture_output=True, text=True, check=True)
+    return list(filter(None, out.stdout.split("\0")))
+
 
 def copy_repository(dest: Path) -> None:
-    """The files git would commit (tracked and not ignored), into ``dest``."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout.split("\0")
-    for name in filter(None, files):
+    """The files git would commit (tracked, and untracked but not ignored: work not yet committed) into
+    ``dest``, but for untracked pipeline outputs (:data:`PIPELINE_OUTPUTS`)."""
+    untracked = [name for name in _git_files("--others", "--exclude-standard")
+                 if name.split("/", 1)[0] not in PIPELINE_OUTPUTS]
+    for name in _git_files("--cached") + untracked:
         source = REPO / name
         if source.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
