@@ -21,7 +21,8 @@ Per model, in one process, with the same task, batches and precision (bf16):
    workers together), loss and peak memory (rank 0's).
 
 Reported: images/s (sentence pairs/s for translation, image-caption pairs/s for captioning, COCO's
-stand-in with five captions per image) of the last epoch (the first pays cuDNN's
+stand-in with five captions per image; label map -> photo pairs for image_translation, scored by an
+untrained FCN-ResNet50 here) of the last epoch (the first pays cuDNN's
 algorithm search), harness/reference and harness/plain ratios, peak GPU memory (GiB and % of the
 card), the training loss per epoch.
 ``--dqn-seconds S`` adds the profile's Breakout DQN (RLlib, learner on the GPU): env steps/s.
@@ -65,11 +66,12 @@ GIB = 2**30
 DEFAULT_MODELS = (
     "segmentation/fcn", "detection/faster_rcnn", "segmentation/dilated", "detection/retinanet",
     "detection/fcos", "detection/mask_rcnn", "generative/dcgan", "translation/transformer",
-    "captioning/show_attend_tell",
+    "captioning/show_attend_tell", "image_translation/pix2pix",
 )  # fmt: skip  (most wanted first: --deadline-s may cut the list short)
 DEFAULT_SIDE_BY_SIDE = ("segmentation/fcn", "detection/faster_rcnn")
 PROFILE_DATASETS = {"segmentation": "voc", "detection": "coco", "generative": "cifar10", "translation": "parallel",
-                    "captioning": "coco"}  # captioning shares detection's data/coco (resized when loaded)
+                    "captioning": "coco", "image_translation": "voc"}  # captioning and image_translation share
+# detection's data/coco and segmentation's data/voc (resized when loaded)
 ITEMS_PER_IMAGE = {"captioning": CAPTIONS_PER_IMAGE}  # training items per train image (else 1): captions
 REAL_TRAIN_IMAGES = {  # items (images, sentence pairs) of each train split
     "voc": VOC_TRAIN_IDS, "coco": COCO_TRAIN_IMAGES, "mnist": MNIST_TRAIN_IMAGES, "cifar10": CIFAR10_TRAIN_IMAGES,
@@ -112,6 +114,7 @@ def profile_params(data_root: Path, steps: int, epochs: int, tiny: bool, device:
     raw["data"]["scenes"].update(num_train=64, num_val=16, num_test=16)  # unused here: keep prepare short
     raw["data"]["grammar_en_de"].update(num_train=200, num_val=20, num_test=20, max_words=20, num_longer=5,
                                         longer_max_words=26)
+    raw["data"]["word_order"].update(num_train=100, num_val=10, num_test=10)  # drawn from grammar_en_de's splits
     if tiny:
         raw["data"]["voc"]["image_size"] = raw["data"]["coco"]["image_size"] = 64
         for family in PROFILE_DATASETS:
@@ -121,6 +124,8 @@ def profile_params(data_root: Path, steps: int, epochs: int, tiny: bool, device:
                     model["batch_size"] = 2
         raw["generative"]["fid"].update(num_generated=32, reference_split="val")
         raw["captioning"]["image_size"] = None  # data/coco's 64 px as prepared: a 4x4 grid
+        raw["image_translation"]["image_size"] = 32  # half of data/voc's 64, as 256 of 512
+        raw["image_translation"]["generator"]["depth"] = 5
     if device.type == "cpu":
         for family in PROFILE_DATASETS:
             raw[family]["trainer"].update(use_gpu=False, precision="fp32" if tiny else "bf16")
@@ -190,6 +195,22 @@ def quick_evaluator(params, device: torch.device) -> float:
     torch.save(export_evaluator(net, arch, meta.class_names, result), out / EVALUATOR_FILE)
     print(f"evaluator: 1 epoch, test accuracy {result['test/accuracy']:.3f}", flush=True)
     return time.perf_counter() - started
+
+
+def untrained_scorer(params) -> None:
+    """The image-translation task reads the segmentation stage's network (its FCN-score): an
+    untrained one of the profile's architecture here. Its scores are not the profile's: only
+    training is timed."""
+    from components.families.image_translation.scoring import scorer_folder  # noqa: PLC0415
+    from components.families.segmentation.task import build_task as segmentation_task  # noqa: PLC0415
+    from components.runtime import resolve  # noqa: PLC0415
+
+    scorer = params.image_translation.scorer
+    task = segmentation_task(scorer, params)
+    task.setup(torch.device("cpu"), wrap=lambda module, **_: module, steps_per_epoch=1)
+    out = resolve(scorer_folder(scorer))
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(task.export(), out / "model.pt")
 
 
 def reference_step(family: str, model: str, params, trainer, device: torch.device, steps: int) -> dict[str, Any]:
@@ -365,6 +386,8 @@ def main() -> None:
     params = parse_params(raw, "params.yaml + params-gpu.yaml (bench)")
     if any(name.startswith("generative/") for name in args.models):
         prepare_s += quick_evaluator(params, device)
+    if any(name.startswith("image_translation/") for name in args.models):
+        untrained_scorer(params)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu"
     total_gib = torch.cuda.get_device_properties(0).total_memory / GIB if device.type == "cuda" else 0.0
     results: dict[str, Any] = {"device": name, "torch": torch.__version__, "total_gib": total_gib,

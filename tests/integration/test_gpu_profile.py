@@ -15,15 +15,15 @@ from tools.profile import merged, profile_overrides
 
 pytestmark = pytest.mark.slow
 
-STAGES = (("segmentation", "fcn"), ("segmentation", "dilated"), ("detection", "faster_rcnn"),
-          ("detection", "mask_rcnn"), ("generative", "dcgan"), ("translation", "transformer"),
-          ("captioning", "show_attend_tell"))
+STAGES = (("segmentation", "fcn"), ("segmentation", "dilated"), ("image_translation", "pix2pix"),
+          ("detection", "faster_rcnn"), ("detection", "mask_rcnn"), ("generative", "dcgan"),
+          ("translation", "transformer"), ("captioning", "show_attend_tell"))
 
 
 def _tiny_profile(root) -> dict:
     raw = merged(yaml.safe_load((root / "params.yaml").read_text()), profile_overrides("gpu", synthetic=True))
     raw["trainer"].update(num_workers=0, use_gpu=False, cpus_per_worker=1)
-    for family in ("segmentation", "detection", "generative", "translation", "captioning"):
+    for family in ("segmentation", "detection", "generative", "translation", "captioning", "image_translation"):
         raw[family]["trainer"].update(use_gpu=False, precision="fp32", batch_size=4, eval_batch_size=8, figure_every=1)
         for model in raw[family]["models"].values():
             model["epochs"] = 1
@@ -36,6 +36,9 @@ def _tiny_profile(root) -> dict:
     raw["captioning"]["image_size"] = 32  # data/coco's 64 px resized as the profile's 640 -> 224: a 2x2 grid
     for model in raw["captioning"]["models"].values():  # the profile's encoder; a tenth of its LSTM (1800: 50 s)
         model.update(embed_dim=48, hidden_dim=180, attn_dim=48 if model["attn_dim"] else None)
+    raw["image_translation"].update(image_size=32)  # VOC's 64 px halved as the stage loads it, as 512 -> 256
+    raw["image_translation"]["generator"].update(channels=4, depth=5)  # the profile's 64 wide, 8 deep at 256 px
+    raw["image_translation"]["discriminator"]["channels"] = 4  # its 70x70 PatchGAN's 3 layers kept
     raw["generative"]["evaluator"].update(epochs=1, min_test_accuracy=0.0)
     raw["generative"]["fid"].update(num_generated=20, reference_split="val")
     return raw
@@ -60,6 +63,9 @@ def test_gpu_profile_stages_run_on_the_stand_ins(workdir):
         if family in ("segmentation", "detection"):  # the paper-size torchvision networks, not the embedded ones
             assert export["arch"]["backbone"] in ("resnet50", "resnet50_fpn"), (family, model)
             assert sum(v.numel() for k, v in export["state_dict"].items() if "layer4" in k) > 10**7
+        if family == "image_translation":  # VOC's label maps -> photos, scored by the VOC FCN-ResNet50 above
+            assert (export["dataset"], export["image_size"], len(export["class_names"])) == ("voc", 32, 21)
+            assert metrics["test/fcn_miou_real"] > 0 and "val/fid_scenes" not in metrics
         if family == "captioning":  # Show, Attend and Tell's encoder on the stand-in's generated captions
             assert export["arch"]["channels"] == [64, 128, 256, 512] and export["image_size"] == 32, export["arch"]
             assert metrics["test/bleu_signature"].startswith("nrefs:5")

@@ -1,6 +1,7 @@
 """pix2pix and CycleGAN pieces with known answers: the PatchGAN's receptive-field arithmetic, the
-cycle loss of identity generators, the FCN-score of a perfect labeller, the label rendering, the
-unpaired split, the image pool, the schedule and the params checks."""
+cycle loss of identity generators, the FCN-score of a perfect labeller, the label rendering (the
+scenes' palette and VOC's devkit colours), the resized VOC pairs, the unpaired split, the image pool,
+the schedule and the params checks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from torch import nn
 from components.config import parse_params
 from components.errors import UserError
 from components.families.image_translation.config import Pix2PixConfig
-from components.families.image_translation.data import PALETTE, render_labels, to_grey, to_rgb, unpaired
+from components.families.image_translation.data import (
+    PALETTE,
+    load_pairs,
+    pascal_palette,
+    render_labels,
+    to_grey,
+    to_rgb,
+    unpaired,
+)
 from components.families.image_translation.networks import (
     ImagePool,
     PatchDiscriminator,
@@ -20,7 +29,7 @@ from components.families.image_translation.networks import (
     patch_grid,
     receptive_field,
 )
-from components.families.image_translation.scoring import fcn_score, load_scorer
+from components.families.image_translation.scoring import Scorer, fcn_score, load_scorer
 from components.families.image_translation.task import cycle_terms, l1_distance
 from components.metrics.segmentation import SegmentationMetrics, class_accuracy_from_confusion
 from components.train.schedules import hold_then_linear
@@ -89,8 +98,7 @@ class _Oracle(nn.Module):
         super().__init__()
         self.masks, self.num_classes, self.calls = masks, num_classes, 0
 
-    def forward(self, grey):
-        assert grey.shape[1] == 1  # the scorer reads grey scenes
+    def forward(self, images):
         masks = self.masks[self.calls]
         self.calls += 1
         return nn.functional.one_hot(masks, self.num_classes).permute(0, 3, 1, 2).float()
@@ -105,6 +113,26 @@ def test_fcn_score_of_a_perfect_labeller_is_one_and_of_a_wrong_one_zero():
     wrong = fcn_score(_Oracle(shifted, 11), zip(scenes, masks, strict=True), 11)
     assert wrong == {"pixel_accuracy": 0.0, "class_accuracy": 0.0, "miou": 0.0}
 
+
+def test_fcn_score_leaves_the_ignored_label_out():
+    """VOC's boundary pixels (255) count for neither the labeller nor against it."""
+    masks = torch.randint(0, 21, (2, 16, 16), generator=torch.Generator().manual_seed(0))
+    labelled = masks.clone()
+    masks[:, :4] = 255  # the ignored band: the oracle labels it 0, a wrong class wherever the truth is not 0
+    perfect = fcn_score(_Oracle([labelled.clamp(max=20)], 21), [(torch.rand(2, 3, 16, 16), masks)], 21, 255)
+    assert perfect == {"pixel_accuracy": 1.0, "class_accuracy": 1.0, "miou": 1.0}
+    labelled[:, :4] = 0
+    assert fcn_score(_Oracle([labelled], 21), [(torch.rand(2, 3, 16, 16), masks)], 21, 255)["miou"] == 1.0
+
+
+def test_a_grey_scorer_reads_the_channel_mean_and_a_colour_one_the_image():
+    seen = []
+    net = nn.Identity()
+    net.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    images = torch.rand(2, 3, 4, 4)
+    Scorer(net, in_channels=1)(images)
+    Scorer(net, in_channels=3)(images)
+    assert torch.equal(seen[0], to_grey(images)) and torch.equal(seen[1], images)
 
 @pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
 def test_class_accuracy_is_scikit_learns_balanced_accuracy():
@@ -128,6 +156,42 @@ def test_label_maps_render_in_the_palette_and_scenes_round_trip_through_grey():
         render_labels(torch.tensor([[[11]]]))
     grey = torch.rand(2, 1, 4, 4)
     assert torch.allclose(to_grey(to_rgb(grey)), grey, atol=1e-7)
+    colour = torch.rand(2, 3, 4, 4)
+    assert to_rgb(colour) is colour
+
+
+def test_voc_label_maps_render_in_the_devkits_colours():
+    """VOClabelcolormap.m's values: the classes' colours and the boundary's cream."""
+    colours = (pascal_palette() * 255).round().long()
+    known = {0: (0, 0, 0), 1: (128, 0, 0), 2: (0, 128, 0), 3: (128, 128, 0), 4: (0, 0, 128), 8: (64, 0, 0),
+             15: (192, 128, 128), 20: (0, 64, 128), 255: (224, 224, 192)}
+    assert {label: tuple(colours[label].tolist()) for label in known} == known
+    assert len({tuple(c) for c in colours.tolist()}) == 256  # every label its own colour
+    rendered = render_labels(torch.tensor([[[15, 255]]]), pascal_palette())
+    assert torch.equal((rendered[0, :, 0, 1] * 255).round(), torch.tensor([224.0, 224, 192]))
+
+
+def test_pairs_resize_as_they_load_with_labels_kept_labels(tmp_path):
+    """pix2pix's 256 px from a dataset prepared larger: images antialiased, masks nearest (no new labels)."""
+    from components.data.schema import DENSE, write_split
+
+    side = 32
+    masks = torch.zeros(3, side, side, dtype=torch.uint8)
+    masks[:, :, side // 2 :] = 7
+    masks[:, :2, :] = 255  # a band two pixels wide: one row of it at half the size
+    images = torch.randint(0, 256, (3, side, side, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    rows = {"id": [0, 1, 2], "image": [images[i].numpy().tobytes() for i in range(3)], "height": [side] * 3,
+            "width": [side] * 3, "channels": [3] * 3, "semantic_mask": [masks[i].numpy().tobytes() for i in range(3)],
+            "boxes": [[]] * 3, "labels": [[]] * 3, "instance_masks": [[]] * 3, "captions": [[]] * 3}
+    write_split(rows, DENSE, tmp_path / "train.parquet")
+    full, half = load_pairs(tmp_path, "train"), load_pairs(tmp_path, "train", 16, chunk=2)
+    assert full.tensors[0].shape == (3, side, side) and full.tensors[1].shape == (3, 3, side, side)
+    assert half.tensors[0].shape == (3, 16, 16) and half.tensors[1].shape == (3, 3, 16, 16)
+    assert set(half.tensors[0].unique().tolist()) == {0, 7, 255}
+    assert (half.tensors[0][:, 0] == 255).all()
+    assert torch.equal(half.tensors[0][:, 1:, :8], torch.zeros(3, 15, 8, dtype=torch.int64))
+    assert float(half.tensors[1].min()) >= 0 and float(half.tensors[1].max()) <= 1
+    assert torch.allclose(half.tensors[1].mean(), full.tensors[1].mean(), atol=0.02)  # averaging, not picking
 
 
 def test_unpaired_split_never_holds_a_scene_and_its_own_label_map():
@@ -170,6 +234,20 @@ def test_params_checks_name_the_key(tiny_params):
     tiny_params["image_translation"]["generator"]["depth"] = 7
     with pytest.raises((UserError, ValueError), match="image_translation.generator.depth.*allowed: 2, 3, 4, 5, 6"):
         parse_params(tiny_params, "params.yaml")
+    tiny_params["image_translation"]["generator"]["depth"] = 6
+    tiny_params["image_translation"]["image_size"] = 96  # 96 / 2**6 is not whole
+    with pytest.raises(UserError, match="depth: 6 halvings of the 96-px images .*allowed: 2, 3, 4, 5$"):
+        parse_params(tiny_params, "params.yaml")
+
+
+def test_the_scorer_must_train_on_the_translated_dataset(tiny_params):
+    """Checked with the params, before any stage: not after hours of training when a stage loads it."""
+    tiny_params["segmentation"]["dataset"] = "voc"
+    with pytest.raises(UserError, match="image_translation.dataset: scenes, but its scorer models/segmentation/fcn "
+                                        "trains on segmentation.dataset: voc; set both to the same dataset"):
+        parse_params(tiny_params, "params.yaml")
+    tiny_params["image_translation"].update(dataset="voc", image_size=64)
+    parse_params(tiny_params, "params.yaml")
 
 
 def test_a_scorer_trained_on_other_classes_is_refused_by_name(tmp_path):
@@ -177,6 +255,6 @@ def test_a_scorer_trained_on_other_classes_is_refused_by_name(tmp_path):
     folder.mkdir(parents=True)
     torch.save({"class_names": ["background", "aeroplane"]}, folder / "model.pt")
     with pytest.raises(UserError, match="models/segmentation/fcn: trained on classes.*segmentation.dataset: scenes"):
-        load_scorer(tmp_path, "fcn", ["background", "0"])
+        load_scorer(tmp_path, "fcn", "scenes", ["background", "0"])
     with pytest.raises(UserError, match="dvc repro train_segmentation@unet"):
-        load_scorer(tmp_path, "unet", ["background", "0"])
+        load_scorer(tmp_path, "unet", "scenes", ["background", "0"])

@@ -64,7 +64,8 @@ class ImageTranslationModels(Section):
 
 
 class ImageTranslationConfig(Section):
-    dataset: Literal["scenes"]  # label maps -> scenes: the semantic masks rendered in colour, and the scenes
+    dataset: Literal["scenes", "voc"]  # label maps -> images: a dataset's semantic masks in colour, and its images
+    image_size: PositiveInt | None  # both domains resized to this side as they load (voc: pix2pix's 256); None: as is
     scorer: Literal["fcn", "unet", "segnet", "dilated"]  # the FCN-score's network: models/segmentation/<scorer>
     generator: UNetGeneratorConfig
     discriminator: PatchDiscriminatorConfig

@@ -1,9 +1,13 @@
-"""The two domains: label maps rendered in colour (the course's Cityscapes "labels") and the scenes
+"""The two domains: label maps rendered in colour (the course's Cityscapes "labels") and the images
 (the "photos"), both (N, 3, S, S) in [0, 1] as pix2pix and CycleGAN take them.
 
-The scenes are grey; they are repeated to three channels so that both domains have the same shape
-(CycleGAN's identity loss feeds each generator an image of its target domain). The FCN-score and
-FID read generated scenes as their channel mean (:func:`to_grey`), which is exact for real scenes.
+- ``scenes`` (the embedded default): grey scenes of digits, repeated to three channels so that both
+  domains have the same shape (CycleGAN's identity loss feeds each generator an image of its target
+  domain); label maps in :data:`PALETTE`. A grey scorer and the FID's scene features read generated
+  scenes as their channel mean (:func:`to_grey`), which is exact for real scenes.
+- ``voc`` (the GPU profile): VOC 2012's photos and class masks, label maps in the devkit's own
+  colours (:func:`pascal_palette`, what ``SegmentationClass/*.png`` shows, the boundary label 255 in
+  its cream), resized to ``image_translation.image_size`` as they load (pix2pix's 256 px).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
@@ -24,16 +29,37 @@ PALETTE = torch.tensor([
 ], dtype=torch.float32) / 255
 
 
-def render_labels(masks: Tensor) -> Tensor:
-    """Semantic masks (N, H, W) of class indices in [0, 11) -> colour label images (N, 3, H, W)."""
-    if masks.numel() and int(masks.max()) >= len(PALETTE):
-        raise ValueError(f"label {int(masks.max())} has no colour: the palette covers {len(PALETTE)} classes")
-    return PALETTE.to(masks.device)[masks.long()].permute(0, 3, 1, 2)
+
+def pascal_palette(count: int = 256) -> Tensor:
+    """The PASCAL VOC devkit's colour map (``VOClabelcolormap.m``): label i's bits 0, 1, 2 go to the
+    top bits of red, green, blue, the next three to the next bits, and so on. (count, 3) in [0, 1]:
+    1 aeroplane (128, 0, 0), 15 person (192, 128, 128), 255 boundary (224, 224, 192)."""
+    colours = torch.zeros(count, 3)
+    for label in range(count):
+        code, rgb = label, [0, 0, 0]
+        for bit in range(8):
+            for channel in range(3):
+                rgb[channel] |= ((code >> channel) & 1) << (7 - bit)
+            code >>= 3
+        colours[label] = torch.tensor(rgb, dtype=torch.float32)
+    return colours / 255
 
 
-def to_rgb(scenes: Tensor) -> Tensor:
-    """Grey scenes (N, 1, H, W) -> (N, 3, H, W)."""
-    return scenes.expand(-1, 3, -1, -1)
+def palette(dataset: str) -> Tensor:
+    """The colours a dataset's label maps are drawn in (index = label)."""
+    return pascal_palette() if dataset == "voc" else PALETTE
+
+
+def render_labels(masks: Tensor, colours: Tensor = PALETTE) -> Tensor:
+    """Semantic masks (N, H, W) of labels -> colour label images (N, 3, H, W) in ``colours``."""
+    if masks.numel() and int(masks.max()) >= len(colours):
+        raise ValueError(f"label {int(masks.max())} has no colour: the palette covers {len(colours)} labels")
+    return colours.to(masks.device)[masks.long()].permute(0, 3, 1, 2)
+
+
+def to_rgb(images: Tensor) -> Tensor:
+    """Grey images (N, 1, H, W) -> (N, 3, H, W); colour images as they are."""
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
 
 
 def to_grey(images: Tensor) -> Tensor:
@@ -41,12 +67,22 @@ def to_grey(images: Tensor) -> Tensor:
     return images.mean(dim=1, keepdim=True)
 
 
-def load_pairs(directory: Path, split: str) -> TensorDataset:
-    """A split as (semantic masks (N, H, W) int64, grey scenes (N, 1, H, W) in [0, 1]), pair by pair."""
+def load_pairs(directory: Path, split: str, size: int | None = None, chunk: int = 256) -> TensorDataset:
+    """A split as (semantic masks (N, S, S) int64, images (N, C, S, S) in [0, 1]), pair by pair; with
+    ``size``, the images resized to it (bilinear, antialiased) and the masks too (nearest: labels stay
+    labels), ``chunk`` images at a time so that only the resized split is ever held as floats."""
     table = read_split(directory, split, ["image", "height", "width", "channels", "semantic_mask"])
-    scenes = torch.from_numpy(decode_images(table).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
-    masks = torch.from_numpy(decode_semantic_masks(table).astype(np.int64))
-    return TensorDataset(masks, scenes)
+    images, masks = decode_images(table), decode_semantic_masks(table)
+    scenes, labels = [], []
+    for start in range(0, len(images), chunk):
+        part = torch.from_numpy(images[start : start + chunk].transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+        mask = torch.from_numpy(masks[start : start + chunk].astype(np.int64))
+        if size is not None and part.shape[-1] != size:
+            part = F.interpolate(part, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            mask = F.interpolate(mask[:, None].float(), size=(size, size), mode="nearest-exact")[:, 0].long()
+        scenes.append(part.clamp_(0, 1))
+        labels.append(mask)
+    return TensorDataset(torch.cat(labels), torch.cat(scenes))
 
 
 def unpaired(pairs: TensorDataset) -> TensorDataset:

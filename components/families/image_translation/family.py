@@ -1,9 +1,9 @@
 """The image-translation family's descriptor (see components/families/base.py).
 
-Label maps -> scenes on the embedded scenes: pix2pix's ablation (L1 only, cGAN only, L1 + cGAN)
-and CycleGAN trained without pairs, all scored by the FCN-score (the segmentation family's network
-labels the generated scenes) and FID on the visualization family's scene-classifier features; the
-stages read both trained networks.
+Label maps -> scenes on the embedded scenes (VOC's label maps -> photos in the GPU profile):
+pix2pix's ablation (L1 only, cGAN only, L1 + cGAN) and CycleGAN trained without pairs, all scored by
+the FCN-score (the segmentation family's network labels the generated images) and, on the scenes,
+FID on the visualization family's scene-classifier features; the stages read both trained networks.
 """
 
 from __future__ import annotations
@@ -28,15 +28,25 @@ def shrink(params: dict, sweep: dict) -> None:
     sweep.update(num_samples=2, trial_epochs=1)
 
 
-def check_sizes(params: Params) -> None:
-    """The U-Net halves the scenes ``depth`` times. (The scorer's classes are checked when a stage
-    loads it: a profile may train segmentation on VOC and leave this family out.)"""
+def image_side(params: Params) -> int:
+    """The side the family's images are translated at: ``image_size``, else the prepared dataset's."""
     section = params.image_translation
-    side = getattr(params.data, section.dataset).canvas_size
-    depth = section.generator.depth
+    data = getattr(params.data, section.dataset)
+    return section.image_size or getattr(data, "canvas_size", None) or data.image_size
+
+
+def check(params: Params) -> None:
+    """The scorer labels the family's dataset: it must be trained on it (its classes are checked
+    again when a stage loads it); the U-Net halves the images ``depth`` times."""
+    section = params.image_translation
+    if params.segmentation.dataset != section.dataset:
+        raise ValueError(f"image_translation.dataset: {section.dataset}, but its scorer models/segmentation/"
+                         f"{section.scorer} trains on segmentation.dataset: {params.segmentation.dataset}; "
+                         f"set both to the same dataset")
+    side, depth = image_side(params), section.generator.depth
     if side % 2**depth:
         fits = [d for d in range(2, 9) if side % 2**d == 0]
-        raise ValueError(f"image_translation.generator.depth: {depth} halvings of the {side}-px scenes need a side "
+        raise ValueError(f"image_translation.generator.depth: {depth} halvings of the {side}-px images need a side "
                          f"divisible by {2**depth}; allowed: {', '.join(map(str, fits))}")
 
 
@@ -49,12 +59,12 @@ FAMILIES = (
         higher_is_better=frozenset({"fcn_miou", "fcn_pixel_accuracy", "fcn_class_accuracy"}),
         lower_is_better=frozenset({"fid_scenes", "l1"}),
         references=(("real scenes (ceiling)", "val/fcn_miou_real"), ("untrained generator", "val/fcn_miou_untrained")),
-        stage_params=("scorer", "generator", "discriminator"),
+        stage_params=("image_size", "scorer", "generator", "discriminator"),
         inputs=("models/segmentation/${image_translation.scorer}", "models/visualization/scene_cnn"),
         shrink=shrink,
         curves=(Curve("val/fcn_miou", "FCN-score mIoU (val)"), Curve("val/fid_scenes", "FID on scene features (val)",
                                                                       log_y=True)),
-        check=check_sizes,
+        check=check,
         columns=("val/fcn_pixel_accuracy", "val/fcn_class_accuracy", "val/fid_scenes", "val/l1",
                  "test/fcn_pixel_accuracy", "test/fcn_class_accuracy", "test/fcn_miou", "test/fid_scenes"),
     ),

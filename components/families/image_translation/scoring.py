@@ -1,12 +1,14 @@
 """How translated scenes are scored: the FCN-score and FID.
 
 - FCN-score (Isola et al., 2017, after Long et al.'s FCN): the segmentation family's trained network
-  (``image_translation.scorer``, read from ``models/segmentation/<scorer>``) labels each generated
-  scene; per-pixel accuracy, per-class accuracy and mIoU of its labels against the label map the
-  scene was generated from. The same network on the real scenes gives the ceiling.
+  (``image_translation.scorer``, read from ``models/segmentation/<scorer>``, trained on the family's
+  dataset) labels each generated image; per-pixel accuracy, per-class accuracy and mIoU of its
+  labels against the label map the image was generated from (VOC's boundary label left out, as in
+  training). The same network on the real images gives the ceiling.
 - FID on the features of the visualization family's scene classifier (``models/visualization/
   scene_cnn``: its last stage, global-average pooled), generated scenes against the real ones of
-  the same split.
+  the same split; on the scenes only (a classifier of grey 64-px scenes has no features for VOC's
+  photos).
 """
 
 from __future__ import annotations
@@ -30,15 +32,27 @@ def scorer_folder(scorer: str) -> str:
     return f"models/segmentation/{scorer}"
 
 
-def load_scorer(root: Path, scorer: str, class_names: list[str]) -> nn.Module:
-    """The trained segmentation network, frozen, in eval mode; its classes must be the scenes'."""
+class Scorer(nn.Module):
+    """The frozen segmentation network on colour images (N, 3, S, S) in [0, 1]: a grey network (the
+    scenes') reads their channel mean, a colour one (VOC's) the images themselves."""
+
+    def __init__(self, net: nn.Module, in_channels: int) -> None:
+        super().__init__()
+        self.net, self.grey = net, in_channels == 1
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(to_grey(images) if self.grey else images)
+
+
+def load_scorer(root: Path, scorer: str, dataset: str, class_names: list[str]) -> Scorer:
+    """The trained segmentation network, frozen, in eval mode; its classes must be ``dataset``'s."""
     from components.families.segmentation.task import load_exported
 
     export = load_export(root, scorer_folder(scorer), f"train_segmentation@{scorer}")
     if list(export["class_names"]) != list(class_names):
-        raise UserError(f"{scorer_folder(scorer)}: trained on classes {export['class_names']}, the scenes have "
-                        f"{class_names}; train it on segmentation.dataset: scenes")
-    return load_exported(export).requires_grad_(False)
+        raise UserError(f"{scorer_folder(scorer)}: trained on classes {export['class_names']}, {dataset} has "
+                        f"{class_names}; train it on segmentation.dataset: {dataset}")
+    return Scorer(load_exported(export).requires_grad_(False), export["in_channels"]).eval()
 
 
 class SceneFeatures(nn.Module):
@@ -62,14 +76,16 @@ def load_scene_features(root: Path) -> SceneFeatures:
 
 
 @torch.no_grad()
-def fcn_score(scorer: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], num_classes: int) -> dict[str, float]:
-    """``pixel_accuracy``, ``class_accuracy``, ``miou`` of the scorer's labels of each batch's scenes
-    (N, 3, S, S) against its label maps (N, S, S); summed over DDP ranks."""
+def fcn_score(scorer: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], num_classes: int,
+              ignore_index: int | None = None) -> dict[str, float]:
+    """``pixel_accuracy``, ``class_accuracy``, ``miou`` of the scorer's labels of each batch's images
+    (N, 3, S, S) against its label maps (N, S, S), pixels labelled ``ignore_index`` left out; summed
+    over DDP ranks."""
     metric = None
     for scenes, masks in batches:
         if metric is None:
-            metric = SegmentationMetrics(num_classes).to(scenes.device)
-        metric.update(scorer(to_grey(scenes)).argmax(dim=1), masks)
+            metric = SegmentationMetrics(num_classes, ignore_index=ignore_index).to(scenes.device)
+        metric.update(scorer(scenes).argmax(dim=1), masks)
     result = metric.compute()
     return {key: float(result[key]) for key in ("pixel_accuracy", "class_accuracy", "miou")}
 

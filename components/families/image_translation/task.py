@@ -1,4 +1,4 @@
-"""Image-to-image translation as the harness drives it: label maps -> scenes.
+"""Image-to-image translation as the harness drives it: label maps -> scenes (VOC: -> photos).
 
 - pix2pix (``pix2pix``, ``pix2pix_l1``, ``pix2pix_cgan``: the paper's ablation rows): a U-Net G
   trained on pairs to minimise ``gan_weight`` x cGAN + ``l1_weight`` x L1, a conditional PatchGAN D
@@ -9,10 +9,10 @@
   training set (:func:`~components.families.image_translation.data.unpaired`).
 
 Every evaluation translates the val label maps and scores the scenes (scoring.py): the FCN-score
-(``fcn_pixel_accuracy``, ``fcn_class_accuracy``, ``fcn_miou``), ``fid_scenes`` and ``l1`` against
-the hidden real scene, with reference points logged beside them: the real scenes (``*_real``: the
-FCN-score's ceiling), the untrained generator (``*_untrained``) and real-vs-real FID
-(``fid_scenes_floor``: as many train scenes as val scenes). L1 is measured on the papers' [-1, 1]
+(``fcn_pixel_accuracy``, ``fcn_class_accuracy``, ``fcn_miou``), ``fid_scenes`` (on the scenes) and
+``l1`` against the hidden real image, with reference points logged beside them: the real images
+(``*_real``: the FCN-score's ceiling), the untrained generator (``*_untrained``) and real-vs-real
+FID (``fid_scenes_floor``: as many train scenes as val scenes). L1 is measured on the papers' [-1, 1]
 scale (twice the [0, 1] difference), so lambda = 100 weighs as in the paper.
 """
 
@@ -36,7 +36,7 @@ from components.config import Params, model_trainer
 from components.data.schema import DatasetMeta, read_meta
 from components.errors import UserError
 from components.families.image_translation.config import ImageTranslationConfig, TranslationBase
-from components.families.image_translation.data import load_pairs, render_labels, to_rgb, unpaired
+from components.families.image_translation.data import load_pairs, palette, render_labels, to_rgb, unpaired
 from components.families.image_translation.figures import translation_figure
 from components.families.image_translation.networks import ImagePool, PatchDiscriminator, UNetGenerator, init_weights
 from components.families.image_translation.scoring import (
@@ -98,6 +98,8 @@ class TranslationTask(ModuleTask):
             raise UserError(f"image_translation.dataset: {meta.name} has no semantic masks (task {meta.task!r})")
         self.model_name, self.config, self.section = model, config, section
         self.directory, self.meta, self.root, self.seed = directory, meta, root, seed
+        self.colours = palette(section.dataset)
+        self.with_fid = section.dataset == "scenes"  # the scene classifier's features fit the scenes only
         self.cycle = model == "cyclegan"
         self._datasets: dict[str, Dataset] | None = None
         self._references: dict[str, float] | None = None
@@ -108,14 +110,22 @@ class TranslationTask(ModuleTask):
     def datasets(self) -> Mapping[str, Dataset]:
         """``train``: pairs (pix2pix) or unpaired halves (CycleGAN); ``val``: pairs, for scoring."""
         if self._datasets is None:
-            pairs = load_pairs(self.directory, "train")
+            pairs = self.load("train")
             self._train_scenes = pairs.tensors[1]  # every train scene, for the real-vs-real FID floor
-            self._datasets = {"train": unpaired(pairs) if self.cycle else pairs,
-                              "val": load_pairs(self.directory, "val")}
+            self._datasets = {"train": unpaired(pairs) if self.cycle else pairs, "val": self.load("val")}
         return self._datasets
 
+    def load(self, split: str) -> Dataset:
+        """A split's (masks, images) pairs at the side they are translated at."""
+        return load_pairs(self.directory, split, self.section.image_size)
+
+    def render(self, masks: Tensor) -> Tensor:
+        """Label maps in the dataset's colours: the generator's input."""
+        return render_labels(masks, self.colours)
+
     def inputs(self) -> list[Path]:
-        return [self.directory, self.root / scorer_folder(self.section.scorer), self.root / SCENE_FEATURES]
+        scorer = [self.directory, self.root / scorer_folder(self.section.scorer)]
+        return scorer + [self.root / SCENE_FEATURES] if self.with_fid else scorer
 
     def build_generator(self) -> UNetGenerator:
         g = self.section.generator
@@ -141,8 +151,9 @@ class TranslationTask(ModuleTask):
         """The frozen scorer and FID feature network on ``device`` (they must exist before training)."""
         self.device = device
         self.rank, self.world = rank_world()
-        self.scorer = load_scorer(self.root, self.section.scorer, self.meta.class_names).to(device)
-        self.features = load_scene_features(self.root).to(device)
+        section = self.section
+        self.scorer = load_scorer(self.root, section.scorer, section.dataset, self.meta.class_names).to(device)
+        self.features = load_scene_features(self.root).to(device) if self.with_fid else None
 
     def setup(self, device: torch.device, wrap: Wrap, steps_per_epoch: int) -> None:
         self.prepare_scoring(device)
@@ -169,7 +180,7 @@ class TranslationTask(ModuleTask):
 
     def train_step(self, batch: Any) -> Mapping[str, Tensor]:
         masks, scenes = batch
-        labels, real = render_labels(masks.to(self.device)), to_rgb(scenes.to(self.device))
+        labels, real = self.render(masks.to(self.device)), to_rgb(scenes.to(self.device))
         return self._cycle_step(labels, real) if self.cycle else self._pix2pix_step(labels, real)
 
     def _pix2pix_step(self, labels: Tensor, real: Tensor) -> dict[str, Tensor]:
@@ -233,7 +244,7 @@ class TranslationTask(ModuleTask):
         was_training = net.training
         net.eval()
         try:
-            return torch.sigmoid(net(render_labels(masks.to(self.device))))
+            return torch.sigmoid(net(self.render(masks.to(self.device))))
         finally:
             net.train(was_training)
 
@@ -245,9 +256,10 @@ class TranslationTask(ModuleTask):
         return to_rgb(scenes[chosen[self.rank :: self.world]]).to(self.device)
 
     def _scores(self, masks: list[Tensor], scenes: list[Tensor], real: list[Tensor]) -> dict[str, float]:
-        out = {f"fcn_{key}": value for key, value in
-               fcn_score(self.scorer, zip(scenes, masks, strict=True), self.meta.num_classes).items()}
-        out["fid_scenes"] = fid_of(self._fid, scenes)
+        out = {f"fcn_{key}": value for key, value in fcn_score(
+            self.scorer, zip(scenes, masks, strict=True), self.meta.num_classes, self.meta.ignore_index).items()}
+        if self.with_fid:
+            out["fid_scenes"] = fid_of(self._fid, scenes)
         total, count = _all_sum(sum(float((s - r).abs().sum()) for s, r in zip(scenes, real, strict=True)),
                                 sum(s.numel() for s in scenes), device=self.device)
         out["l1"] = 2 * total / count
@@ -257,12 +269,14 @@ class TranslationTask(ModuleTask):
         pairs = [(masks.to(self.device), to_rgb(scenes.to(self.device))) for masks, scenes in batches]
         masks, real = [m for m, _ in pairs], [r for _, r in pairs]
         if self._references is None:  # the real statistics and reference points: once per run (and resume)
-            self._fid = real_fid(self.features, real)
+            if self.with_fid:
+                self._fid = real_fid(self.features, real)
             refs = {f"{k}_real": v for k, v in self._scores(masks, real, real).items() if k.startswith("fcn_")}
             untrained = self._scores(masks, [self.translate(m, self._untrained) for m in masks], real)
             refs.update({f"{k}_untrained": v for k, v in untrained.items()})
-            count = int(_all_sum(sum(len(m) for m in masks), device=self.device)[0])
-            refs["fid_scenes_floor"] = fid_of(self._fid, [self._floor_scenes(count)])
+            if self.with_fid:
+                count = int(_all_sum(sum(len(m) for m in masks), device=self.device)[0])
+                refs["fid_scenes_floor"] = fid_of(self._fid, [self._floor_scenes(count)])
             self._references = refs
         out = self._scores(masks, [self.translate(m) for m in masks], real)
         out.update(self._references)
@@ -272,9 +286,9 @@ class TranslationTask(ModuleTask):
 
     def figures(self, batch: Any) -> Mapping[str, matplotlib.figure.Figure]:
         masks, scenes = batch[0][:FIGURE_ROWS], batch[1][:FIGURE_ROWS]
-        labels = render_labels(masks)
+        labels = self.render(masks)
         figures = {"translations": translation_figure(
-            [labels, self.translate(masks).cpu(), to_rgb(scenes)], ["label map", "generated", "real scene"])}
+            [labels, self.translate(masks).cpu(), to_rgb(scenes)], ["label map", "generated", "real image"])}
         if self.cycle:
             back = unwrap(self.modules["generator_back"])
             was_training = back.training
@@ -302,7 +316,8 @@ class TranslationTask(ModuleTask):
             "model": self.model_name,
             "generator": self.section.generator.model_dump(),
             "class_names": self.meta.class_names,
-            "image_size": self.meta.height,
+            "dataset": self.section.dataset,  # the label maps' colours (data.palette)
+            "image_size": self.section.image_size or self.meta.height,
             "state_dict": unwrap(self.modules["generator"]).state_dict(),
         }
 
@@ -318,14 +333,16 @@ def run_params(model: str, params: Params) -> dict[str, Any]:
     """What a run reads besides its model section and trainer: the networks' shapes, the scorer and
     the digests of the two networks it is scored by (retraining either starts a fresh run)."""
     section, root = params.image_translation, resolve(".")
-    needed = {scorer_folder(section.scorer): f"train_segmentation@{section.scorer}",
-              SCENE_FEATURES: "train_visualization@scene_cnn"}
+    needed = {scorer_folder(section.scorer): f"train_segmentation@{section.scorer}"}
+    if section.dataset == "scenes":
+        needed[SCENE_FEATURES] = "train_visualization@scene_cnn"
     for folder, stage in needed.items():
         if not (root / folder / "model.pt").is_file():
             raise UserError(f"{root / folder / 'model.pt'} not found: image_translation is scored by it "
                             f"(dvc repro {stage})")
-    return {"generator": section.generator.model_dump(), "discriminator": section.discriminator.model_dump(),
-            "scorer": section.scorer, "scored_by": model_digest(root, tuple(needed))}
+    return {"image_size": section.image_size, "generator": section.generator.model_dump(),
+            "discriminator": section.discriminator.model_dump(), "scorer": section.scorer,
+            "scored_by": model_digest(root, tuple(needed))}
 
 
 def load_exported(export: Mapping[str, Any]) -> nn.Module:
@@ -344,12 +361,12 @@ def evaluate_test(export: Mapping[str, Any], params: Params) -> dict[str, Any]:
     torch.manual_seed(params.seed)  # the untrained reference: the generator as the stage built it (after seeding)
     task._untrained = task._networks()["generator"].eval()
     trainer = model_trainer(params, "image_translation", export["model"])
-    loader = DataLoader(load_pairs(task.directory, "test"), batch_size=trainer.eval_batch_size)
+    loader = DataLoader(task.load("test"), batch_size=trainer.eval_batch_size)
     return {"metrics": {f"test/{k}": v for k, v in task.evaluate(loader).items()}}
 
 
 class Translator(nn.Module):
-    """What MLflow serves: colour label maps (N, 3, S, S) in [0, 1] (data.PALETTE) -> scenes in [0, 1]."""
+    """What MLflow serves: colour label maps (N, 3, S, S) in [0, 1] (data.palette) -> images in [0, 1]."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -362,4 +379,5 @@ class Translator(nn.Module):
 def serving_model(export: Mapping[str, Any]) -> ServedModel:
     side = export["image_size"]
     masks = torch.randint(0, len(export["class_names"]), (2, side, side), generator=torch.Generator().manual_seed(0))
-    return ServedModel(Translator(load_exported(export)).eval(), render_labels(masks))
+    return ServedModel(Translator(load_exported(export)).eval(),
+                       render_labels(masks, palette(export.get("dataset", "scenes"))))
