@@ -39,6 +39,10 @@ def test_gpu_profile_validates_and_sets_the_paper_sizes():
     assert params.captioning.dataset == "coco" and params.captioning.image_size == 224  # a 14x14 grid:
     assert len(params.captioning.models.show_attend_tell.channels) == 4 and 224 // 2**4 == 14  # 4 halvings
     assert params.captioning.models.show_attend_tell.hidden_dim == 1800 and params.captioning.trainer.use_gpu
+    # pix2pix's labels -> photo at 256 px, scored by the profile's VOC segmenter (params validation checks the pair)
+    section = params.image_translation
+    assert (section.dataset, section.image_size, section.generator.depth, section.discriminator.layers) == (
+        "voc", 256, 8, 3) and 256 // 2**8 == 1
 
 
 def test_dvc_applies_the_printed_overrides_exactly(tmp_path):
