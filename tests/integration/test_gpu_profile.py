@@ -1,16 +1,20 @@
 """The GPU profile (params-gpu.yaml) at tiny scale on the synthetic stand-ins, through the real
-stage entry points, so the profile cannot rot. CI has no GPU: CPU, fp32, local mode, 64-px
-images, a few images per split; every other value (datasets, paper-size models) is the profile's."""
+stage entry points, so the profile cannot rot; and bench/gpu_profile.py's CPU dry run. CI has no
+GPU: CPU, fp32, local mode, 64-px images, a few images per split; every other value (datasets,
+paper-size models) is the profile's."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 import yaml
 
 from components.metrics_files import read_stage_metrics
+from tests.conftest import REPO
 from tools.profile import merged, profile_overrides
 
 pytestmark = pytest.mark.slow
@@ -71,3 +75,19 @@ def test_gpu_profile_stages_run_on_the_stand_ins(workdir):
             assert metrics["test/bleu_signature"].startswith("nrefs:5")
         if family == "generative":  # CIFAR-10's 32x32 RGB, G from DCGAN's 4x4
             assert (export["channels"], export["image_size"], export["backbone"]["stages"]) == (3, 32, 3)
+
+
+def test_gpu_bench_dry_run_prepares_and_measures_on_cpu(tmp_path):
+    """bench/gpu_profile.py's own path (its shrunk stand-ins, prepare, the reference step, the plain
+    loop and fit) on CPU: a lent GPU's minutes must not go to a bench that no longer prepares."""
+    out, model = tmp_path / "bench.json", "image_translation/pix2pix"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_profile", "--device", "cpu", "--tiny", "--models", model, "--side-by-side",
+         model, "--steps", "4", "--epochs", "2", "--reference-steps", "2", "--workdir", str(tmp_path / "work"),
+         "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    row = json.loads(out.read_text())["models"][model]
+    assert "error" not in row, row.get("traceback")
+    assert row["steps"] >= 4 and len(row["harness"]["images_per_s"]) == 2 and row["plain"]["images_per_s"]
+    assert all(torch.isfinite(torch.tensor(values)).all() for values in row["harness"]["losses"].values())
