@@ -199,16 +199,18 @@ def quick_evaluator(params, device: torch.device) -> float:
 
 def untrained_scorer(params) -> None:
     """The image-translation task reads the segmentation stage's network (its FCN-score): an
-    untrained one of the profile's architecture here. Its scores are not the profile's: only
-    training is timed."""
+    untrained one of the profile's architecture here, unless ``--workdir`` already holds one (never
+    overwritten). Its scores are not the profile's: only training is timed."""
     from components.families.image_translation.scoring import scorer_folder  # noqa: PLC0415
     from components.families.segmentation.task import build_task as segmentation_task  # noqa: PLC0415
     from components.runtime import resolve  # noqa: PLC0415
 
     scorer = params.image_translation.scorer
+    out = resolve(scorer_folder(scorer))
+    if (out / "model.pt").is_file():
+        return
     task = segmentation_task(scorer, params)
     task.setup(torch.device("cpu"), wrap=lambda module, **_: module, steps_per_epoch=1)
-    out = resolve(scorer_folder(scorer))
     out.mkdir(parents=True, exist_ok=True)
     torch.save(task.export(), out / "model.pt")
 

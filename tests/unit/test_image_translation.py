@@ -12,6 +12,7 @@ from torch import nn
 
 from components.config import parse_params
 from components.errors import UserError
+from components.families.image_translation import data
 from components.families.image_translation.config import Pix2PixConfig
 from components.families.image_translation.data import (
     PALETTE,
@@ -171,7 +172,7 @@ def test_voc_label_maps_render_in_the_devkits_colours():
     assert torch.equal((rendered[0, :, 0, 1] * 255).round(), torch.tensor([224.0, 224, 192]))
 
 
-def test_pairs_resize_as_they_load_with_labels_kept_labels(tmp_path):
+def test_pairs_resize_as_they_load_with_labels_kept_labels(tmp_path, monkeypatch):
     """pix2pix's 256 px from a dataset prepared larger: images antialiased, masks nearest (no new labels)."""
     from components.data.schema import DENSE, write_split
 
@@ -184,7 +185,8 @@ def test_pairs_resize_as_they_load_with_labels_kept_labels(tmp_path):
             "width": [side] * 3, "channels": [3] * 3, "semantic_mask": [masks[i].numpy().tobytes() for i in range(3)],
             "boxes": [[]] * 3, "labels": [[]] * 3, "instance_masks": [[]] * 3, "captions": [[]] * 3}
     write_split(rows, DENSE, tmp_path / "train.parquet")
-    full, half = load_pairs(tmp_path, "train"), load_pairs(tmp_path, "train", 16, chunk=2)
+    monkeypatch.setattr(data, "LOAD_ROWS", 2)  # two pieces: three rows
+    full, half = load_pairs(tmp_path, "train"), load_pairs(tmp_path, "train", 16)
     assert full.tensors[0].shape == (3, side, side) and full.tensors[1].shape == (3, 3, side, side)
     assert half.tensors[0].shape == (3, 16, 16) and half.tensors[1].shape == (3, 3, 16, 16)
     assert set(half.tensors[0].unique().tolist()) == {0, 7, 255}

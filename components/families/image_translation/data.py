@@ -20,14 +20,15 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
-from components.data.schema import decode_images, decode_semantic_masks, read_split
+from components.data.schema import decode_semantic_masks, iter_split
+from components.data.tensors import images_at
 
 # The label rendering: background black, digits 0-9 matplotlib's tab10 (distinct hues).
 PALETTE = torch.tensor([
     (0, 0, 0), (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
 ], dtype=torch.float32) / 255
-
+LOAD_ROWS = 256  # rows decoded (and resized) at a time
 
 
 def pascal_palette(count: int = 256) -> Tensor:
@@ -67,22 +68,18 @@ def to_grey(images: Tensor) -> Tensor:
     return images.mean(dim=1, keepdim=True)
 
 
-def load_pairs(directory: Path, split: str, size: int | None = None, chunk: int = 256) -> TensorDataset:
+def load_pairs(directory: Path, split: str, size: int | None = None) -> TensorDataset:
     """A split as (semantic masks (N, S, S) int64, images (N, C, S, S) in [0, 1]), pair by pair; with
-    ``size``, the images resized to it (bilinear, antialiased) and the masks too (nearest: labels stay
-    labels), ``chunk`` images at a time so that only the resized split is ever held as floats."""
-    table = read_split(directory, split, ["image", "height", "width", "channels", "semantic_mask"])
-    images, masks = decode_images(table), decode_semantic_masks(table)
-    scenes, labels = [], []
-    for start in range(0, len(images), chunk):
-        part = torch.from_numpy(images[start : start + chunk].transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
-        mask = torch.from_numpy(masks[start : start + chunk].astype(np.int64))
-        if size is not None and part.shape[-1] != size:
-            part = F.interpolate(part, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    ``size``, the images resized to it (:func:`~components.data.tensors.images_at`) and the masks too
+    (nearest: labels stay labels), ``LOAD_ROWS`` rows at a time, so that only the resized split is held."""
+    images, masks = [], []
+    for table in iter_split(directory, split, ["image", "height", "width", "channels", "semantic_mask"], LOAD_ROWS):
+        images.append(images_at(table, size))
+        mask = torch.from_numpy(decode_semantic_masks(table).astype(np.int64))
+        if size is not None and mask.shape[-2:] != (size, size):
             mask = F.interpolate(mask[:, None].float(), size=(size, size), mode="nearest-exact")[:, 0].long()
-        scenes.append(part.clamp_(0, 1))
-        labels.append(mask)
-    return TensorDataset(torch.cat(labels), torch.cat(scenes))
+        masks.append(mask)
+    return TensorDataset(torch.cat(masks), torch.cat(images).float() / 255.0)
 
 
 def unpaired(pairs: TensorDataset) -> TensorDataset:

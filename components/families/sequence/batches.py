@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
-from components.data.schema import decode_images, iter_split, read_split
+from components.data.schema import iter_split, read_split
+from components.data.tensors import images_at
 from components.data.text import Vocabulary, plain_tokens, tokenize
 from components.errors import UserError
 
@@ -107,7 +107,7 @@ class CaptionDataset(Dataset):
             what = f"{len(uncaptioned)} of its {len(captions)} images have no caption (rows {rows})"
             raise UserError(f"{Path(directory) / split}.parquet: {what if captions else 'no images'}; captioning "
                             "needs every image captioned")
-        self.images = torch.cat([_images(table, image_size)
+        self.images = torch.cat([images_at(table, image_size)
                                  for table in iter_split(directory, split, IMAGE_COLUMNS, LOAD_ROWS)])
         self.items = [(i, k) for i, caps in enumerate(self.references) for k in range(len(caps) if pairs else 1)]
         self.captions = {
@@ -122,15 +122,6 @@ class CaptionDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         image, k = self.items[index]
         return self.images[image].float() / 255.0, self.captions[(image, k)], image
-
-
-def _images(table, size: int | None) -> torch.Tensor:
-    """A table's images as ``uint8`` (N, C, H, W), resized to ``size`` x ``size`` when given."""
-    images = torch.from_numpy(decode_images(table).transpose(0, 3, 1, 2).copy())  # C order, writable
-    if size is None or images.shape[-2:] == (size, size):
-        return images
-    resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return resized.round_().clamp_(0, 255).to(torch.uint8)
 
 
 class CaptionCollate:
