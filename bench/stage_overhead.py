@@ -1,6 +1,7 @@
 """Benchmark: a train stage's fixed cost on the local path and on the worker path, side by side.
 
-    python -m bench.stage_overhead [--stages segmentation/unet detection/fcos ...] [--repeats N] [--append]
+    python -m bench.stage_overhead [--stages segmentation/unet detection/fcos ...] [--paths local worker ...]
+                                   [--repeats N] [--append]
 
 For each stage and path, runs the real stage command (``python -m pipelines.train <family>
 <model>``, as ``dvc repro`` does) in a fresh process on a temporary repository with the test
@@ -14,8 +15,10 @@ suite's tiny params (``tests/conftest.py``: the real keys, small data, one epoch
 
 Paths: ``local`` (``trainer.num_workers: 0``, Ray Train's local mode in the stage's process) and
 ``worker`` (one Ray Train worker; the stage starts its own local Ray, as every stage of ``dvc
-repro`` did before the local path). They alternate per stage so both see the same machine load.
-The last lines give the median fixed cost per path and their ratio, and the floor any PyTorch
+repro`` did before the local path), and ``teardown``: the local path with the interpreter's own
+exit (``main()`` called from ``python -c``, where ``python -m pipelines.train`` ends through
+:func:`components.errors.run_and_exit`). The paths alternate per stage so all see the same machine
+load. The last lines give the median fixed cost per path and each one's ratio to the first, and the floor any PyTorch
 training process pays on this machine: ``import torch`` and one optimizer (whose first
 ``add_param_group`` imports ``torch._dynamo``, ~1.2 s here), timed the same way. Issue 19's bound:
 the local path's median fixed cost <= 5 s.
@@ -41,7 +44,10 @@ from components.metrics_files import read_stage_metrics
 from tests.conftest import tiny_params_dict
 
 DEFAULT_STAGES = ("segmentation/unet", "detection/fcos", "generative/dcgan", "translation/gru", "captioning/show_tell")
-PATHS = {"local": 0, "worker": 1}  # path -> trainer.num_workers
+# path -> trainer.num_workers, and the launcher: the stage's own `python -m` entry, or its main() under
+# the interpreter's normal exit (teardown of every module)
+PATHS = {"local": (0, "module"), "worker": (1, "module"), "teardown": (0, "main")}
+TEARDOWN = "import sys; from pipelines.train import main; sys.exit(main(sys.argv[1:]))"
 
 
 def _params(stages: list[tuple[str, str]], num_workers: int) -> dict:
@@ -51,9 +57,10 @@ def _params(stages: list[tuple[str, str]], num_workers: int) -> dict:
     return params
 
 
-def _run(root: Path, env: dict[str, str], *args: str) -> float:
+def _run(root: Path, env: dict[str, str], *args: str, launcher: str = "module") -> float:
+    command = [sys.executable, "-m", *args] if launcher == "module" else [sys.executable, "-c", TEARDOWN, *args[1:]]
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=root, env=env, capture_output=True, text=True)
+    proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if proc.returncode:
         raise SystemExit(f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -69,9 +76,10 @@ def pytorch_floor() -> float:
     return time.perf_counter() - started
 
 
-def measure(root: Path, env: dict[str, str], family: str, model: str, num_workers: int) -> dict[str, float]:
+def measure(root: Path, env: dict[str, str], family: str, model: str, path: str) -> dict[str, float]:
+    num_workers, launcher = PATHS[path]
     (root / "params.yaml").write_text(yaml.safe_dump(_params([(family, model)], num_workers), sort_keys=False))
-    wall = _run(root, env, "pipelines.train", family, model)
+    wall = _run(root, env, "pipelines.train", family, model, launcher=launcher)
     summary = read_stage_metrics(root, f"{family}-{model}")
     rows = (root / "plots" / f"{family}-{model}.csv").read_text().splitlines()
     column = rows[0].split(",").index("time/epoch_s")
@@ -83,6 +91,8 @@ def measure(root: Path, env: dict[str, str], family: str, model: str, num_worker
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", nargs="+", default=list(DEFAULT_STAGES), help="family/model ...")
+    parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=["local", "worker"],
+                        help="the first is the reference of the ratios")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--append", action="store_true", help="append the rows to BENCHMARKS.md")
     args = parser.parse_args()
@@ -97,25 +107,27 @@ def main() -> None:
         _run(root, env, "pipelines.prepare")
         if any(family == "generative" for family, _ in stages):
             _run(root, env, "pipelines.evaluator")
-        results: dict[str, list[float]] = {path: [] for path in PATHS}
+        results: dict[str, list[float]] = {path: [] for path in args.paths}
         floors = []
         rows = []
         for repeat in range(args.repeats):
             floors.append(pytorch_floor())
             for index, (family, model) in enumerate(stages):
-                order = list(PATHS) if (index + repeat) % 2 == 0 else list(reversed(PATHS))
+                order = args.paths if (index + repeat) % 2 == 0 else args.paths[::-1]
                 for path in order:
-                    m = measure(root, env, family, model, PATHS[path])
+                    m = measure(root, env, family, model, path)
                     results[path].append(m["fixed"])
                     print(f"{family}/{model} {path}: wall {m['wall']:.1f}s  loop {m['loop']:.1f}s  "
                           f"test {m['test']:.1f}s  fixed {m['fixed']:.1f}s", flush=True)
                     rows.append(f"| {date.today()} | {family}/{model} | {path} | {m['wall']:.1f} | {m['loop']:.1f} | "
                                 f"{m['test']:.1f} | {m['fixed']:.1f} | {platform.machine()}, {os.cpu_count()} cores |")
-    local, worker = (statistics.median(results[path]) for path in PATHS)
+    medians = {path: statistics.median(fixed) for path, fixed in results.items()}
+    first = args.paths[0]
+    shown = ", ".join(f"{path} {m:.1f} s" for path, m in medians.items())
+    ratios = ", ".join(f"{path}/{first} {m / medians[first]:.1f}x" for path, m in medians.items() if path != first)
     floor = statistics.median(floors)
-    rows.append(f"| {date.today()} | median of {len(stages)} stages x {args.repeats} | local {local:.1f} s, "
-                f"worker {worker:.1f} s (worker/local {worker / local:.1f}x) | | | | PyTorch floor {floor:.1f} s | "
-                f"{platform.machine()}, {os.cpu_count()} cores |")
+    rows.append(f"| {date.today()} | median of {len(stages)} stages x {args.repeats} | {shown} ({ratios}) | | | | "
+                f"PyTorch floor {floor:.1f} s | {platform.machine()}, {os.cpu_count()} cores |")
     emit(rows, args.append)
 
 

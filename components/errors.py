@@ -4,11 +4,13 @@ and the wrapper every stage's ``main`` runs under.
 Entry points catch it and print its message as one line, exiting non-zero without a traceback.
 Under DVC the wrapper also ties the stage to its parent process (:func:`exit_with_parent`): a
 stage whose ``dvc`` was killed stops, instead of training on as an orphan that writes outputs DVC
-no longer tracks.
+no longer tracks. A stage's ``if __name__ == "__main__"`` runs its ``main`` through
+:func:`run_and_exit`, which skips the interpreter's teardown of torch and Ray once the stage is done.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import signal
@@ -16,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 # "1" ties the stage to its parent, "0" never does; unset: tie it when DVC runs it (DVC sets
 # DVC_STAGE for every stage command), never in an interactive run.
@@ -46,6 +49,40 @@ def exit_on_user_error(main: Callable[..., int | None]) -> Callable[..., int | N
             raise SystemExit(2) from None
 
     return wrapper
+
+
+def run_and_exit(main: Callable[[], int | str | None]) -> NoReturn:
+    """A stage's ``if __name__ == "__main__"``: run ``main``, then end the process with its exit code
+    without the interpreter's teardown.
+
+    Tearing down a process that imported torch and Ray (collecting and freeing every module) took
+    ~1.4 s after a stage's work was done, on each of the ~50 stages of a ``dvc repro``
+    (BENCHMARKS.md, "Stage overhead"). What that teardown does that matters still runs, in
+    interpreter order: non-daemon threads are joined, then the ``atexit`` handlers (Ray's shutdown of
+    a local cluster this process started, ``logging``'s flush, multiprocessing's joins,
+    ``weakref.finalize`` callbacks such as a ``TemporaryDirectory``'s cleanup), then stdout and stderr
+    are flushed. Every output a stage writes is closed before ``main`` returns (atomic writes), and
+    the MLflow child has ended its run (:mod:`components.tracking_process`). An exception other than
+    ``SystemExit`` propagates as usual (traceback, normal exit); ``SystemExit`` keeps its code, as
+    ``sys.exit`` would (a message: printed to stderr, code 1).
+    """
+    try:
+        code = main()
+    except SystemExit as exc:
+        code = exc.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing left to deliver
+            pass
+    os._exit(code or 0)
 
 
 def _requested() -> bool:

@@ -24,7 +24,7 @@ import torch
 from components import tracking
 from components.config import flatten, load_params, params_hash
 from components.data.tensors import load_classification_split
-from components.errors import UserError, exit_on_user_error
+from components.errors import UserError, exit_on_user_error, run_and_exit
 from components.families import get_family
 from components.families.adversarial import attacks
 from components.families.adversarial.family import RANDOM_SIGN
@@ -125,4 +125,4 @@ def tracking_digest(root: Path, model: str) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

@@ -23,7 +23,7 @@ import torch
 from components import tracking
 from components.config import flatten, load_params, params_hash
 from components.data.schema import read_meta
-from components.errors import UserError, exit_on_user_error
+from components.errors import UserError, exit_on_user_error, run_and_exit
 from components.families import get_family
 from components.families.generative.base import EVALUATOR_DIR, load_split
 from components.families.generative.evaluator import (
@@ -102,4 +102,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from components import analysis
 from components.data.tensors import load_classification_split
-from components.errors import exit_on_user_error
+from components.errors import exit_on_user_error, run_and_exit
 from components.families.generative.base import EVALUATOR_DIR
 from components.families.generative.evaluator import EvaluatorFeatures, load_evaluator
 from components.families.generative.family import latent_models
@@ -116,4 +116,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

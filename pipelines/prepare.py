@@ -42,7 +42,7 @@ from components.data.translation import build_grammar_corpus, load_parallel_corp
 from components.data.voc import load_voc_segmentation
 from components.data.voc_detection import load_voc_detection
 from components.data.word_order import build_word_order
-from components.errors import exit_on_user_error
+from components.errors import exit_on_user_error, run_and_exit
 from components.io import atomic_directory
 from components.runtime import resolve
 
@@ -140,4 +140,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

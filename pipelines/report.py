@@ -23,7 +23,7 @@ from pathlib import Path
 
 from components import tracking
 from components.config import load_params
-from components.errors import UserError, exit_on_user_error
+from components.errors import UserError, exit_on_user_error, run_and_exit
 from components.report.build import write_report
 from components.report.collect import collect
 from components.report.runs import DEFAULT_DASHBOARD_URL, RunStore
@@ -71,4 +71,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

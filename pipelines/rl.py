@@ -30,7 +30,7 @@ from typing import Any
 
 from components import tracking
 from components.config import Params, flatten, load_params, params_hash
-from components.errors import UserError, exit_on_user_error
+from components.errors import UserError, exit_on_user_error, run_and_exit
 from components.families import get_family
 from components.families.rl.envs import TABULAR, env_config
 from components.io import atomic_directory, atomic_write_text
@@ -196,4 +196,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

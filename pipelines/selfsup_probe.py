@@ -20,7 +20,7 @@ from sklearn.manifold import TSNE
 
 from components import analysis
 from components.data.tensors import load_classification_split
-from components.errors import exit_on_user_error
+from components.errors import exit_on_user_error, run_and_exit
 from components.families.selfsup.encoders import trained_and_untrained
 from components.families.selfsup.family import listed_methods
 from components.families.selfsup.figures import tsne_grid
@@ -85,4 +85,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

@@ -24,7 +24,7 @@ import torch
 
 from components import analysis
 from components.data.schema import read_meta
-from components.errors import UserError, exit_on_user_error
+from components.errors import UserError, exit_on_user_error, run_and_exit
 from components.families.segmentation.task import load_split
 from components.families.selfsup.encoders import trained_and_untrained
 from components.families.selfsup.family import listed_methods
@@ -96,4 +96,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

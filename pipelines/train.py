@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from components import tracking
 from components.config import Params, flatten, load_params, model_trainer, params_hash
-from components.errors import UserError, exit_on_user_error
+from components.errors import UserError, exit_on_user_error, run_and_exit
 from components.families import Family, get_family
 from components.io import atomic_directory, atomic_write_text
 from components.metrics_files import details_path, write_stage_metrics
@@ -259,4 +259,4 @@ def run_stage(family: Family, model: str, params: Params, tuned_tags: dict[str, 
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

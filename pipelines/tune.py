@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import Params, load_params
-from components.errors import UserError, exit_on_user_error
+from components.errors import UserError, exit_on_user_error, run_and_exit
 from components.families import get_family
 from components.io import atomic_write_text
 from components.metrics_files import TUNE_PREFIX, details_path, write_stage_metrics
@@ -292,4 +292,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

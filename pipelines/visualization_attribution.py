@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from components.data.tensors import load_classification_split
-from components.errors import exit_on_user_error
+from components.errors import exit_on_user_error, run_and_exit
 from components.families.adversarial.task import data_dir as digits_dir
 from components.families.visualization import scores
 from components.families.visualization.attribution import attribute
@@ -129,4 +129,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

@@ -154,8 +154,9 @@ def read_split(directory: Path, split: str, columns: list[str] | None = None) ->
     path = Path(directory) / f"{split}.parquet"
     if not path.is_file():
         raise UserError(f"dataset split not found: {path} ({REBUILD})")
-    try:
-        return pq.read_table(path, columns=columns)
+    try:  # one file: ParquetFile reads it without importing pyarrow.dataset (~0.2 s a stage)
+        with pq.ParquetFile(path) as parquet:
+            return parquet.read(columns=columns)
     except (pa.ArrowException, OSError, ValueError) as err:  # ArrowInvalid, ArrowIOError (ZSTD failures, ...)
         raise UserError(f"{path}: not a readable Parquet file ({_reason(err)}); {REBUILD}") from None
 
