@@ -1,4 +1,11 @@
-"""`dvc repro` of the real pipeline on tiny params, in a temporary copy of the repository."""
+"""`dvc repro` of the real pipeline on tiny params, in a temporary copy of the repository, then DVC
+experiments and reruns on it: only what a change touches reruns, variants are experiments, two workers
+take the distributed path.
+
+The tests share one reproduced repository (the module's ``repo``: the whole pipeline, ~6 min). Those
+that only read it come first; the experiments change it (params, results, git commits, experiment
+refs), so they come last, in the order written: pytest runs a module's tests in file order, and
+``--dist loadfile`` keeps the module in one process."""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import json
 import math
 import re
 import sqlite3
+import subprocess
 import sys
 
 import pytest
@@ -141,17 +149,23 @@ def test_repro_logged_one_finished_mlflow_run_per_model(repo):
     assert sorted(generative_runs) == sorted((model, "FINISHED") for model in (*GENERATIVE, "evaluator", "latents"))
 
 
+# What `dvc metrics show <files>` prints, for each group of files, from one Repo: the CLI builds the
+# pipeline's index again on every call (~1.5 s each); the test checks that the two print the same.
 _METRICS_SHOW = """\
 import contextlib, io, json, sys
-from dvc.cli import main
-widths = {}
-for group in json.loads(sys.argv[1]):
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(["metrics", "show", *group["files"]])
-    widths[group["name"]] = {"code": code, "width": max(map(len, out.getvalue().splitlines()), default=0),
-                             "lines": len(out.getvalue().splitlines())}
-print(json.dumps(widths))
+from dvc.compare import show_metrics
+from dvc.repo import Repo
+from dvc.repo.metrics.show import to_relpath
+shown = {}
+with Repo() as repo:
+    for group in json.loads(sys.argv[1]):
+        metrics = repo.metrics.show(group["files"])  # CmdMetricsShow.run's two steps
+        metrics = {rev: to_relpath(repo.fs, repo.root_dir, value) for rev, value in metrics.items()}
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            show_metrics(metrics, precision=5, round_digits=True)
+        shown[group["name"]] = out.getvalue()
+print(json.dumps(shown))
 """
 
 
@@ -174,11 +188,14 @@ def test_dvc_metrics_show_is_a_table_of_numbers_under_300_characters_per_stage(r
             "generative_latents", "selfsup_probe"} <= set(groups)
     proc = sh(root, repo["env"], sys.executable, "-c", _METRICS_SHOW,
                json.dumps([{"name": name, "files": files} for name, files in groups.items()]))
-    widths = json.loads(proc.stdout.strip().splitlines()[-1])
-    print("dvc metrics show widths:", {name: w["width"] for name, w in widths.items()})
-    for name, shown in widths.items():
-        assert shown["code"] == 0 and shown["lines"] >= 1 + len(groups[name]), (name, shown)  # header + a row each
-        assert shown["width"] < 300, (name, shown)
+    shown = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert shown["adversarial_transfer"] == sh(root, repo["env"], "dvc", "metrics", "show",
+                                               *groups["adversarial_transfer"]).stdout  # as the CLI prints it
+    print("dvc metrics show widths:", {name: max(map(len, text.splitlines())) for name, text in shown.items()})
+    for name, text in shown.items():
+        lines = text.splitlines()
+        assert len(lines) >= 1 + len(groups[name]), (name, text)  # header + a row each
+        assert max(map(len, lines)) < 300, (name, text)
 
 
 def test_second_repro_is_a_noop(repo):
@@ -339,3 +356,73 @@ def test_selfsup_methods_then_probe_and_transfer(repo):
     experiment = client.get_experiment_by_name("selfsup")
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.run_name for r in runs) == sorted([*SELFSUP, "probe", "transfer"])
+
+
+# --- the experiments: these change the repository, so they run last, in this order -----------------
+
+
+def _walk(node):
+    """Every dict nested anywhere in ``dvc exp show --json`` output."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _ran(proc: subprocess.CompletedProcess) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", proc.stdout))
+
+
+def test_exp_run_with_changed_param_is_a_new_experiment(repo):
+    root, env = repo["root"], repo["env"]
+    sh(root, env, "git", "add", "-A")
+    sh(root, env, "git", "commit", "-qm", "baseline results")
+    proc = sh(root, repo["repro_env"], "dvc", "exp", "run", "train_segmentation",
+              "-S", "segmentation.models.fcn.lr=0.01", "-n", "fcn-lr")
+    assert _ran(proc) == {"train_segmentation@fcn"}  # only the changed model retrains
+    shown = json.loads(sh(root, env, "dvc", "exp", "show", "--json").stdout)
+    found = [node for node in _walk(shown) if node.get("name") == "fcn-lr" and "data" in node]
+    assert found, "experiment fcn-lr not in dvc exp show"
+    params = found[0]["data"]["params"]["params.yaml"]["data"]
+    assert params["segmentation"]["models"]["fcn"]["lr"] == 0.01
+    assert "val/miou" in json.dumps(found[0]["data"]["metrics"])
+    changed = sh(root, env, "dvc", "exp", "show", "--only-changed", "--md").stdout  # the README's recipe
+    header = changed.splitlines()[0]  # the changed param and fcn's changed metrics (its loss at least), nothing else
+    assert "segmentation.models.fcn.lr" in header and "metrics/segmentation-fcn.json:" in header
+    assert "segmentation.models.unet" not in header and "segmentation-unet.json" not in header
+
+
+def test_changed_search_bound_reruns_the_sweep_and_the_tuned_model_only(repo):
+    root, env = repo["root"], repo["repro_env"]
+    before = yaml.safe_load((root / "tuned" / "segmentation.yaml").read_text())
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["tune"]["segmentation"]["search_space"]["lr"]["high"] = 0.03
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = sh(root, repo["env"], "dvc", "status", "--with-deps", "train_segmentation").stdout
+    changed = set(re.findall(r"^(\S+):$", status, flags=re.MULTILINE))
+    assert changed == {"tune_segmentation"}, status  # the train stages wait for the new tuned values
+
+    proc = sh(root, env, "dvc", "repro", "train_segmentation", timeout=900)
+    after = yaml.safe_load((root / "tuned" / "segmentation.yaml").read_text())
+    assert after["unet"] != before["unet"] and 0.003 <= after["unet"]["lr"] <= 0.03
+    assert {k: after[k] for k in ("fcn", "segnet", "dilated")} == {k: before[k] for k in ("fcn", "segnet", "dilated")}
+    assert _ran(proc) == {"tune_segmentation", "train_segmentation@unet"}, proc.stdout
+
+
+def test_exp_run_with_two_workers_takes_the_distributed_path(repo):
+    """`dvc exp run train_captioning@<model> -S ++captioning.trainer.num_workers=2`: the model
+    retrains on two Ray Train workers (DDP; the stage starts its own local Ray)."""
+    root, env = repo["root"], repo["env"]
+    model = tiny_params_dict()["pipeline"]["captioning"][0]  # a model the pipeline trains
+    sh(root, env, "git", "add", "-A")
+    sh(root, env, "git", "commit", "-qm", "results before the two-worker run")
+    proc = sh(root, repo["repro_env"], "dvc", "exp", "run", f"train_captioning@{model}",
+              "-S", "++captioning.trainer.num_workers=2", "-n", "captioning-ddp", timeout=900)
+    assert {stage for stage in _ran(proc) if stage.startswith("train_")} == {f"train_captioning@{model}"}
+    assert "training on 2 Ray Train worker(s)" in proc.stdout
+    metrics = read_stage_metrics(root, f"captioning-{model}")
+    assert metrics["ddp/param_max_abs_diff"] == 0.0 and metrics["ddp/num_nodes"] == 1  # only with >= 2 ranks
+    assert 0.0 <= metrics["test/bleu"] <= 100.0

@@ -34,8 +34,8 @@ def _tiny_profile(root) -> dict:
             if "batch_size" in model:
                 model["batch_size"] = None
     raw["data"]["voc"].update(image_size=64, synthetic_fraction=0.01)  # 15 train ids: 13 train, 2 val; 14 test
-    raw["data"]["coco"].update(image_size=64, max_train_images=14, max_test_images=4)
-    raw["data"]["cifar10"]["synthetic_fraction"] = 0.003  # 150 train ids (135 train, 15 val), 30 test: 32x32 RGB
+    raw["data"]["coco"].update(image_size=64, max_train_images=6, max_test_images=2)  # 5 train, 1 val, 2 test
+    raw["data"]["cifar10"]["synthetic_fraction"] = 0.0015  # 81 train, 10 val, 15 test: 32x32 RGB
     raw["data"]["parallel"]["synthetic_fraction"] = 0.001  # 29 train pairs, 1 val, 1 test
     raw["captioning"]["image_size"] = 32  # data/coco's 64 px resized as the profile's 640 -> 224: a 2x2 grid
     for model in raw["captioning"]["models"].values():  # the profile's encoder; a tenth of its LSTM (1800: 50 s)
