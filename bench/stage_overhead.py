@@ -18,8 +18,8 @@ Paths: ``local`` (``trainer.num_workers: 0``, Ray Train's local mode in the stag
 repro`` did before the local path), and ``teardown``: the local path with the interpreter's own
 exit (``main()`` called from ``python -c``, where ``python -m pipelines.train`` ends through
 :func:`components.errors.run_and_exit`). The paths alternate per stage so all see the same machine
-load. The last lines give the median fixed cost per path and each one's ratio to the first, and the floor any PyTorch
-training process pays on this machine: ``import torch`` and one optimizer (whose first
+load. The last lines give the median fixed cost per path, each one's ratio to the first, and the
+floor any PyTorch training process pays on this machine: ``import torch`` and one optimizer (whose first
 ``add_param_group`` imports ``torch._dynamo``, ~1.2 s here), timed the same way. Issue 19's bound:
 the local path's median fixed cost <= 5 s.
 """
@@ -47,7 +47,7 @@ DEFAULT_STAGES = ("segmentation/unet", "detection/fcos", "generative/dcgan", "tr
 # path -> trainer.num_workers, and the launcher: the stage's own `python -m` entry, or its main() under
 # the interpreter's normal exit (teardown of every module)
 PATHS = {"local": (0, "module"), "worker": (1, "module"), "teardown": (0, "main")}
-TEARDOWN = "import sys; from pipelines.train import main; sys.exit(main(sys.argv[1:]))"
+TEARDOWN = "import importlib, sys; sys.exit(importlib.import_module(sys.argv[1]).main(sys.argv[2:]))"
 
 
 def _params(stages: list[tuple[str, str]], num_workers: int) -> dict:
@@ -58,7 +58,7 @@ def _params(stages: list[tuple[str, str]], num_workers: int) -> dict:
 
 
 def _run(root: Path, env: dict[str, str], *args: str, launcher: str = "module") -> float:
-    command = [sys.executable, "-m", *args] if launcher == "module" else [sys.executable, "-c", TEARDOWN, *args[1:]]
+    command = [sys.executable, *(["-m"] if launcher == "module" else ["-c", TEARDOWN]), *args]
     started = time.perf_counter()
     proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started

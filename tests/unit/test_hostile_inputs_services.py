@@ -22,6 +22,7 @@ import yaml
 from components import runtime, tracking
 from components.errors import UserError
 from tests.conftest import REPO, run_env
+from tests.processes import alive, processes_with_env, wait_until
 
 
 def _closed_port() -> int:
@@ -173,34 +174,13 @@ stage.wait()
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return state != "Z"  # a zombie has exited; its new parent has not reaped it yet
-
-
-def _wait_until(condition, guard_s: float = 90.0) -> bool:
-    deadline = time.monotonic() + guard_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
-
-
 def _start_stage(tmp_path: Path, env: dict[str, str], *extra: str) -> tuple[subprocess.Popen, int]:
     ready = tmp_path / "ready"
     parent = subprocess.Popen([sys.executable, "-c", _PARENT, _STAGE, str(ready), *extra], cwd=REPO,
                               env={**env, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     stage = int(parent.stdout.readline())
-    assert _wait_until(ready.exists), parent.stderr.read() if parent.poll() is not None else "stage not ready"
+    assert wait_until(ready.exists), parent.stderr.read() if parent.poll() is not None else "stage not ready"
     return parent, stage
 
 
@@ -217,11 +197,11 @@ def test_stage_stops_when_its_parent_is_killed(tmp_path, trigger):
     try:
         parent.kill()  # SIGKILL: no chance to stop its child itself
         parent.wait(timeout=30)
-        assert _wait_until(lambda: not _alive(stage)), "the stage outlived its parent"
+        assert wait_until(lambda: not alive(stage)), "the stage outlived its parent"
         message = parent.stderr.read()  # the stage held the pipe until it exited
         assert f"error: the parent process (pid {parent.pid}) is gone; stopping this stage" in message
     finally:
-        if _alive(stage):
+        if alive(stage):
             os.kill(stage, signal.SIGKILL)
 
 
@@ -232,24 +212,9 @@ def test_interactive_run_outlives_its_parent(tmp_path):
         parent.kill()
         parent.wait(timeout=30)
         time.sleep(2 * 1.0 + 1)  # two watchdog polls, were there one
-        assert _alive(stage)
+        assert alive(stage)
     finally:
         os.kill(stage, signal.SIGKILL)
-
-
-def _processes_with_env(entry: str) -> list[str]:
-    """Live processes whose environment holds ``entry`` (Ray's raylet, GCS and workers inherit the
-    driver's environment; workers rename themselves ``ray::IDLE``, so the command line can't tell)."""
-    found = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if entry.encode() not in environ.read_bytes().split(b"\0") or not _alive(int(environ.parent.name)):
-                continue
-            args = (environ.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError):
-            continue
-        found.append(f"{environ.parent.name}: {args[:160]}")
-    return found
 
 
 @pytest.mark.slow
@@ -262,13 +227,13 @@ def test_stage_with_a_local_ray_leaves_no_ray_process_behind(tmp_path):
     parent, stage = _start_stage(tmp_path, env, "ray")
     marker = f"COURSELAB_ROOT={root}"
     try:
-        assert any("raylet" in p for p in _processes_with_env(marker)), _processes_with_env(marker)
+        assert any("raylet" in p for p in processes_with_env(marker)), processes_with_env(marker)
         parent.kill()
         parent.wait(timeout=30)
-        assert _wait_until(lambda: not _alive(stage)), "the stage outlived its parent"
-        assert _wait_until(lambda: not _processes_with_env(marker)), _processes_with_env(marker)
+        assert wait_until(lambda: not alive(stage)), "the stage outlived its parent"
+        assert wait_until(lambda: not processes_with_env(marker)), processes_with_env(marker)
     finally:
-        if _alive(stage):
+        if alive(stage):
             os.kill(stage, signal.SIGKILL)
 
 

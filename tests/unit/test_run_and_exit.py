@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.processes import processes_with_env, wait_until
 
 _STAGE = """
 import atexit, pathlib, sys, tempfile, threading, time, weakref
@@ -93,21 +93,10 @@ def test_a_local_ray_is_shut_down_before_the_process_ends():
     proc = subprocess.run([sys.executable, "-c", _RAY_STAGE], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    marker = f"COURSELAB_ROOT={root}".encode()
-    deadline = time.monotonic() + 30  # Ray's shutdown signals its processes; they exit in their own time
+    marker = f"COURSELAB_ROOT={root}"
 
     def left() -> list[str]:
-        found = []
-        for environ in Path("/proc").glob("[0-9]*/environ"):
-            try:
-                if marker in environ.read_bytes().split(b"\0"):
-                    state = (environ.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                    if state != "Z":
-                        found.append((environ.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:120])
-            except (OSError, IndexError, ValueError):
-                continue
-        return found
+        return processes_with_env(marker)
 
-    while left() and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_until(lambda: not left(), guard_s=30)  # Ray's shutdown signals its processes; they exit in their own time
     assert not left(), left()
