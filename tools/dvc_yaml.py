@@ -5,15 +5,18 @@
 
 Every stage's code dependencies are the import closure of the modules it runs
 (:mod:`tools.imports`), so a stage reruns when any code it may execute changes, and no hand-kept
-list can miss a module. Each family gets ``tune_<family>``, its own extra stages (generative's
-``evaluator``) and its train stage (a matrix over the models ``pipeline.<family>`` lists); ``prepare``
-comes first, ``report`` last, then the learning-curve ``plots``. Run it after adding a model or a
-family (``make dvc.yaml``); ``tests/unit/test_dvc_yaml.py`` fails while dvc.yaml is stale.
+list can miss a module; a family's stages leave out the other families' descriptors, which can
+refuse params.yaml but not change their outputs (as their params leave out the other sections).
+Each family gets ``tune_<family>``, its own extra stages (generative's ``evaluator``) and its train
+stage (a matrix over the models ``pipeline.<family>`` lists); ``prepare`` comes first, ``report``
+last, then the learning-curve ``plots``. Run it after adding a model or a family (``make dvc.yaml``);
+``tests/unit/test_dvc_yaml.py`` fails while dvc.yaml is stale.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Any
 
@@ -22,7 +25,7 @@ import yaml
 from components.families import FAMILIES, Family
 from components.families.base import Stage
 from components.metrics_files import METRICS_DIR, details_of
-from tools.imports import REPO, closure_files, compress
+from tools.imports import REPO, closure_files, compress, discovered
 
 DVC_YAML = REPO / "dvc.yaml"
 HEADER = """\
@@ -32,8 +35,9 @@ HEADER = """\
 # prepare -> tune_<family> -> train_<family>@<model> (rl@<algo>) -> report, for the models listed in
 # params.yaml's pipeline.<family> (the matrices read those lists: `dvc exp run -S
 # 'pipeline.detection=[faster_rcnn,detr]'` trains another set); generative's evaluator runs before
-# its models. Each stage's code deps are the import closure of the modules it runs,
-# its params exactly the keys it reads; metrics, plots and tuned values are small files with
+# its models. Each stage's code deps are the import closure of the modules it runs (a family's stages
+# leave out the other families' descriptors, which can refuse params.yaml but not change their
+# outputs), its params exactly the keys it reads; metrics, plots and tuned values are small files with
 # cache: false. The tune, train, rl and evaluator stages' outputs are persist: true (DVC does not
 # delete them before the command runs; the stages replace them atomically on success), so a failed
 # run leaves the previous results in place. Run `dvc repro` (or `make repro`); variants:
@@ -56,8 +60,16 @@ def _kept_uncached(path: str, **extra: Any) -> dict[str, Any]:
     return {path: {"cache": False, "persist": True, **extra}}
 
 
-def _code(*modules: str) -> list[str]:
-    return compress(closure_files(modules))
+def descriptor(family: Family) -> str:
+    """The descriptor module whose ``FAMILIES`` holds ``family`` (components/families/<package>/family.py)."""
+    return next(name for name in discovered("components.families")
+                if any(found is family for found in importlib.import_module(name).FAMILIES))
+
+
+def _code(*modules: str, family: Family | None = None) -> list[str]:
+    """The deps naming the import closure of ``modules``: of the family descriptors, only ``family``'s
+    when the stage is one family's (tools/imports.py), all of them otherwise (prepare, report)."""
+    return compress(closure_files(modules, descriptors=None if family is None else [descriptor(family)]))
 
 
 def _has(family: Family, field: str) -> bool:
@@ -94,7 +106,7 @@ def tune_stage(family: Family) -> dict[str, Any]:
     searched = f"${{tune.{family.name}.{family.sweep_model_key}}}"
     return {
         "cmd": f"python -m pipelines.tune {family.name}",
-        "deps": _code("pipelines.tune", family.task_module) + data_deps,
+        "deps": _code("pipelines.tune", family.task_module, family=family) + data_deps,
         "params": ["seed", "runtime", f"tune.{family.name}", *data_params, *_family_params(family),
                    f"{family.name}.{family.models_key}.{searched}"],
         "outs": [_kept_uncached(f"tuned/{family.name}.yaml"), *_details(f"metrics/tune-{family.name}.json")],
@@ -108,7 +120,7 @@ def train_stage(family: Family) -> dict[str, Any]:
     return {
         "matrix": {family.matrix_key: f"${{pipeline.{family.name}}}"},  # the models params.yaml lists
         "cmd": family.command,
-        "deps": _code(family.entry, family.task_module) + data_deps,
+        "deps": _code(family.entry, family.task_module, family=family) + data_deps,
         "params": ["seed", "runtime", *data_params, *_family_params(family),
                    f"{family.name}.{family.models_key}.{item}",
                    {f"tuned/{family.name}.yaml": [item]}],  # the sweep's values for this model ({} if untuned)
@@ -120,10 +132,10 @@ def train_stage(family: Family) -> dict[str, Any]:
     }
 
 
-def extra_stage(stage: Stage) -> dict[str, Any]:
+def extra_stage(family: Family, stage: Stage) -> dict[str, Any]:
     # a row folder holds one file per row, however many the pipeline's lists make
     metrics = [f"{METRICS_DIR}/{stage.name}"] if stage.row_folder else list(stage.metrics)
-    return {"cmd": f"python -m {stage.entry}", "deps": _code(stage.entry) + list(stage.inputs),
+    return {"cmd": f"python -m {stage.entry}", "deps": _code(stage.entry, family=family) + list(stage.inputs),
             "params": list(stage.params),
             "outs": [*(_kept(path) for path in stage.outs), *_details(*metrics)],
             "metrics": [_kept_uncached(path) for path in metrics]}
@@ -161,7 +173,7 @@ def pipeline() -> dict[str, Any]:
     for family in FAMILIES.values():
         stages[f"tune_{family.name}"] = tune_stage(family)
         for stage in family.extra_stages:
-            stages[stage.name] = extra_stage(stage)
+            stages[stage.name] = extra_stage(family, stage)
         stages[family.stage] = train_stage(family)
     stages["report"] = report_stage()
     return {"stages": stages, "plots": plots()}

@@ -6,6 +6,13 @@ function, under ``TYPE_CHECKING``): a lazy import is still code the stage may ru
 not statements and are added by rule: ``components.families`` imports every family descriptor it
 discovers (``components/families/*/family.py``), and a family's training code is imported by name
 (``Family.task_module``), which the stage lists among its entry modules (tools/dvc_yaml.py).
+
+A family's own stages follow only their own descriptor through discovery (``closure``'s
+``descriptors``): the other families' descriptors are imported to validate params.yaml as a whole,
+so they can refuse it but cannot change what this family's stage computes. That is the rule the
+stage's params already follow (its own family's keys, though every section is validated), and it
+keeps an edit to one family's config from rerunning every other family's stages. A descriptor that
+a stage's code imports by a statement is followed as any module.
 """
 
 from __future__ import annotations
@@ -35,8 +42,8 @@ def _module_name(path: Path, root: Path) -> str:
 
 
 @cache
-def direct_imports(name: str, root: Path = REPO) -> frozenset[str]:
-    """The project modules module ``name`` imports directly (every import statement in the file)."""
+def statement_imports(name: str, root: Path = REPO) -> frozenset[str]:
+    """The project modules module ``name`` imports by a statement (every import statement in the file)."""
     path = module_path(name, root)
     if path is None:
         return frozenset()
@@ -53,14 +60,21 @@ def direct_imports(name: str, root: Path = REPO) -> frozenset[str]:
                 module = node.module or ""
             found.add(module)
             found.update(f"{module}.{alias.name}" for alias in node.names)  # from pkg import submodule
-    for pattern in [p for mod, p in DISCOVERED.items() if mod == name]:
-        found.update(_module_name(path, root) for path in sorted(root.glob(pattern)))
     return frozenset(m for m in found if m.split(".")[0] in PROJECT_PACKAGES and module_path(m, root))
 
 
-def closure(entries: Iterable[str], root: Path = REPO) -> set[str]:
+@cache
+def discovered(name: str, root: Path = REPO) -> tuple[str, ...]:
+    """The modules ``name`` imports by discovery (``DISCOVERED``), sorted: none for most modules."""
+    return tuple(_module_name(path, root) for pattern in [p for mod, p in DISCOVERED.items() if mod == name]
+                 for path in sorted(root.glob(pattern)))
+
+
+def closure(entries: Iterable[str], root: Path = REPO, descriptors: Iterable[str] | None = None) -> set[str]:
     """Every project module that importing (and running) ``entries`` may execute, with the
-    packages above each one."""
+    packages above each one. ``descriptors``: of the modules imported by discovery, the ones to
+    follow (None: all of them; a family's stages pass their own family's)."""
+    follow = None if descriptors is None else set(descriptors)
     seen: set[str] = set()
     todo = list(entries)
     while todo:
@@ -70,13 +84,14 @@ def closure(entries: Iterable[str], root: Path = REPO) -> set[str]:
         seen.add(name)
         parts = name.split(".")
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages' __init__
-        todo.extend(direct_imports(name, root))
+        todo.extend(statement_imports(name, root))
+        todo.extend(m for m in discovered(name, root) if follow is None or m in follow)
     return seen
 
 
-def closure_files(entries: Iterable[str], root: Path = REPO) -> set[str]:
+def closure_files(entries: Iterable[str], root: Path = REPO, descriptors: Iterable[str] | None = None) -> set[str]:
     """:func:`closure` as repository-relative file paths."""
-    return {module_path(name, root).relative_to(root).as_posix() for name in closure(entries, root)}
+    return {module_path(name, root).relative_to(root).as_posix() for name in closure(entries, root, descriptors)}
 
 
 def compress(files: set[str], root: Path = REPO) -> list[str]:

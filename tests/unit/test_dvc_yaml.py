@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from components.families import FAMILIES
-from tools.dvc_yaml import DVC_YAML, render
+from tools.dvc_yaml import DVC_YAML, descriptor, render
 from tools.imports import REPO, closure, closure_files, covered
 
 STAGES = yaml.safe_load(DVC_YAML.read_text())["stages"]
@@ -78,11 +78,32 @@ def _entries(cmd: str) -> list[str]:
     return entries
 
 
+# the family each stage belongs to (prepare and report belong to none)
+OWNER = {name: family for family in FAMILIES.values()
+         for name in (f"tune_{family.name}", family.stage, *(stage.name for stage in family.extra_stages))}
+
+
+def _descriptors(name: str) -> list[str] | None:
+    """The family descriptors a stage's closure follows: its own family's, or all (None)."""
+    return [descriptor(OWNER[name])] if name in OWNER else None
+
+
 @pytest.mark.parametrize("name", list(STAGES))
 def test_every_stage_depends_on_every_module_it_imports(name):
     stage = STAGES[name]
-    missing = sorted(path for path in closure_files(_entries(stage["cmd"])) if not covered(path, stage["deps"]))
+    code = closure_files(_entries(stage["cmd"]), descriptors=_descriptors(name))
+    missing = sorted(path for path in code if not covered(path, stage["deps"]))
     assert not missing, f"{name}: modules it imports are not in its deps: {missing}"
+
+
+def test_editing_one_familys_descriptor_reruns_only_its_stages_prepare_and_report():
+    """Another family's descriptor is imported by discovery to validate params.yaml; it is not a dep
+    (tools/imports.py), so editing detection's config reruns no segmentation or rl stage."""
+    for path in ("components/families/detection/config.py", "components/families/detection/family.py"):
+        assert {name for name, stage in STAGES.items() if covered(path, stage["deps"])} == {
+            "prepare", "tune_detection", "train_detection", "report"}
+    # a descriptor's own family depends on it; the shared code every stage imports stays a dep of all
+    assert all(covered("components/families/base.py", stage["deps"]) for stage in STAGES.values())
 
 
 # One interpreter imports the heavy third-party libraries every stage shares (no project module), then
@@ -129,14 +150,25 @@ def test_the_static_closure_holds_every_module_python_actually_imports(family, l
     """Cross-check of the AST walk: import the family's stage entry and training code in a fresh
     interpreter (a fork of one that imported only third-party libraries); every project module it
     loaded must be in the static closure."""
-    loaded = loaded_per_family[family]
+    loaded = set(loaded_per_family[family])
     assert "pipelines.train" in loaded or "pipelines.rl" in loaded  # the child really imported the entry
-    assert set(loaded) - closure(_entries_of(family)) == set()
+    every_descriptor = closure(_entries_of(family))
+    assert loaded - every_descriptor == set()
+    # what the family's stages leave out of their deps is what discovery imported besides the family's
+    # own descriptor: modules of the registry's closure, in every other family's package, none in its own
+    own = closure(_entries_of(family), descriptors=[descriptor(FAMILIES[family])])
+    left_out = loaded - own
+    assert left_out <= closure(["components.families"])
+    packages = {descriptor(f).rpartition(".")[0] for f in FAMILIES.values()}
+    own_package = descriptor(FAMILIES[family]).rpartition(".")[0]
+    reached = {p for p in packages if any(m == p or m.startswith(p + ".") for m in left_out)}
+    assert reached == packages - {own_package}
 
 
 def test_a_missing_dependency_is_caught(tmp_path):
     """The check above can fail: a stage without one of its modules is reported."""
     stage = STAGES["train_segmentation"]
     deps = [dep for dep in stage["deps"] if dep != "components/io.py"]
-    missing = [p for p in closure_files(_entries(stage["cmd"])) if not covered(p, deps)]
+    missing = [p for p in closure_files(_entries(stage["cmd"]), descriptors=_descriptors("train_segmentation"))
+               if not covered(p, deps)]
     assert missing == ["components/io.py"]
