@@ -7,7 +7,8 @@
 #                   TEST_WORKERS pytest-xdist processes (2; 0 = one process), one test file per process
 #   make dvc-yaml   regenerate dvc.yaml from the family descriptors (after adding a model or a family)
 #   make dashboard  MLflow UI on http://127.0.0.1:5000 over the embedded store (PORT, HOST, MLFLOW_DB,
-#                   ALLOWED_HOSTS); the comparison report is reports/index.html (`dvc repro report`)
+#                   ALLOWED_HOSTS, DASHBOARD_WORKERS, MLFLOW_JOBS); the comparison report is
+#                   reports/index.html (`dvc repro report`)
 #   make browser    install chromium + chromium-driver for the browser tests (apt-get, as root; else skip)
 #   make lint       ruff
 SHELL := /bin/bash
@@ -27,6 +28,12 @@ MLFLOW_STORE = sqlite:///$(abspath $(MLFLOW_DB))
 # Host headers the MLflow server accepts besides localhost and private IPs (its DNS-rebinding guard
 # answers 403 otherwise): set it with a non-loopback HOST, e.g. ALLOWED_HOSTS=myhost.example.org:5000
 ALLOWED_HOSTS ?=
+# The UI's server processes. MLflow's defaults (4 uvicorn workers, and its job runner with huey consumers
+# for the GenAI judges and trace roll-ups, which nothing here uses) took 15-17 s and ~38 s of CPU to
+# answer on 2 cores; one worker without jobs, 7 s and ~8 s (bench/dashboard_start.py, BENCHMARKS.md).
+# A dashboard a team shares can take more workers: make dashboard DASHBOARD_WORKERS=4
+DASHBOARD_WORKERS ?= 1
+MLFLOW_JOBS ?= false
 # The address to open: the bound one, or loopback when bound to every interface
 DASHBOARD_URL = http://$(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
 
@@ -85,8 +92,8 @@ browser:
 dashboard: $(STAMP)
 	@echo "MLflow UI: $(DASHBOARD_URL)  (store: $(MLFLOW_STORE); report: $(CURDIR)/reports/index.html; Ctrl-C to stop)"
 	@$(BIN)/python -m components.tracking_view $(MLFLOW_STORE) $(DASHBOARD_URL)
-	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_STORE) --host $(HOST) --port $(PORT) \
-	  $(if $(ALLOWED_HOSTS),--allowed-hosts '$(ALLOWED_HOSTS)')
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=$(MLFLOW_JOBS) $(BIN)/mlflow ui --backend-store-uri $(MLFLOW_STORE) \
+	  --host $(HOST) --port $(PORT) --workers $(DASHBOARD_WORKERS) $(if $(ALLOWED_HOSTS),--allowed-hosts '$(ALLOWED_HOSTS)')
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
