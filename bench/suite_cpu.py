@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import re
 import subprocess
@@ -25,9 +26,9 @@ import time
 from pathlib import Path
 
 HZ = os.sysconf("SC_CLK_TCK")
-# (kind, pattern over the command line), first match wins
+# (kind, pattern over the command line), first match wins: the pytest workers' pattern comes last, since
+# a Ray worker's command line names its session folder, under pytest's temporary directory in the tests
 KINDS = [
-    ("pytest workers (and their forks)", r"pytest|execnet|exec\(eval\(sys\.stdin"),
     ("stage {}", r"-m (pipelines\.\w+)"),
     ("MLflow tracking child", r"-m components\.tracking_process"),
     ("Ray worker", r"ray/_private/workers/|^ray::"),
@@ -37,6 +38,7 @@ KINDS = [
     ("chromium", r"chrom"),
     ("pip", r"-m pip"),
     ("git", r"(^|/)git "),
+    ("pytest workers (and their forks)", r"pytest|execnet|exec\(eval\(sys\.stdin"),
 ]
 
 
@@ -76,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--save", type=Path, help="write every process seen (command line, CPU s) as JSON")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, after --")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -96,6 +99,8 @@ def main() -> None:
             kind[0] += 1
             kind[1] += cpu - cpu0
     total = sum(cpu for _, cpu in kinds.values())
+    if args.save:
+        args.save.write_text(json.dumps([[cmdline, cpu - cpu0] for cmdline, cpu0, cpu in seen.values() if cpu > cpu0]))
     print(f"\n{' '.join(command)}: exit {proc.returncode}, {wall:.0f} s; the machine busy {busy:.0f} CPU-s "
           f"({busy / wall:.2f} cores); processes seen {total:.0f} CPU-s")
     print(f"{'CPU s':>8} {'share':>6} {'procs':>6}  kind")
