@@ -106,6 +106,22 @@ def test_editing_one_familys_descriptor_reruns_only_its_stages_prepare_and_repor
     assert all(covered("components/families/base.py", stage["deps"]) for stage in STAGES.values())
 
 
+def test_the_metrics_a_family_ranks_by_take_their_direction_from_its_own_descriptor():
+    """What else makes leaving the other descriptors out of a family's deps safe: the direction of the
+    metrics its stages rank, sweep and plot by (components/metrics/direction.py, the union over every
+    descriptor) comes from the family's own descriptor or the shared names, never from another's."""
+    from components.metrics.direction import _SHARED_HIGHER, _SHARED_LOWER
+
+    for family in FAMILIES.values():
+        own = family.higher_is_better | family.lower_is_better | _SHARED_HIGHER | _SHARED_LOWER
+        others = set().union(*(other.higher_is_better | other.lower_is_better
+                               for other in FAMILIES.values() if other is not family))
+        keys = (family.headline, *(stage.headline for stage in family.extra_stages),
+                *(curve.y for curve in family.curves))
+        borrowed = {key for key in keys if key.rpartition("/")[2] in others - own}
+        assert not borrowed, f"{family.name} ranks by metrics another family declares: {sorted(borrowed)}"
+
+
 # One interpreter imports the heavy third-party libraries every stage shares (no project module), then
 # forks a child per family that imports the family's stage entry and training code and reports the
 # project modules it loaded: what a fresh interpreter would load (the third-party modules already
