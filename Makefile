@@ -29,8 +29,8 @@ MLFLOW_STORE = sqlite:///$(abspath $(MLFLOW_DB))
 # answers 403 otherwise): set it with a non-loopback HOST, e.g. ALLOWED_HOSTS=myhost.example.org:5000
 ALLOWED_HOSTS ?=
 # The UI's server processes. MLflow's defaults (4 uvicorn workers, and its job runner with huey consumers
-# for the GenAI judges and trace roll-ups, which nothing here uses) took 15-17 s and ~38 s of CPU to
-# answer on 2 cores; one worker without jobs, 7 s and ~8 s (bench/dashboard_start.py, BENCHMARKS.md).
+# for the GenAI judges and trace roll-ups, which nothing here uses) took ~14 s and ~34 s of CPU to
+# answer on 2 cores; one worker without jobs, 6.4 s and 6.6 s (bench/dashboard_start.py, BENCHMARKS.md).
 # A dashboard a team shares can take more workers: make dashboard DASHBOARD_WORKERS=4
 DASHBOARD_WORKERS ?= 1
 MLFLOW_JOBS ?= false
