@@ -33,16 +33,11 @@ from datetime import date
 from pathlib import Path
 
 from bench.rows import emit
+from bench.suite_cpu import busy_cpu_s
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {"mlflow": ["DASHBOARD_WORKERS=4", "MLFLOW_JOBS=true"], "ours": []}
 SETTLE_S = 5.0
-
-
-def _busy_cpu_s() -> float:
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
-    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def _session(sid: int) -> list[int]:
@@ -76,7 +71,7 @@ def _free_port() -> int:
 
 def start_once(setting: str, store: Path, log: Path) -> dict[str, float]:
     port = _free_port()
-    cpu0, t0 = _busy_cpu_s(), time.perf_counter()
+    cpu0, t0 = busy_cpu_s(), time.perf_counter()
     with log.open("w") as out:
         proc = subprocess.Popen(["make", "--no-print-directory", "-o", ".venv/.installed", "dashboard",
                                  f"PORT={port}", f"MLFLOW_DB={store}", *SETTINGS[setting]],
@@ -94,7 +89,7 @@ def start_once(setting: str, store: Path, log: Path) -> dict[str, float]:
         answered = time.perf_counter() - t0
         time.sleep(SETTLE_S)
         pids = _session(proc.pid)
-        return {"answer": answered, "cpu": _busy_cpu_s() - cpu0, "rss": _rss_mib(pids), "processes": len(pids)}
+        return {"answer": answered, "cpu": busy_cpu_s() - cpu0, "rss": _rss_mib(pids), "processes": len(pids)}
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

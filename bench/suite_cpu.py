@@ -51,7 +51,8 @@ def _kind(cmdline: str) -> str:
     return "other: " + (cmdline.split(" ")[0].rsplit("/", 1)[-1] or "(kernel)")
 
 
-def _busy() -> float:
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has been busy (all but idle and iowait), from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return (sum(fields[:8]) - fields[3] - fields[4]) / HZ
 
@@ -86,12 +87,12 @@ def main() -> None:
         parser.error("no command given (python -m bench.suite_cpu -- make test)")
     seen: dict[str, list] = {}
     _poll(seen, first=True, me=os.getpid())
-    busy0, t0 = _busy(), time.perf_counter()
+    busy0, t0 = busy_cpu_s(), time.perf_counter()
     proc = subprocess.Popen(command)
     while proc.poll() is None:
         time.sleep(args.interval)
         _poll(seen, first=False, me=os.getpid())
-    wall, busy = time.perf_counter() - t0, _busy() - busy0
+    wall, busy = time.perf_counter() - t0, busy_cpu_s() - busy0
     kinds: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
     for cmdline, cpu0, cpu in seen.values():
         if cpu > cpu0:

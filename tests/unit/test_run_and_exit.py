@@ -86,17 +86,19 @@ run_and_exit(main)
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_local_ray_is_shut_down_before_the_process_ends():
-    root = Path(tempfile.mkdtemp(prefix="cl", dir="/tmp"))  # short: ray_init puts Ray's temp dir under it
-    (root / "params.yaml").write_text("{}\n")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(PYTHONPATH=str(REPO), COURSELAB_ROOT=str(root))
-    proc = subprocess.run([sys.executable, "-c", _RAY_STAGE], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    marker = f"COURSELAB_ROOT={root}"
+    # short: ray_init puts Ray's temp dir (unix sockets) under it
+    with tempfile.TemporaryDirectory(prefix="cl", dir="/tmp") as tmp:
+        root = Path(tmp)
+        (root / "params.yaml").write_text("{}\n")
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        env.update(PYTHONPATH=str(REPO), COURSELAB_ROOT=str(root))
+        proc = subprocess.run([sys.executable, "-c", _RAY_STAGE], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        marker = f"COURSELAB_ROOT={root}"
 
-    def left() -> list[str]:
-        return processes_with_env(marker)
+        def left() -> list[str]:
+            return processes_with_env(marker)
 
-    wait_until(lambda: not left(), guard_s=30)  # Ray's shutdown signals its processes; they exit in their own time
-    assert not left(), left()
+        wait_until(lambda: not left(), guard_s=30)  # Ray's shutdown signals its processes; they exit in their own time
+        assert not left(), left()
