@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,32 @@ def tiny_params_dict() -> dict:
     params["tune"]["rl"].update(min_improvement=0.0)  # two 1000-step trials: any gain counts
     params["runtime"]["log_models"] = False  # ~3 s a stage; tests/unit/test_model_logging.py logs each kind
     return params
+
+
+@pytest.fixture(scope="session")
+def prepare_data(tmp_path_factory):
+    """``prepare_data(root)``: the real prepare stage for ``root`` (the cwd, with its params.yaml),
+    memoised per params.yaml text within one pytest worker. Prepare is a function of its params
+    (seeded generation; the tiny scenes' selective search alone is ~3 s), so a later test with the
+    same params.yaml gets a copy of the data the first one's prepare wrote. A root that already
+    holds a data folder always runs prepare itself (what prepare does to earlier data is under test)."""
+    from pipelines import prepare
+
+    cache, by_params = tmp_path_factory.mktemp("prepared"), {}
+
+    def run(root: Path) -> None:
+        text = (root / "params.yaml").read_text()
+        data = root / yaml.safe_load(text)["data"]["root"]
+        if text in by_params and not data.exists():
+            shutil.copytree(by_params[text], data)
+            return
+        fresh = not data.exists()
+        prepare.main([])
+        if fresh and text not in by_params:
+            by_params[text] = cache / str(len(by_params))
+            shutil.copytree(data, by_params[text])
+
+    return run
 
 
 @pytest.fixture(autouse=True)

@@ -18,9 +18,8 @@ def ray_session(tmp_path_factory):
 
 
 @pytest.fixture
-def prepared(workdir):
-    """``workdir`` with the tiny datasets written by the real prepare stage."""
-    from pipelines import prepare
-
-    prepare.main([])
+def prepared(workdir, prepare_data):
+    """``workdir`` with the tiny datasets written by the real prepare stage (once per pytest worker,
+    then copied: ``prepare_data``)."""
+    prepare_data(workdir)
     return workdir

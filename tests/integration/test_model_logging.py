@@ -23,13 +23,13 @@ PICKLED = {"detection", "translation", "captioning"}  # data-dependent loops (NM
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
+def exports(tmp_path_factory, prepare_data):
     """An export of each SERVED model (initial weights, the task's own export()), written by its task on
     the tiny data of the real prepare and evaluator stages."""
     from components.config import load_params
     from components.families import get_family
     from components.runtime import with_absolute_paths
-    from pipelines import evaluator, prepare
+    from pipelines import evaluator
     from tests.conftest import tiny_params_dict
 
     root = tmp_path_factory.mktemp("model-logging")
@@ -38,7 +38,7 @@ def exports(tmp_path_factory):
     os.chdir(root)
     os.environ.update(COURSELAB_ROOT=str(root), MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}")
     try:
-        prepare.main([])
+        prepare_data(root)
         evaluator.main([])
         params = with_absolute_paths(load_params(root / "params.yaml"))
         paths = {}

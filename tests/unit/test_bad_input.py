@@ -67,10 +67,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_unreachable_ray_address_fails_fast(workdir):
-    from pipelines import prepare
-
-    prepare.main([])
+def test_unreachable_ray_address_fails_fast(workdir, prepare_data):
+    prepare_data(workdir)
     env = run_env(workdir)
     env["RAY_ADDRESS"] = f"127.0.0.1:{_free_port()}"
     proc = _run(workdir, "pipelines.train", "segmentation", "unet", env=env)

@@ -7,10 +7,8 @@ import yaml
 from tests.unit.test_bad_input import _one_error_line, _run
 
 
-def test_missing_inception_weights_names_the_path_and_the_fallback(workdir, tiny_params):
-    from pipelines import prepare
-
-    prepare.main([])
+def test_missing_inception_weights_names_the_path_and_the_fallback(workdir, tiny_params, prepare_data):
+    prepare_data(workdir)
     missing = workdir / "weights" / "inception_v3.pth"
     tiny_params["generative"]["fid"]["inception_weights"] = str(missing)
     (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params, sort_keys=False))
@@ -19,10 +17,8 @@ def test_missing_inception_weights_names_the_path_and_the_fallback(workdir, tiny
     assert not (workdir / "models").exists() and not (workdir / "metrics").exists()
 
 
-def test_missing_evaluator_says_which_stage_to_run(workdir):
-    from pipelines import prepare
-
-    prepare.main([])
+def test_missing_evaluator_says_which_stage_to_run(workdir, prepare_data):
+    prepare_data(workdir)
     line = _one_error_line(_run(workdir, "pipelines.train", "generative", "vae"))
     assert str(workdir / "models" / "evaluator" / "evaluator.pt") in line and "dvc repro evaluator" in line
 

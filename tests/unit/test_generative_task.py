@@ -15,13 +15,13 @@ from components.runtime import with_absolute_paths
 
 
 @pytest.fixture(scope="module")
-def tiny_repo(tmp_path_factory):
+def tiny_repo(tmp_path_factory, prepare_data):
     """Tiny digits and a tiny evaluator, written by the real prepare and evaluator stages."""
     import os
 
     import yaml
 
-    from pipelines import evaluator, prepare
+    from pipelines import evaluator
     from tests.conftest import tiny_params_dict
 
     root = tmp_path_factory.mktemp("generative")
@@ -31,7 +31,7 @@ def tiny_repo(tmp_path_factory):
     os.environ["COURSELAB_ROOT"] = str(root)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     try:
-        prepare.main([])
+        prepare_data(root)
         evaluator.main([])
         yield root
     finally:

@@ -40,10 +40,8 @@ def test_vocabulary_carries_its_tokenizer_through_to_dict():
     assert old.tokenizer is WORDS
 
 
-def test_translation_task_trains_and_exports_on_bpe(workdir):
-    from pipelines import prepare
-
-    prepare.main([])
+def test_translation_task_trains_and_exports_on_bpe(workdir, prepare_data):
+    prepare_data(workdir)
     raw = yaml.safe_load((workdir / "params.yaml").read_text())
     raw["translation"].update(tokenizer="bpe", vocab_size=200)
     (workdir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
