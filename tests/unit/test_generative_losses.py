@@ -65,7 +65,7 @@ def test_spectral_normalised_discriminator_layers_have_unit_largest_singular_val
         sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2)
         assert float(sigma) == pytest.approx(1.0, abs=1e-3)
     unnormalised = Discriminator(1, 8, channels=16, stages=1, leak=0.2, spectral_norm=False)
-    sigmas = [float(torch.linalg.matrix_norm(m.weight.flatten(1), ord=2)) for m in unnormalised.modules()
+    sigmas = [float(torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)) for m in unnormalised.modules()
               if isinstance(m, nn.Conv2d | nn.Linear)]
     assert max(abs(s - 1) for s in sigmas) > 0.05  # without it they are not 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -82,6 +83,8 @@ def test_every_model_steps_scores_draws_and_exports(tiny_repo, monkeypatch, mode
     assert ("interpolation" in figures) == (model != "vqvae") == ("codebook_usage" not in figures)
     assert ("reconstructions" in figures) == (model in ("vae", "cvae", "autoencoder", "vqvae"))
     assert ("saturation" in figures) == (model == "dcgan") == ("saturation_grad_ratio" in scores)
+    for figure in figures.values():  # the harness closes them once logged; so does this test
+        plt.close(figure)
     export = task.export()
     assert any(not torch.equal(before[k], v) for k, v in export["state_dict"].items())  # it trained
     net = load_exported(export)
