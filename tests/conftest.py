@@ -40,26 +40,28 @@ def tiny_params_dict() -> dict:
 
 @pytest.fixture(scope="session")
 def prepare_data(tmp_path_factory):
-    """``prepare_data(root)``: the real prepare stage for ``root`` (the cwd, with its params.yaml),
-    memoised per params.yaml text within one pytest worker. Prepare is a function of its params
-    (seeded generation; the tiny scenes' selective search alone is ~3 s), so a later test with the
-    same params.yaml gets a copy of the data the first one's prepare wrote. A root that already
-    holds a data folder always runs prepare itself (what prepare does to earlier data is under test)."""
+    """``prepare_data(root)``: the real prepare stage for ``root`` (the repository root the process
+    runs in: cwd and ``COURSELAB_ROOT``), memoised per params.yaml text within one pytest worker.
+    Prepare is a function of its params (seeded generation; the tiny scenes' selective search alone
+    is ~3 s), so a later test with the same params.yaml gets a copy of the data the first one's
+    prepare wrote. A root that already holds a data folder always runs prepare itself (what prepare
+    does to earlier data is under test)."""
+    from components.runtime import repo_root
     from pipelines import prepare
 
     cache, by_params = tmp_path_factory.mktemp("prepared"), {}
 
     def run(root: Path) -> None:
+        assert repo_root() == root.resolve(), f"prepare would write under {repo_root()}, not {root}"
         text = (root / "params.yaml").read_text()
         data = root / yaml.safe_load(text)["data"]["root"]
-        if text in by_params and not data.exists():
+        if data.exists():
+            prepare.main([])
+        elif text in by_params:
             shutil.copytree(by_params[text], data)
-            return
-        fresh = not data.exists()
-        prepare.main([])
-        if fresh and text not in by_params:
-            by_params[text] = cache / str(len(by_params))
-            shutil.copytree(data, by_params[text])
+        else:
+            prepare.main([])
+            by_params[text] = shutil.copytree(data, cache / str(len(by_params)))
 
     return run
 
