@@ -1,7 +1,7 @@
 """The GPU profile (params-gpu.yaml) at tiny scale on the synthetic stand-ins, through the real
 stage entry points, so the profile cannot rot; and bench/gpu_profile.py's CPU dry run. CI has no
-GPU: CPU, fp32, local mode, 64-px images, a few images per split; every other value (datasets,
-paper-size models) is the profile's."""
+GPU: CPU, fp32, local mode, 64-px images, a few images per split, DCGAN's saturation figure from 10
+discriminator steps; every other value (datasets, paper-size models) is the profile's."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ def _tiny_profile(root) -> dict:
     raw["image_translation"]["generator"].update(channels=4, depth=5)  # the profile's 64 wide, 8 deep at 256 px
     raw["image_translation"]["discriminator"]["channels"] = 4  # its 70x70 PatchGAN's 3 layers kept
     raw["generative"]["evaluator"].update(epochs=1, min_test_accuracy=0.0)
+    raw["generative"]["models"]["dcgan"]["saturation_steps"] = 10  # DCGAN's loss figure: 60 D steps at 32x32 took 11 s
     raw["generative"]["fid"].update(num_generated=20, reference_split="val")
     return raw
 
