@@ -72,6 +72,8 @@ def test_inception_score_extremes():
     assert float(spread.compute()) == pytest.approx(10.0, rel=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:Metric `InceptionScore` will save all extracted features:UserWarning")
+@pytest.mark.filterwarnings("ignore:.*degrees of freedom is <= 0:UserWarning")  # one split: no spread
 def test_inception_score_matches_torchmetrics_with_one_split():
     logits = torch.randn(400, 10, generator=torch.Generator().manual_seed(3)) * 3
     ours = PosteriorInceptionScore(10)
