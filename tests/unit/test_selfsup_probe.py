@@ -10,7 +10,7 @@ import torch
 
 from components.families.selfsup.augment import augment, random_crop_resize, random_erase
 from components.families.selfsup.config import AugmentConfig
-from components.families.selfsup.models import build_encoder, probe_features, reestimate_batch_norm
+from components.families.selfsup.models import build_encoder, build_head, probe_features, reestimate_batch_norm
 from components.families.selfsup.probe import Split, few_labels, probe, probe_all
 
 
@@ -30,6 +30,24 @@ def test_the_probe_reestimates_batch_norm_statistics_from_images_alone():
     assert not encoder.training and first_bn.momentum == 0.1  # back to eval, its momentum restored
     shapes = {suffix: tuple(f.shape) for suffix, f in probe_features(encoder, images[:2]).items()}
     assert shapes == {"": (2, 8), "_conv": (2, 4 * 2 * 2), "_mid": (2, 4 * 4 * 4)}
+
+
+def test_without_a_feature_layer_the_final_features_are_the_last_stages_pooled_maps():
+    torch.manual_seed(0)
+    with_layer = build_encoder({"channels": [4, 6], "feature_dim": 8}, 1, 8)
+    torch.manual_seed(0)
+    encoder = build_encoder({"channels": [4, 6], "feature_dim": None}, 1, 8).eval()
+    assert encoder.num_features == 6 * 2 * 2 and not any(isinstance(m, torch.nn.Linear) for m in encoder.modules())
+    conv = {k: v for k, v in with_layer.state_dict().items() if k in encoder.state_dict()}
+    assert conv.keys() == encoder.state_dict().keys()  # the same seed, the same conv weights
+    assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in conv.items())
+    features = probe_features(encoder, torch.rand(3, 1, 8, 8))
+    assert features[""].shape == (3, 24) and torch.equal(features[""], features["_conv"])
+    for method in ("rotation", "jigsaw", "context", "inpainting", "simclr", "deepcluster"):  # every head fits them
+        config = {"grid": 2, "permutations": 6, "encode": "image", "hidden": 16, "projection_dim": 4, "clusters": 5}
+        head = build_head(method, config, encoder.num_features, 10, 8)
+        inputs = features[""].repeat(1, 2) if method == "context" else features[""]
+        assert head(inputs).shape[0] == 3, method
 
 
 def test_probe_known_answers():

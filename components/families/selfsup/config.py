@@ -14,11 +14,12 @@ Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 class EncoderConfig(Section):
     """The generative family's digit CNN without its classifier: one stage per width (two 3x3
-    conv-BN-ReLU, a 2x2 max-pool), a linear layer to ``feature_dim`` with ReLU (the final features;
-    the probe also reads the last and the first stage's pooled maps)."""
+    conv-BN-ReLU, a 2x2 max-pool), then a linear layer to ``feature_dim`` with ReLU (the final
+    features) or, with ``feature_dim`` null, none: the final features are the last stage's pooled maps.
+    The probe also reads the last and the first stage's pooled maps."""
 
     channels: Annotated[list[PositiveInt], Field(min_length=2)]
-    feature_dim: PositiveInt
+    feature_dim: PositiveInt | None
 
 
 class AugmentConfig(Section):

@@ -23,7 +23,7 @@ REFERENCES = ("random_init", "pixels")  # the probe's rows besides the trained e
 def shrink(params: dict, sweep: dict) -> None:
     """Tests: one epoch of a narrow encoder; a probe of few draws; two fine-tuning steps."""
     params["trainer"].update(num_workers=0, cpus_per_worker=1, batch_size=64, eval_batch_size=128, figure_every=1)
-    params["encoder"].update(channels=[8, 8], feature_dim=16)
+    params["encoder"].update(channels=[8, 8])
     for model in params["models"].values():
         model.update(epochs=1)
     params["probe"].update(c_grid=[1.0], draws=2, max_iter=100)

@@ -13,15 +13,24 @@ from components.families.generative.evaluator import Evaluator
 
 def build_encoder(encoder: Mapping[str, Any], in_channels: int, image_size: int) -> Evaluator:
     """The generative family's digit CNN without its classifier (an identity: DDP refuses parameters
-    that no loss uses): ``embed`` gives the final features, ``EvaluatorFeatures`` wraps it as ``forward``."""
-    net = Evaluator(in_channels, 1, image_size, list(encoder["channels"]), encoder["feature_dim"], 0.0)
+    that no loss uses): ``embed`` gives the final features, ``EvaluatorFeatures`` wraps it as ``forward``.
+    With ``feature_dim`` None the feature layer goes too: the final features are the last conv stage's
+    pooled maps, flattened (``num_features`` = last width x side^2; the conv weights are those the
+    same seed gives with a feature layer, which is built and dropped)."""
+    feature_dim = encoder["feature_dim"]
+    net = Evaluator(in_channels, 1, image_size, list(encoder["channels"]), feature_dim or 1, 0.0)
     net.classifier = nn.Identity()
+    if feature_dim is None:
+        linear = net.trunk[-2]
+        net.trunk = net.trunk[:-2]  # the conv stages and the Flatten
+        net.num_features = linear.in_features
     return net
 
 
 # The layers the probe reads, by the suffix of their metric names (test/probe_accuracy<suffix>): the
-# final features, the last conv stage's pooled maps, the first conv stage's (the mid-layer).
-PROBE_LAYERS = {"": "final 128-d features", "_conv": "last conv stage", "_mid": "first conv stage"}
+# final features, the last conv stage's pooled maps, the first conv stage's (the mid-layer). Without a
+# feature layer (``feature_dim`` None) the first two are the same features.
+PROBE_LAYERS = {"": "final features", "_conv": "last conv stage", "_mid": "first conv stage"}
 
 
 def stage_features(encoder: Evaluator, images: Tensor, stage: int) -> Tensor:

@@ -69,8 +69,8 @@ class SelfSupTask(ModuleTask):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             encoder = build_encoder(self.encoder_config.model_dump(), self.meta.channels, self.meta.height)
-            head = build_head(self.model_name, self.head_config, self.encoder_config.feature_dim,
-                              self.meta.num_classes, self.meta.height)
+            head = build_head(self.model_name, self.head_config, encoder.num_features, self.meta.num_classes,
+                              self.meta.height)
         self.modules = {"encoder": wrap(EvaluatorFeatures(encoder).to(device)), "head": wrap(head.to(device))}
         if self.model_name == "moco":  # the key encoder and head: moving averages, never trained by gradients
             key = nn.Sequential(copy.deepcopy(EvaluatorFeatures(encoder)), copy.deepcopy(head)).to(device)
@@ -304,7 +304,7 @@ def load_exported(export: Mapping[str, Any]) -> nn.Module:
 
 def serving_model(export: Mapping[str, Any]) -> ServedModel:
     """What MLflow serves (components/model_logging.py): digits (N, C, S, S) in [0, 1] -> the
-    encoder's features (N, feature_dim), what the probes read."""
+    encoder's final features (N, D), what the probes read."""
     size = export["image_size"]
     example = torch.rand(2, export["in_channels"], size, size, generator=torch.Generator().manual_seed(0))
     return ServedModel(load_exported(export), example)
