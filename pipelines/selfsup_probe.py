@@ -6,8 +6,9 @@ Every encoder of the self-supervised family (models/selfsup/<method>/), the same
 random weights and the raw pixels are read by a linear probe (components/families/selfsup/probe.py):
 a logistic regression on frozen, standardised features, C chosen on val, scored on test; with every
 training label and with ``selfsup.probe.labels_per_class`` per class (mean and std over ``draws``).
-Three layers: the final features (128-d), the last conv stage's pooled maps and the first's (the
-mid-layer); the pixels are the same for all three. Each encoder's
+Three layers: the final features, the last conv stage's pooled maps (the same features when the
+encoder has no feature layer, the default) and the first's (the mid-layer); the pixels are the same for
+all three. Each encoder's
 BatchNorm statistics are re-estimated on the training images first, without their labels (the
 pretext trained them on augmented, rotated views). Writes metrics/selfsup_probe/<row>.json,
 figures/selfsup_probe/ (t-SNE of every encoder's test features) and one MLflow run ``probe`` in ``selfsup``.
