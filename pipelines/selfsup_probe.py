@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> None:
             computed = {split: (features(net, images), labels) for split, (images, labels) in splits.items()}
             rows[name] = {}
             for suffix in PROBE_LAYERS:
-                if net is None and suffix:  # the pixels are every layer: probed once
+                # A layer with the final features' values is probed once: the pixels are every layer, and
+                # without a feature layer the final features are the last conv stage's
+                if suffix and all(torch.equal(f[suffix], f[""]) for f, _ in computed.values()):
                     rows[name].update({f"test/probe_accuracy{suffix}{tail}": rows[name][f"test/probe_accuracy{tail}"]
                                        for tail in ("", "_few", "_few_std")})
                     continue
