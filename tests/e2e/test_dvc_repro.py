@@ -337,6 +337,9 @@ def test_selfsup_methods_then_probe_and_transfer(repo):
                     "test/probe_accuracy_conv_few", "test/probe_accuracy_mid", "test/probe_accuracy_mid_few"):
             assert 0.0 <= row[key] <= 1.0, (name, key)
         assert row["test/probe_accuracy_few_random"] == rows["random_init"]["test/probe_accuracy_few"]
+    # the random encoder's row is the mean over its initialisations, with their spread beside it
+    assert all(0.0 <= rows["random_init"][f"test/probe_accuracy{layer}_few_init_std"] < 0.5
+               for layer in ("", "_conv", "_mid"))
     # the pixels have no layers: every layer's probe is the same
     assert rows["pixels"]["test/probe_accuracy_mid"] == rows["pixels"]["test/probe_accuracy_conv"] == rows[
         "pixels"]["test/probe_accuracy"]

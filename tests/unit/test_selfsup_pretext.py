@@ -105,6 +105,48 @@ def test_jigsaw_permutations_are_far_apart_and_round_trip():
     assert torch.equal(pretext.unshuffle_tiles(shuffled, permutations, labels), tiles)
 
 
+def test_jigsaw_shuffles_of_a_view_are_distinct_permutations():
+    labels = pretext.draw_shuffles(50, 12, 4, torch.Generator().manual_seed(0))
+    assert labels.shape == (200,) and int(labels.min()) >= 0 and int(labels.max()) < 12
+    per_view = labels.reshape(50, 4)  # view-major: view i's shuffles are labels[4i:4i+4]
+    assert all(len(set(row)) == 4 for row in per_view.tolist())
+    assert len({tuple(row) for row in per_view.tolist()}) > 40  # the subsets differ from view to view
+    every = pretext.draw_shuffles(3, 12, 12, torch.Generator().manual_seed(1)).reshape(3, 12)
+    assert all(sorted(row) == list(range(12)) for row in every.tolist())
+    assert torch.equal(pretext.draw_shuffles(50, 12, 4, torch.Generator().manual_seed(0)), labels)
+
+
+def test_a_jigsaw_step_shuffles_each_view_several_times(tmp_path):
+    from components.data.schema import DatasetMeta
+    from components.families.selfsup.config import AugmentConfig, EncoderConfig, JigsawConfig
+    from components.families.selfsup.task import SelfSupTask
+
+    config = JigsawConfig(epochs=1, lr=0.01, weight_decay=0.0, lr_schedule="constant", warmup_fraction=0.0,
+                          init_seed=0, grid=2, permutations=6, encode="image", hidden=8, shuffles=3)
+    augmentation = AugmentConfig(min_scale=1.0, brightness=0.0, noise=0.0, erase_p=0.0, erase_size=1)
+    meta = DatasetMeta("digits", "classification", [str(d) for d in range(10)], 8, 8, 1)
+    task = SelfSupTask("jigsaw", config, EncoderConfig(channels=[4, 4], feature_dim=None), augmentation, tmp_path,
+                       meta, 0)
+    task.setup(torch.device("cpu"), lambda module: module, steps_per_epoch=1)
+    seen = []
+    head = task.modules["head"]
+    head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    loss, hits = task.pretext_loss(torch.rand(5, 1, 8, 8), torch.zeros(5, dtype=torch.long))
+    assert seen == [torch.Size([15, 16])] and hits.shape == (15,) and torch.isfinite(loss)
+
+
+def test_jigsaw_shuffles_beyond_its_permutations_are_refused():
+    import yaml
+
+    from components.config import PARAMS_FILE, parse_params
+    from components.errors import UserError
+
+    raw = yaml.safe_load(open(PARAMS_FILE))
+    raw["selfsup"]["models"]["jigsaw"].update(permutations=6, shuffles=7)
+    with pytest.raises(UserError, match=r"selfsup\.models\.jigsaw: shuffles = 7 .* shuffles must be 1\.\.6"):
+        parse_params(raw)
+
+
 def test_moco_loss_equals_its_closed_form():
     queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     keys = torch.tensor([[1.0, 1.0], [0.0, 2.0]])  # cos 1/sqrt(2) and 1 with their queries

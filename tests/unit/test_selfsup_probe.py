@@ -128,3 +128,42 @@ def test_deepcluster_clusters_separable_features_into_their_classes():
     # weights: N / (k x size), 0 for an empty cluster; each cluster's weights then sum to N / k
     weights = balancing_weights(np.array([0, 0, 0, 1]), clusters=3)
     assert weights.tolist() == [4 / 9, 4 / 3, 0.0]
+
+
+def test_the_random_encoders_row_is_the_mean_over_its_initialisations():
+    from pipelines.selfsup_probe import mean_over_inits
+
+    rows = [{f"test/probe_accuracy{layer}{tail}": value for layer in ("", "_conv", "_mid")
+             for tail, value in (("", 0.9 + i / 100), ("_few", 0.8 + i / 10), ("_few_std", 0.01 * (i + 1)))}
+            for i in range(2)]
+    row = mean_over_inits(rows)
+    assert np.isclose(row["test/probe_accuracy"], 0.905) and np.isclose(row["test/probe_accuracy_mid_few"], 0.85)
+    assert np.isclose(row["test/probe_accuracy_few_std"], 0.015)  # still the spread over label draws
+    assert np.isclose(row["test/probe_accuracy_conv_few_init_std"], 0.05)  # the spread over initialisations
+
+
+def test_the_random_encoders_are_the_weights_each_init_seed_starts_from(tmp_path):
+    import unittest.mock
+
+    import yaml
+
+    from components.config import PARAMS_FILE, parse_params
+    from components.data.schema import DatasetMeta
+    from components.families.selfsup import encoders
+    from components.families.selfsup.task import SelfSupTask
+
+    params = parse_params(yaml.safe_load(open(PARAMS_FILE)))
+    meta = DatasetMeta("digits", "classification", [str(d) for d in range(10)], 8, 8, 1)
+    section = params.selfsup
+    nets = []
+    for offset in (0, 1):
+        config = section.models.rotation.model_copy(update={"init_seed": offset})
+        task = SelfSupTask("rotation", config, section.encoder, section.augment, tmp_path, meta, params.seed)
+        task.setup(torch.device("cpu"), lambda module: module, steps_per_epoch=1)
+        nets.append(task.modules["encoder"].evaluator.state_dict())
+    with unittest.mock.patch.object(encoders, "read_meta", lambda directory: meta):
+        for offset, start in enumerate(nets):
+            random = encoders.untrained(params, offset).state_dict()
+            assert all(torch.equal(random[key], start[key]) for key in start)
+    assert not torch.equal(nets[0]["trunk.0.0.0.weight"], nets[1]["trunk.0.0.0.weight"])  # two seeds, two encoders
+

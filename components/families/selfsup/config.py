@@ -50,8 +50,9 @@ class RotationConfig(MethodBase):
 
 class JigsawConfig(MethodBase):
     """Noroozi & Favaro (2016): the view cut into grid x grid tiles, shuffled by one of ``permutations``
-    permutations (a fixed subset of maximal Hamming distance), each tile encoded alone (siamese; scaled
-    back to the image size), the concatenated features classify which permutation was applied."""
+    permutations (a fixed subset of maximal Hamming distance; ``shuffles`` distinct ones of each view in a
+    batch), encoded (each tile alone, or the shuffled tiles as one image), the features classify which
+    permutation was applied."""
 
     grid: Annotated[int, Field(ge=2)]
     permutations: Annotated[int, Field(ge=2)]
@@ -59,6 +60,16 @@ class JigsawConfig(MethodBase):
     # image: the shuffled tiles put back into one image, encoded once (tile borders may give the answer away)
     encode: Literal["tiles", "image"]
     hidden: PositiveInt  # the head's hidden layer over the concatenated tile features
+    # each view shuffled by this many distinct permutations in one batch (as rotation's four turns of each
+    # view): the head must tell apart arrangements of the same content; 1: one per view, as the authors
+    shuffles: PositiveInt
+
+    @model_validator(mode="after")
+    def _distinct_shuffles(self) -> JigsawConfig:
+        if self.shuffles > self.permutations:
+            raise ValueError(f"shuffles = {self.shuffles} distinct permutations of each view, but permutations = "
+                             f"{self.permutations}: shuffles must be 1..{self.permutations}")
+        return self
 
 
 class ContextConfig(MethodBase):
@@ -136,6 +147,9 @@ class ProbeConfig(Section):
     c_grid: Annotated[list[PositiveFloat], Field(min_length=1)]  # inverse regularisation, chosen on val
     labels_per_class: PositiveInt  # the low-label probe (the course's 10 per class) ...
     draws: PositiveInt  # ... over this many seeded draws of them (mean +- std)
+    # the random_init row: the mean over this many untrained encoders (seeds seed .. seed + n - 1, the
+    # starting weights of init_seed 0 .. n - 1); one draw's probe moves by points with its seed
+    random_inits: PositiveInt
     max_iter: PositiveInt
 
 

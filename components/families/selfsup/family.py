@@ -26,7 +26,7 @@ def shrink(params: dict, sweep: dict) -> None:
     params["encoder"].update(channels=[8, 8])
     for model in params["models"].values():
         model.update(epochs=1)
-    params["probe"].update(c_grid=[1.0], draws=2, max_iter=100)
+    params["probe"].update(c_grid=[1.0], draws=2, max_iter=100, random_inits=2)
     params["transfer"].update(label_fraction=0.01, steps=2, draws=1)
     sweep.update(num_samples=2, trial_epochs=1)
 
@@ -47,7 +47,7 @@ PROBE = Stage(
     inputs=("data/${selfsup.dataset}", "models/selfsup"),  # the listed encoders' folders
     outs=("figures/selfsup_probe",),
     metrics=(), row_folder=True,
-    report_params=("selfsup.probe.labels_per_class", "selfsup.probe.draws"),
+    report_params=("selfsup.probe.labels_per_class", "selfsup.probe.draws", "selfsup.probe.random_inits"),
     title="Linear probes on frozen features: test accuracy with 10 labels per class and with every label",
     headline="test/probe_accuracy_few", references=(("random encoder", "test/probe_accuracy_few_random"),),
     rows=probe_rows,

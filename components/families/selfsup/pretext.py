@@ -89,6 +89,13 @@ def from_tiles(tiles: Tensor) -> Tensor:
     return tiles.reshape(n, grid, grid, c, h, w).permute(0, 3, 1, 4, 2, 5).reshape(n, c, grid * h, grid * w)
 
 
+def draw_shuffles(views: int, permutations: int, shuffles: int, generator: torch.Generator) -> Tensor:
+    """The permutation labels of ``shuffles`` shuffles of each of ``views`` views: per view, ``shuffles``
+    distinct indices of ``permutations`` in random order, view-major ((views * shuffles,), as
+    ``repeat_interleave(shuffles)`` lays out the views)."""
+    return torch.rand(views, permutations, generator=generator).argsort(1)[:, :shuffles].flatten()
+
+
 def shuffle_tiles(tiles: Tensor, permutations: Tensor, labels: Tensor) -> Tensor:
     """Tile ``i`` of the output is tile ``permutations[label][i]`` of the input: (N, T, ...) -> (N, T, ...)."""
     order = permutations[labels]  # (N, T)

@@ -102,9 +102,10 @@ class SelfSupTask(ModuleTask):
             logits = head(self.features(turned))
             return F.cross_entropy(logits, targets.to(self.device)), (logits.argmax(1) == targets.to(self.device))
         if self.model_name == "jigsaw":
-            view = self.view(images)
+            view, shuffles = self.view(images), self.head_config["shuffles"]
             grid = self.head_config["grid"]
-            targets = torch.randint(len(self.permutations), (len(view),), generator=self.generator)
+            targets = pretext.draw_shuffles(len(view), len(self.permutations), shuffles, self.generator)
+            view = view.repeat_interleave(shuffles, 0)  # each view under several permutations, as rotation's turns
             tiles = pretext.shuffle_tiles(pretext.to_tiles(view, grid), self.permutations, targets.to(view.device))
             if self.head_config["encode"] == "tiles":  # each tile alone, scaled to the encoder's input size
                 inputs = F.interpolate(tiles.flatten(0, 1), scale_factor=grid, mode="nearest")
