@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         rows, points = {}, {}
         for name, encoders in nets.items():
             probed = [probe_layers(net, splits, config, params.seed) for net in encoders]
-            rows[name] = mean_over_inits([row for row, _ in probed]) if len(probed) > 1 else probed[0][0]
+            rows[name] = mean_over_inits([row for row, _ in probed]) if name == "random_init" else probed[0][0]
             if encoders[0] is not None:  # the t-SNE of the first (the random encoder: seed ``params.seed``)
                 points[name] = TSNE(init="pca", random_state=params.seed, perplexity=min(30.0, len(
                     splits["test"][1]) / 4)).fit_transform(probed[0][1].numpy().astype("float64"))
